@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# The private development stack: a redis-server on a free loopback port with its own
+# data directory, and caresignal-devbroker (librdkafka's in-memory mock cluster).
+#
+#   stack.sh start  [--dir DIR] [--build DIR] [--owner PID] [--brokers N]
+#                   [--partitions TOPIC=N]... [--quiet]
+#   stack.sh stop   [--dir DIR]
+#   stack.sh status [--dir DIR]
+#
+# start writes DIR/stack.env (CS_REDIS_PORT, CS_BOOTSTRAP, ... for shells and tests)
+# and DIR/caresignal.properties (for --config). stop kills exactly the processes start
+# recorded, nothing else. With --owner PID a watchdog stops the stack when PID exits,
+# so a test killed half-way leaves no process behind.
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/../.." && pwd)
+cmd=${1:-}
+[ $# -gt 0 ] && shift
+dir="$top/.stack"
+build="${CS_BUILD_DIR:-$top/build}"
+owner=""
+brokers=3
+quiet=0
+partitions=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --dir) dir=$2; shift 2 ;;
+    --build) build=$2; shift 2 ;;
+    --owner) owner=$2; shift 2 ;;
+    --brokers) brokers=$2; shift 2 ;;
+    --partitions) partitions+=(--partitions "$2"); shift 2 ;;
+    --quiet) quiet=1; shift ;;
+    *) echo "stack.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+
+say() { [ "$quiet" = 1 ] || echo "stack: $*" >&2; }
+
+# is_ours PIDFILE NAME: the recorded process is alive and is the program we started
+# (a recycled pid must never be killed).
+is_ours() {
+  local pidfile=$1 name=$2 pid
+  [ -f "$pidfile" ] || return 1
+  pid=$(cat "$pidfile")
+  [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "$name"
+}
+
+stop_one() {
+  local pidfile=$1 name=$2 pid i
+  if is_ours "$pidfile" "$name"; then
+    pid=$(cat "$pidfile")
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 1 50); do
+      is_ours "$pidfile" "$name" || break
+      sleep 0.1
+    done
+    if is_ours "$pidfile" "$name"; then
+      kill -KILL "$pid" 2>/dev/null || true
+      sleep 0.1
+    fi
+  fi
+  rm -f "$pidfile"
+}
+
+do_stop() {
+  [ -d "$dir" ] || return 0
+  stop_one "$dir/broker.pid" caresignal-devbroker
+  stop_one "$dir/redis.pid" redis-server
+  # The watchdog may be the one calling us: never kill our own parent.
+  if [ -f "$dir/watchdog.pid" ] && [ "$(cat "$dir/watchdog.pid")" != "$PPID" ]; then
+    stop_one "$dir/watchdog.pid" stack-watchdog
+  fi
+  rm -f "$dir/watchdog.pid" "$dir/stack.env"
+  say "stopped"
+}
+
+start_redis() {
+  local port i
+  mkdir -p "$dir/redis"
+  for attempt in 1 2 3 4 5 6 7 8; do
+    port=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40000 ))
+    # AOF everysec as in production, so restart tests see real recovery behaviour.
+    redis-server --port "$port" --bind 127.0.0.1 --dir "$dir/redis" --daemonize no \
+      --appendonly yes --appendfsync everysec --save "" --protected-mode yes \
+      --logfile "$dir/redis.log" >/dev/null 2>&1 </dev/null &
+    echo $! >"$dir/redis.pid"
+    for i in $(seq 1 100); do
+      if redis-cli -p "$port" ping >/dev/null 2>&1; then
+        echo "$port" >"$dir/redis.port"
+        return 0
+      fi
+      is_ours "$dir/redis.pid" redis-server || break
+      sleep 0.05
+    done
+    stop_one "$dir/redis.pid" redis-server
+  done
+  echo "stack: redis-server did not start (see $dir/redis.log)" >&2
+  return 1
+}
+
+start_broker() {
+  local bin="$build/caresignal-devbroker" i
+  if [ ! -x "$bin" ]; then
+    echo "stack: $bin not found: build first (deploy/dev/build.sh)" >&2
+    return 1
+  fi
+  rm -f "$dir/bootstrap"
+  "$bin" --brokers "$brokers" ${partitions[@]+"${partitions[@]}"} \
+    --bootstrap-file "$dir/bootstrap" >/dev/null 2>"$dir/devbroker.log" </dev/null &
+  echo $! >"$dir/broker.pid"
+  for i in $(seq 1 200); do
+    [ -s "$dir/bootstrap" ] && return 0
+    is_ours "$dir/broker.pid" caresignal-devbroker || break
+    sleep 0.05
+  done
+  echo "stack: caresignal-devbroker did not start (see $dir/devbroker.log)" >&2
+  return 1
+}
+
+start_watchdog() {
+  # A detached loop, named so is_ours can recognise it: stops the stack when the
+  # owner process is gone.
+  setsid bash -c 'exec -a stack-watchdog bash -c "
+      while kill -0 $0 2>/dev/null && [ -f \"$1/stack.env\" ]; do sleep 1; done
+      [ -f \"$1/stack.env\" ] && \"$2\" stop --dir \"$1\" --quiet
+    " "$@"' "$owner" "$dir" "$top/deploy/dev/stack.sh" >/dev/null 2>&1 </dev/null &
+  echo $! >"$dir/watchdog.pid"
+}
+
+do_start() {
+  mkdir -p "$dir"
+  dir=$(cd "$dir" && pwd)
+  if is_ours "$dir/redis.pid" redis-server || is_ours "$dir/broker.pid" caresignal-devbroker; then
+    echo "stack: already running in $dir (stack.sh stop --dir $dir)" >&2
+    exit 1
+  fi
+  trap 'do_stop' ERR
+  start_redis
+  start_broker
+  local port bootstrap
+  port=$(cat "$dir/redis.port")
+  bootstrap=$(cat "$dir/bootstrap")
+  cat >"$dir/caresignal.properties" <<EOF
+# Written by deploy/dev/stack.sh for the private dev stack in $dir
+kafka.bootstrap.servers=$bootstrap
+redis.host=127.0.0.1
+redis.port=$port
+# The dev broker answers a caught-up fetch only after fetch.wait.max.ms, and delays a
+# rebalance by session.timeout.ms - 1 s (DESIGN §2): keep both small here.
+kafka.fetch.wait.max.ms=5
+kafka.session.timeout.ms=6000
+kafka.heartbeat.interval.ms=500
+EOF
+  cat >"$dir/stack.env" <<EOF
+CS_STACK_DIR=$dir
+CS_REDIS_HOST=127.0.0.1
+CS_REDIS_PORT=$port
+CS_REDIS_PID=$(cat "$dir/redis.pid")
+CS_BOOTSTRAP=$bootstrap
+CS_BROKER_PID=$(cat "$dir/broker.pid")
+CS_CONFIG=$dir/caresignal.properties
+EOF
+  if [ -n "$owner" ]; then
+    start_watchdog
+  fi
+  trap - ERR
+  say "redis 127.0.0.1:$port, kafka $bootstrap (env: $dir/stack.env)"
+}
+
+case "$cmd" in
+  start) do_start ;;
+  stop) do_stop ;;
+  status)
+    if is_ours "$dir/redis.pid" redis-server && is_ours "$dir/broker.pid" caresignal-devbroker; then
+      cat "$dir/stack.env"
+    else
+      echo "stack: not running in $dir" >&2
+      exit 1
+    fi
+    ;;
+  *) echo "usage: stack.sh start|stop|status [--dir DIR] [--build DIR] [--owner PID] [--brokers N] [--partitions TOPIC=N]" >&2; exit 2 ;;
+esac

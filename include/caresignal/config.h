@@ -1,0 +1,168 @@
+/* caresignal configuration: one key table (DESIGN §9), properties files and --set. */
+#ifndef CARESIGNAL_CONFIG_H
+#define CARESIGNAL_CONFIG_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "caresignal/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/**
+ * Programs, as a bit mask: which program uses (CS_CFG_USES) or requires
+ * (CS_CFG_REQUIRED) a key. `--help` lists the keys a program uses.
+ */
+enum {
+    CS_PROG_NORMALISE = 1 << 0,
+    CS_PROG_SCORE = 1 << 1,
+    CS_PROG_PAGE = 1 << 2,
+    CS_PROG_PUBLISH = 1 << 3,
+    CS_PROG_REPLAY = 1 << 4,
+    CS_PROG_DEVBROKER = 1 << 5,
+    CS_PROG_CAT = 1 << 6,
+    CS_PROG_KAFKA = CS_PROG_NORMALISE | CS_PROG_SCORE | CS_PROG_PAGE | CS_PROG_PUBLISH |
+                    CS_PROG_REPLAY | CS_PROG_CAT,
+    CS_PROG_REDIS = CS_PROG_SCORE | CS_PROG_PAGE | CS_PROG_REPLAY,
+    CS_PROG_ALL = 0x7f,
+};
+
+/** A `kafka.<name>=<value>` entry, passed to librdkafka as `<name>=<value>`. */
+typedef struct cs_config_kv {
+    char *name; /**< without the "kafka." prefix */
+    char *value;
+} cs_config_kv_t;
+
+/**
+ * The whole configuration of every program, filled from the key table's
+ * defaults, then `--config FILE`, then each `--set key=value` in order.
+ * All strings are owned by the struct (freed by cs_config_clear); an unset
+ * optional string is NULL.
+ */
+typedef struct cs_config {
+    cs_config_kv_t *kafka;
+    size_t kafka_cnt;
+
+    char *redis_host;
+    long redis_port;
+    char *redis_password;
+    long redis_timeout_ms;
+
+    char *state_namespace;
+    char *rules_file;
+    char *directory_file;
+    char *schema_registry;
+
+    char *topic_raw_nhse;
+    char *topic_raw_ccg;
+    char *topic_raw_ofsted_send;
+    char *topic_events;
+    char *topic_alerts;
+    char *topic_deadletter;
+
+    char *group_id;
+    char *log_level;
+
+    long normalise_max_bytes;
+    long normalise_batch_max;
+    long score_batch_max;
+
+    char *page_sink;
+    char *page_webhook_url;
+    char *page_webhook_secret;
+    long page_webhook_timeout_ms;
+    char *page_exec_command;
+    long page_retries;
+    long page_retry_backoff_ms;
+    char *page_routes_file;
+    char *page_format;
+    long page_dedupe_ttl_s;
+
+    long metrics_port;
+} cs_config_t;
+
+typedef enum cs_config_type {
+    CS_CFG_STRING,
+    CS_CFG_INT,
+    CS_CFG_CHOICE, /**< a string restricted to `choices` ("a|b|c") */
+} cs_config_type_t;
+
+enum {
+    CS_CFG_SECRET = 1 << 0, /**< never printed (cs_config_dump shows "***") */
+};
+
+/** One row of the key table: the single source for parsing, defaults and --help. */
+typedef struct cs_config_key {
+    const char *name;
+    cs_config_type_t type;
+    const char *def; /**< default as text, NULL = unset; "$PROGRAM" = program name */
+    size_t offset;   /**< offsetof(cs_config_t, field) */
+    long min, max;   /**< CS_CFG_INT bounds (inclusive) */
+    const char *choices;
+    unsigned uses;     /**< CS_PROG_* mask of programs that read the key */
+    unsigned required; /**< CS_PROG_* mask of programs that cannot start without it */
+    unsigned flags;
+    const char *description;
+} cs_config_key_t;
+
+/** @returns the key table (borrowed, static), terminated by a row with name NULL. */
+const cs_config_key_t *cs_config_keys(void);
+
+/** @returns the table row for \p name, or NULL (kafka.* keys have no row). */
+const cs_config_key_t *cs_config_key_find(const char *name);
+
+/**
+ * Fills \p cfg with the defaults; "$PROGRAM" defaults take \p program.
+ * @returns CS_OK or CS_ERR_NOMEM.
+ */
+cs_err_t cs_config_init(cs_config_t *cfg, const char *program);
+
+/** Frees everything \p cfg owns and zeroes it. NULL is a no-op. */
+void cs_config_clear(cs_config_t *cfg);
+
+/**
+ * Sets one key from text. Unknown keys, bad numbers, out-of-range values and bad
+ * choices fail with CS_ERR_CONFIG and one line in \p errstr naming the key, e.g.
+ * "config key 'score.batch.max': expected an integer from 1 to 100000, got 'x'".
+ * `kafka.*` keys are checked against librdkafka's own property table.
+ */
+cs_err_t cs_config_set(cs_config_t *cfg, const char *key, const char *value, char *errstr,
+                       size_t errstr_size);
+
+/** Parses "key=value" (as given to --set) and calls cs_config_set(). */
+cs_err_t cs_config_set_pair(cs_config_t *cfg, const char *pair, char *errstr,
+                            size_t errstr_size);
+
+/**
+ * Loads a properties file: `key=value` lines, `#` or `!` comments, blank lines;
+ * white space around key and value is trimmed; no line continuations. An
+ * unreadable file or a line without '=' is CS_ERR_CONFIG naming the file (and line).
+ */
+cs_err_t cs_config_load_file(cs_config_t *cfg, const char *path, char *errstr,
+                             size_t errstr_size);
+
+/**
+ * Checks the keys \p program requires are set (non-empty).
+ * @returns CS_ERR_CONFIG naming the first missing key.
+ */
+cs_err_t cs_config_check_required(const cs_config_t *cfg, unsigned program, char *errstr,
+                                  size_t errstr_size);
+
+/** @returns the current value of \p key as text (borrowed), NULL if unset/unknown. */
+const char *cs_config_get_string(const cs_config_t *cfg, const char *key);
+
+/** @returns the kafka.* value for \p name (without prefix), or NULL; borrowed. */
+const char *cs_config_kafka_get(const cs_config_t *cfg, const char *name);
+
+/**
+ * Writes the keys \p program uses, with default and description, to \p out
+ * (the configuration part of --help).
+ */
+void cs_config_print_help(FILE *out, unsigned program);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

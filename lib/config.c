@@ -1,0 +1,398 @@
+/* caresignal configuration: the key table, properties files, --set, validation. */
+#include "caresignal/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <librdkafka/rdkafka.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define OFF(f) offsetof(cs_config_t, f)
+#define P_K    CS_PROG_KAFKA
+#define P_R    CS_PROG_REDIS
+
+/*
+ * The one table of configuration keys (DESIGN §9). Parsing, defaults, required
+ * checks, --help and the README's key list all come from here; adding a key
+ * means adding a row and a field in cs_config_t, nothing else.
+ */
+static const cs_config_key_t cs_keys[] = {
+    {"redis.host", CS_CFG_STRING, "127.0.0.1", OFF(redis_host), 0, 0, NULL, P_R, 0, 0,
+     "Redis host (state store, alert de-duplication)"},
+    {"redis.port", CS_CFG_INT, "6379", OFF(redis_port), 1, 65535, NULL, P_R, 0, 0,
+     "Redis port"},
+    {"redis.password", CS_CFG_STRING, NULL, OFF(redis_password), 0, 0, NULL, P_R, 0,
+     CS_CFG_SECRET, "Redis AUTH password (unset: no AUTH)"},
+    {"redis.timeout.ms", CS_CFG_INT, "2000", OFF(redis_timeout_ms), 10, 600000, NULL, P_R,
+     0, 0, "connect and per-command timeout"},
+    {"state.namespace", CS_CFG_STRING, "cs", OFF(state_namespace), 0, 0, NULL, P_R, 0, 0,
+     "Redis key prefix of the risk state (a rebuild writes a new one)"},
+    {"rules.file", CS_CFG_STRING, "deploy/config/rules.json", OFF(rules_file), 0, 0, NULL,
+     CS_PROG_NORMALISE | CS_PROG_SCORE | CS_PROG_REPLAY, 0, 0,
+     "risk rules: mapping, weights, thresholds (DESIGN §6)"},
+    {"directory.file", CS_CFG_STRING, NULL, OFF(directory_file), 0, 0, NULL,
+     CS_PROG_NORMALISE | CS_PROG_PAGE, CS_PROG_NORMALISE, 0,
+     "location directory CSV (DESIGN §5.1); reloaded on SIGHUP"},
+    {"schema.registry", CS_CFG_STRING, "schemas/registry.json", OFF(schema_registry), 0,
+     0, NULL,
+     CS_PROG_NORMALISE | CS_PROG_SCORE | CS_PROG_PAGE | CS_PROG_PUBLISH | CS_PROG_REPLAY |
+         CS_PROG_CAT,
+     0, 0, "local schema registry file (id -> subject, version, .avsc)"},
+    {"topic.raw.nhse", CS_CFG_STRING, "intel.raw.nhse", OFF(topic_raw_nhse), 0, 0, NULL,
+     P_K | CS_PROG_DEVBROKER, 0, 0, "raw topic of NHS England"},
+    {"topic.raw.ccg", CS_CFG_STRING, "intel.raw.ccg", OFF(topic_raw_ccg), 0, 0, NULL,
+     P_K | CS_PROG_DEVBROKER, 0, 0, "raw topic of CCGs / ICBs"},
+    {"topic.raw.ofsted-send", CS_CFG_STRING, "intel.raw.ofsted-send",
+     OFF(topic_raw_ofsted_send), 0, 0, NULL, P_K | CS_PROG_DEVBROKER, 0, 0,
+     "raw topic of Ofsted (joint SEND area reviews)"},
+    {"topic.events", CS_CFG_STRING, "intel.events", OFF(topic_events), 0, 0, NULL,
+     P_K | CS_PROG_DEVBROKER, 0, 0, "canonical IntelEvent topic"},
+    {"topic.alerts", CS_CFG_STRING, "intel.alerts", OFF(topic_alerts), 0, 0, NULL,
+     P_K | CS_PROG_DEVBROKER, 0, 0, "RiskAlert topic"},
+    {"topic.deadletter", CS_CFG_STRING, "intel.deadletter", OFF(topic_deadletter), 0, 0,
+     NULL, P_K | CS_PROG_DEVBROKER, 0, 0, "dead-letter topic (ops only)"},
+    {"group.id", CS_CFG_STRING, "$PROGRAM", OFF(group_id), 0, 0, NULL,
+     CS_PROG_NORMALISE | CS_PROG_SCORE | CS_PROG_PAGE, 0, 0, "Kafka consumer group"},
+    {"log.level", CS_CFG_CHOICE, "info", OFF(log_level), 0, 0, "debug|info|warn|error",
+     CS_PROG_ALL, 0, 0, "lowest log level written (same as --log-level)"},
+    {"normalise.max.bytes", CS_CFG_INT, "65536", OFF(normalise_max_bytes), 64, 16777216,
+     NULL, CS_PROG_NORMALISE | CS_PROG_PUBLISH, 0, 0,
+     "largest raw value accepted; larger is TOO_LARGE"},
+    {"normalise.batch.max", CS_CFG_INT, "1000", OFF(normalise_batch_max), 1, 100000, NULL,
+     CS_PROG_NORMALISE, 0, 0, "raw messages per batch (outputs flushed per batch)"},
+    {"score.batch.max", CS_CFG_INT, "500", OFF(score_batch_max), 1, 100000, NULL,
+     CS_PROG_SCORE | CS_PROG_REPLAY, 0, 0, "events per scoring batch"},
+    {"page.sink", CS_CFG_CHOICE, "stdout", OFF(page_sink), 0, 0, "stdout|webhook|exec",
+     CS_PROG_PAGE, 0, 0, "default sink when no route matches"},
+    {"page.webhook.url", CS_CFG_STRING, NULL, OFF(page_webhook_url), 0, 0, NULL,
+     CS_PROG_PAGE, 0, 0, "webhook URL (required by the webhook sink)"},
+    {"page.webhook.secret", CS_CFG_STRING, NULL, OFF(page_webhook_secret), 0, 0, NULL,
+     CS_PROG_PAGE, 0, CS_CFG_SECRET, "HMAC-SHA256 key of X-Caresignal-Signature"},
+    {"page.webhook.timeout.ms", CS_CFG_INT, "5000", OFF(page_webhook_timeout_ms), 100,
+     600000, NULL, CS_PROG_PAGE, 0, 0, "webhook request timeout"},
+    {"page.exec.command", CS_CFG_STRING, NULL, OFF(page_exec_command), 0, 0, NULL,
+     CS_PROG_PAGE, 0, 0, "command run by the exec sink (alert JSON on stdin)"},
+    {"page.retries", CS_CFG_INT, "5", OFF(page_retries), 0, 100, NULL, CS_PROG_PAGE, 0, 0,
+     "delivery retries before an alert is dead-lettered"},
+    {"page.retry.backoff.ms", CS_CFG_INT, "200", OFF(page_retry_backoff_ms), 1, 600000,
+     NULL, CS_PROG_PAGE, 0, 0, "first retry delay, doubled each retry"},
+    {"page.routes.file", CS_CFG_STRING, NULL, OFF(page_routes_file), 0, 0, NULL,
+     CS_PROG_PAGE, 0, 0, "routes by subject kind, level and region (unset: page.sink)"},
+    {"page.format", CS_CFG_CHOICE, "json", OFF(page_format), 0, 0, "json|text",
+     CS_PROG_PAGE, 0, 0, "stdout sink: JSON lines, or one readable line per alert"},
+    {"page.dedupe.ttl.s", CS_CFG_INT, "2592000", OFF(page_dedupe_ttl_s), 1, 315360000,
+     NULL, CS_PROG_PAGE, 0, 0, "how long a paged alert_id is remembered"},
+    {"metrics.port", CS_CFG_INT, "0", OFF(metrics_port), 0, 65535, NULL,
+     CS_PROG_NORMALISE | CS_PROG_SCORE | CS_PROG_PAGE, 0, 0,
+     "HTTP port of /metrics and /health on loopback (0: off)"},
+    {NULL, 0, NULL, 0, 0, 0, NULL, 0, 0, 0, NULL},
+};
+
+const cs_config_key_t *cs_config_keys(void)
+{
+    return cs_keys;
+}
+
+const cs_config_key_t *cs_config_key_find(const char *name)
+{
+    for (const cs_config_key_t *k = cs_keys; k->name; k++)
+        if (!strcmp(k->name, name))
+            return k;
+    return NULL;
+}
+
+static void cs_errf(char *errstr, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void cs_errf(char *errstr, size_t size, const char *fmt, ...)
+{
+    if (!errstr || !size)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(errstr, size, fmt, ap);
+    va_end(ap);
+}
+
+static char **cs_str_field(cs_config_t *cfg, const cs_config_key_t *k)
+{
+    return (char **)((char *)cfg + k->offset);
+}
+
+static long *cs_int_field(cs_config_t *cfg, const cs_config_key_t *k)
+{
+    return (long *)((char *)cfg + k->offset);
+}
+
+static int cs_choice_ok(const char *choices, const char *value)
+{
+    size_t n = strlen(value);
+    for (const char *p = choices; *p;) {
+        const char *bar = strchr(p, '|');
+        size_t len = bar ? (size_t)(bar - p) : strlen(p);
+        if (len == n && !strncmp(p, value, n))
+            return 1;
+        if (!bar)
+            break;
+        p = bar + 1;
+    }
+    return 0;
+}
+
+static cs_err_t cs_config_apply(cs_config_t *cfg, const cs_config_key_t *k,
+                                const char *value, char *errstr, size_t errstr_size)
+{
+    if (k->type == CS_CFG_INT) {
+        char *end;
+        errno = 0;
+        long v = strtol(value, &end, 10);
+        if (errno || end == value || *end || v < k->min || v > k->max) {
+            cs_errf(errstr, errstr_size,
+                    "config key '%s': expected an integer from %ld to %ld, got '%s'",
+                    k->name, k->min, k->max, value);
+            return CS_ERR_CONFIG;
+        }
+        *cs_int_field(cfg, k) = v;
+        return CS_OK;
+    }
+    if (k->type == CS_CFG_CHOICE && !cs_choice_ok(k->choices, value)) {
+        cs_errf(errstr, errstr_size, "config key '%s': expected one of %s, got '%s'",
+                k->name, k->choices, value);
+        return CS_ERR_CONFIG;
+    }
+    char *copy = strdup(value);
+    if (!copy)
+        return CS_ERR_NOMEM;
+    char **field = cs_str_field(cfg, k);
+    free(*field);
+    *field = copy;
+    return CS_OK;
+}
+
+cs_err_t cs_config_init(cs_config_t *cfg, const char *program)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    for (const cs_config_key_t *k = cs_keys; k->name; k++) {
+        if (!k->def)
+            continue;
+        const char *def = strcmp(k->def, "$PROGRAM") ? k->def : program;
+        if (cs_config_apply(cfg, k, def, NULL, 0) != CS_OK) {
+            cs_config_clear(cfg);
+            return CS_ERR_NOMEM;
+        }
+    }
+    return CS_OK;
+}
+
+void cs_config_clear(cs_config_t *cfg)
+{
+    if (!cfg)
+        return;
+    for (const cs_config_key_t *k = cs_keys; k->name; k++)
+        if (k->type != CS_CFG_INT)
+            free(*cs_str_field(cfg, k));
+    for (size_t i = 0; i < cfg->kafka_cnt; i++) {
+        free(cfg->kafka[i].name);
+        free(cfg->kafka[i].value);
+    }
+    free(cfg->kafka);
+    memset(cfg, 0, sizeof(*cfg));
+}
+
+/* Asks librdkafka itself whether it knows the property, so a typo in a kafka.*
+ * key stops the program at start-up instead of at the first connection. */
+static cs_err_t cs_config_kafka_check(const char *name, const char *value, char *errstr,
+                                      size_t errstr_size)
+{
+    char rkerr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_res_t res = rd_kafka_conf_set(conf, name, value, rkerr, sizeof(rkerr));
+    rd_kafka_conf_destroy(conf);
+    if (res == RD_KAFKA_CONF_OK)
+        return CS_OK;
+    cs_errf(errstr, errstr_size, "config key 'kafka.%s': %s", name, rkerr);
+    return CS_ERR_CONFIG;
+}
+
+static cs_err_t cs_config_kafka_set(cs_config_t *cfg, const char *name, const char *value,
+                                    char *errstr, size_t errstr_size)
+{
+    if (!*name) {
+        cs_errf(errstr, errstr_size, "config key 'kafka.': missing property name");
+        return CS_ERR_CONFIG;
+    }
+    cs_err_t err = cs_config_kafka_check(name, value, errstr, errstr_size);
+    if (err)
+        return err;
+    char *v = strdup(value);
+    if (!v)
+        return CS_ERR_NOMEM;
+    for (size_t i = 0; i < cfg->kafka_cnt; i++) {
+        if (!strcmp(cfg->kafka[i].name, name)) {
+            free(cfg->kafka[i].value);
+            cfg->kafka[i].value = v;
+            return CS_OK;
+        }
+    }
+    cs_config_kv_t *grown = realloc(cfg->kafka, (cfg->kafka_cnt + 1) * sizeof(*grown));
+    char *n = strdup(name);
+    if (!grown || !n) {
+        if (grown)
+            cfg->kafka = grown;
+        free(v);
+        free(n);
+        return CS_ERR_NOMEM;
+    }
+    cfg->kafka = grown;
+    cfg->kafka[cfg->kafka_cnt].name = n;
+    cfg->kafka[cfg->kafka_cnt].value = v;
+    cfg->kafka_cnt++;
+    return CS_OK;
+}
+
+cs_err_t cs_config_set(cs_config_t *cfg, const char *key, const char *value, char *errstr,
+                       size_t errstr_size)
+{
+    if (!strncmp(key, "kafka.", 6))
+        return cs_config_kafka_set(cfg, key + 6, value, errstr, errstr_size);
+    const cs_config_key_t *k = cs_config_key_find(key);
+    if (!k) {
+        cs_errf(errstr, errstr_size, "config key '%s': unknown key", key);
+        return CS_ERR_CONFIG;
+    }
+    return cs_config_apply(cfg, k, value, errstr, errstr_size);
+}
+
+static char *cs_trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *end = s + strlen(s);
+    while (end > s && isspace((unsigned char)end[-1]))
+        *--end = '\0';
+    return s;
+}
+
+cs_err_t cs_config_set_pair(cs_config_t *cfg, const char *pair, char *errstr,
+                            size_t errstr_size)
+{
+    char *copy = strdup(pair);
+    if (!copy)
+        return CS_ERR_NOMEM;
+    char *eq = strchr(copy, '=');
+    cs_err_t err;
+    if (!eq) {
+        cs_errf(errstr, errstr_size, "config key '%s': expected key=value",
+                cs_trim(copy));
+        err = CS_ERR_CONFIG;
+    } else {
+        *eq = '\0';
+        err = cs_config_set(cfg, cs_trim(copy), cs_trim(eq + 1), errstr, errstr_size);
+    }
+    free(copy);
+    return err;
+}
+
+cs_err_t cs_config_load_file(cs_config_t *cfg, const char *path, char *errstr,
+                             size_t errstr_size)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        cs_errf(errstr, errstr_size, "config file '%s': cannot read: %s", path,
+                strerror(errno));
+        return CS_ERR_CONFIG;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    int lineno = 0;
+    cs_err_t err = CS_OK;
+    char inner[384];
+    while (err == CS_OK && (len = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        char *s = cs_trim(line);
+        if (!*s || *s == '#' || *s == '!')
+            continue;
+        char *eq = strchr(s, '=');
+        if (!eq) {
+            cs_errf(errstr, errstr_size, "config file '%s' line %d: expected key=value",
+                    path, lineno);
+            err = CS_ERR_CONFIG;
+            break;
+        }
+        *eq = '\0';
+        err = cs_config_set(cfg, cs_trim(s), cs_trim(eq + 1), inner, sizeof(inner));
+        if (err)
+            cs_errf(errstr, errstr_size, "%s (config file '%s' line %d)", inner, path,
+                    lineno);
+    }
+    if (err == CS_OK && ferror(f)) {
+        cs_errf(errstr, errstr_size, "config file '%s': read error", path);
+        err = CS_ERR_CONFIG;
+    }
+    free(line);
+    fclose(f);
+    return err;
+}
+
+cs_err_t cs_config_check_required(const cs_config_t *cfg, unsigned program, char *errstr,
+                                  size_t errstr_size)
+{
+    if ((program & CS_PROG_KAFKA) && !cs_config_kafka_get(cfg, "bootstrap.servers")) {
+        cs_errf(errstr, errstr_size,
+                "config key 'kafka.bootstrap.servers': required, not set");
+        return CS_ERR_CONFIG;
+    }
+    for (const cs_config_key_t *k = cs_keys; k->name; k++) {
+        if (!(k->required & program))
+            continue;
+        const char *v = cs_config_get_string(cfg, k->name);
+        if (!v || !*v) {
+            cs_errf(errstr, errstr_size, "config key '%s': required, not set", k->name);
+            return CS_ERR_CONFIG;
+        }
+    }
+    return CS_OK;
+}
+
+const char *cs_config_get_string(const cs_config_t *cfg, const char *key)
+{
+    if (!strncmp(key, "kafka.", 6))
+        return cs_config_kafka_get(cfg, key + 6);
+    const cs_config_key_t *k = cs_config_key_find(key);
+    if (!k || k->type == CS_CFG_INT)
+        return NULL;
+    return *cs_str_field((cs_config_t *)cfg, k);
+}
+
+const char *cs_config_kafka_get(const cs_config_t *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->kafka_cnt; i++)
+        if (!strcmp(cfg->kafka[i].name, name))
+            return cfg->kafka[i].value;
+    return NULL;
+}
+
+void cs_config_print_help(FILE *out, unsigned program)
+{
+    fprintf(out, "Configuration keys (--config FILE with key=value lines, or --set "
+                 "key=value):\n");
+    if (program & CS_PROG_KAFKA)
+        fprintf(out, "  %-26s %s\n", "kafka.<property>",
+                "any librdkafka property, e.g. kafka.bootstrap.servers (required), "
+                "kafka.security.protocol");
+    for (const cs_config_key_t *k = cs_keys; k->name; k++) {
+        if (!(k->uses & program))
+            continue;
+        char def[96];
+        if (k->required & program)
+            snprintf(def, sizeof(def), "required");
+        else if (!k->def)
+            snprintf(def, sizeof(def), "unset");
+        else if (!strcmp(k->def, "$PROGRAM"))
+            snprintf(def, sizeof(def), "default: the program name");
+        else
+            snprintf(def, sizeof(def), "default %s", k->def);
+        fprintf(out, "  %-26s %s [%s]\n", k->name, k->description, def);
+    }
+}

@@ -1,0 +1,421 @@
+/* caresignal Kafka helpers: clients, delivery tracking, batch polling, offset resets. */
+#include "caresignal/kafka.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "caresignal/log.h"
+
+/* ------------------------------------------------------------------ configuration */
+
+static void cs_kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac,
+                            const char *buf)
+{
+    cs_log_level_t lvl = level <= 3   ? CS_LOG_ERROR
+                         : level == 4 ? CS_LOG_WARN
+                         : level <= 6 ? CS_LOG_INFO
+                                      : CS_LOG_DEBUG;
+    cs_log(lvl, "librdkafka", "{s:s, s:s, s:s}", "client", rd_kafka_name(rk), "facility",
+           fac, "detail", buf);
+}
+
+static void cs_kafka_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    (void)opaque;
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        char fatal[512];
+        rd_kafka_resp_err_t ferr = rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
+        cs_log_fatal("kafka fatal error: stopping", "{s:s, s:s, s:s}", "client",
+                     rd_kafka_name(rk), "error", rd_kafka_err2name(ferr), "detail",
+                     fatal);
+        cs_request_fail();
+        return;
+    }
+    /* Transient by librdkafka's definition: it retries by itself. */
+    cs_log_warn("kafka error", "{s:s, s:s, s:s}", "client", rd_kafka_name(rk), "error",
+                rd_kafka_err2name((rd_kafka_resp_err_t)err), "detail", reason);
+}
+
+rd_kafka_conf_t *cs_kafka_conf_new(const cs_config_t *cfg, char *errstr,
+                                   size_t errstr_size)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    for (size_t i = 0; i < cfg->kafka_cnt; i++) {
+        char rkerr[256];
+        if (rd_kafka_conf_set(conf, cfg->kafka[i].name, cfg->kafka[i].value, rkerr,
+                              sizeof(rkerr)) != RD_KAFKA_CONF_OK) {
+            snprintf(errstr, errstr_size, "config key 'kafka.%s': %s", cfg->kafka[i].name,
+                     rkerr);
+            rd_kafka_conf_destroy(conf);
+            return NULL;
+        }
+    }
+    rd_kafka_conf_set_log_cb(conf, cs_kafka_log_cb);
+    rd_kafka_conf_set_error_cb(conf, cs_kafka_error_cb);
+    return conf;
+}
+
+cs_err_t cs_kafka_conf_default(rd_kafka_conf_t *conf, const cs_config_t *cfg,
+                               const char *name, const char *value, char *errstr,
+                               size_t errstr_size)
+{
+    if (cs_config_kafka_get(cfg, name))
+        return CS_OK;
+    char rkerr[256];
+    if (rd_kafka_conf_set(conf, name, value, rkerr, sizeof(rkerr)) != RD_KAFKA_CONF_OK) {
+        snprintf(errstr, errstr_size, "config key 'kafka.%s': %s", name, rkerr);
+        return CS_ERR_CONFIG;
+    }
+    return CS_OK;
+}
+
+/* ------------------------------------------------------------------ producer */
+
+static void cs_kafka_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
+{
+    (void)rk;
+    (void)opaque;
+    cs_kafka_tracker_t *t = msg->_private;
+    if (!t)
+        return;
+    t->outstanding--;
+    if (msg->err) {
+        if (!t->failed)
+            t->first_err = msg->err;
+        t->failed++;
+        if (t->on_failure)
+            t->on_failure(t->opaque, msg);
+    } else {
+        t->delivered++;
+    }
+}
+
+rd_kafka_t *cs_kafka_producer_new(const cs_config_t *cfg, char *errstr,
+                                  size_t errstr_size)
+{
+    rd_kafka_conf_t *conf = cs_kafka_conf_new(cfg, errstr, errstr_size);
+    if (!conf)
+        return NULL;
+    /* Idempotence keeps order and drops retried duplicates per partition; a short
+     * linger keeps end-to-end latency low (DESIGN §10). */
+    if (cs_kafka_conf_default(conf, cfg, "enable.idempotence", "true", errstr,
+                              errstr_size) ||
+        cs_kafka_conf_default(conf, cfg, "acks", "all", errstr, errstr_size) ||
+        cs_kafka_conf_default(conf, cfg, "linger.ms", "2", errstr, errstr_size)) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    rd_kafka_conf_set_dr_msg_cb(conf, cs_kafka_dr_cb);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errstr_size);
+    if (!rk)
+        rd_kafka_conf_destroy(conf);
+    return rk;
+}
+
+cs_err_t cs_kafka_produce(rd_kafka_t *rk, cs_kafka_tracker_t *tracker, const char *topic,
+                          int32_t partition, const void *key, size_t key_len,
+                          const void *value, size_t value_len,
+                          rd_kafka_headers_t *headers, char *errstr, size_t errstr_size)
+{
+    for (;;) {
+        rd_kafka_resp_err_t err = rd_kafka_producev(
+            rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key, key_len),
+            RD_KAFKA_V_VALUE((void *)value, value_len), RD_KAFKA_V_HEADERS(headers),
+            RD_KAFKA_V_OPAQUE(tracker), RD_KAFKA_V_END);
+        if (!err) {
+            if (tracker)
+                tracker->outstanding++;
+            return CS_OK;
+        }
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            snprintf(errstr, errstr_size, "produce to %s: %s", topic,
+                     rd_kafka_err2str(err));
+            return CS_ERR_KAFKA;
+        }
+        rd_kafka_poll(rk, 50);
+    }
+}
+
+cs_err_t cs_kafka_tracker_wait(rd_kafka_t *rk, cs_kafka_tracker_t *tracker,
+                               int timeout_ms)
+{
+    int64_t deadline = timeout_ms < 0 ? INT64_MAX : cs_mono_ms() + timeout_ms;
+    /* rd_kafka_flush() wakes the broker threads so the batch goes out now instead of
+     * after linger.ms; with a short timeout it also serves delivery reports. */
+    while (tracker->outstanding > 0) {
+        int64_t left = deadline - cs_mono_ms();
+        if (left <= 0)
+            return CS_ERR_TIMEOUT;
+        rd_kafka_flush(rk, left < 100 ? (int)left : 100);
+    }
+    return tracker->failed ? CS_ERR_KAFKA : CS_OK;
+}
+
+/* ------------------------------------------------------------------ consumer */
+
+typedef struct cs_consumer_ctx {
+    cs_consumer_hooks_t hooks;
+} cs_consumer_ctx_t;
+
+static long cs_resets;
+static long cs_skipped;
+
+long cs_kafka_offset_resets(void)
+{
+    return cs_resets;
+}
+
+long cs_kafka_offsets_skipped(void)
+{
+    return cs_skipped;
+}
+
+static int cs_is_cooperative(rd_kafka_t *rk)
+{
+    return !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+}
+
+static void cs_log_parts(const char *what, const rd_kafka_topic_partition_list_t *parts)
+{
+    char buf[1024];
+    size_t n = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < parts->cnt && n < sizeof(buf) - 64; i++)
+        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s%s[%d]@%lld", i ? " " : "",
+                              parts->elems[i].topic, (int)parts->elems[i].partition,
+                              (long long)parts->elems[i].offset);
+    cs_log_info(what, "{s:i, s:s}", "count", parts->cnt, "partitions", buf);
+}
+
+/* Fills in the committed offsets; a partition the group never committed starts at
+ * the beginning, so a new group reads everything rather than skipping. */
+static cs_err_t cs_assign_offsets(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts)
+{
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    for (int attempt = 0; attempt < 5; attempt++) {
+        err = rd_kafka_committed(rk, parts, 10000);
+        if (!err)
+            break;
+        cs_log_warn("cannot read committed offsets, retrying", "{s:s, s:i}", "error",
+                    rd_kafka_err2name(err), "attempt", attempt + 1);
+        cs_sleep_ms(500 << attempt);
+    }
+    if (err) {
+        cs_log_fatal("cannot read committed offsets: stopping rather than guess where to "
+                     "resume",
+                     "{s:s}", "error", rd_kafka_err2name(err));
+        return CS_ERR_KAFKA;
+    }
+    for (int i = 0; i < parts->cnt; i++)
+        if (parts->elems[i].offset < 0)
+            parts->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
+    return CS_OK;
+}
+
+static void cs_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                            rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    cs_consumer_ctx_t *ctx = opaque;
+    int coop = cs_is_cooperative(rk);
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        cs_err_t cerr = cs_assign_offsets(rk, parts);
+        if (!cerr && ctx->hooks.on_assign)
+            cerr = ctx->hooks.on_assign(ctx->hooks.opaque, rk, parts);
+        if (cerr) {
+            /* Without a safe start offset we must not fetch: assign paused and
+             * stop; on close the group moves the partitions to a healthy member. */
+            cs_request_fail();
+            for (int i = 0; i < parts->cnt; i++)
+                parts->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
+        }
+        cs_log_parts("partitions assigned", parts);
+        if (coop)
+            rd_kafka_error_destroy(rd_kafka_incremental_assign(rk, parts));
+        else
+            rd_kafka_assign(rk, parts);
+        if (cerr)
+            rd_kafka_pause_partitions(rk, parts);
+    } else {
+        if (ctx->hooks.on_revoke)
+            ctx->hooks.on_revoke(ctx->hooks.opaque, rk, parts);
+        rd_kafka_resp_err_t cerr = rd_kafka_commit(rk, parts, 0);
+        if (cerr && cerr != RD_KAFKA_RESP_ERR__NO_OFFSET)
+            cs_log_warn("commit on revoke failed", "{s:s}", "error",
+                        rd_kafka_err2name(cerr));
+        cs_log_parts("partitions revoked", parts);
+        if (coop)
+            rd_kafka_error_destroy(rd_kafka_incremental_unassign(rk, parts));
+        else
+            rd_kafka_assign(rk, NULL);
+    }
+}
+
+rd_kafka_t *cs_kafka_consumer_new(const cs_config_t *cfg, const char *group,
+                                  const char *const *topics, int ntopics,
+                                  const cs_consumer_hooks_t *hooks, char *errstr,
+                                  size_t errstr_size)
+{
+    rd_kafka_conf_t *conf = cs_kafka_conf_new(cfg, errstr, errstr_size);
+    if (!conf)
+        return NULL;
+    char rkerr[256];
+    /* auto.offset.reset=error: we decide what happens when the broker no longer has
+     * the data, and we say so loudly (DESIGN §8). */
+    if (rd_kafka_conf_set(conf, "group.id", group, rkerr, sizeof(rkerr)) ||
+        rd_kafka_conf_set(conf, "enable.auto.offset.store", "false", rkerr,
+                          sizeof(rkerr)) ||
+        rd_kafka_conf_set(conf, "auto.offset.reset", "error", rkerr, sizeof(rkerr))) {
+        snprintf(errstr, errstr_size, "kafka consumer configuration: %s", rkerr);
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    if (cs_kafka_conf_default(conf, cfg, "enable.auto.commit", "true", errstr,
+                              errstr_size) ||
+        cs_kafka_conf_default(conf, cfg, "auto.commit.interval.ms", "1000", errstr,
+                              errstr_size) ||
+        cs_kafka_conf_default(conf, cfg, "enable.partition.eof", "false", errstr,
+                              errstr_size)) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    cs_consumer_ctx_t *ctx = calloc(1, sizeof(*ctx));
+    if (!ctx) {
+        rd_kafka_conf_destroy(conf);
+        snprintf(errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    if (hooks)
+        ctx->hooks = *hooks;
+    rd_kafka_conf_set_opaque(conf, ctx);
+    rd_kafka_conf_set_rebalance_cb(conf, cs_rebalance_cb);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size);
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        free(ctx);
+        return NULL;
+    }
+    /* ctx lives as long as the process: the rebalance callback may run until
+     * rd_kafka_destroy returns, so there is no safe earlier point to free it. */
+    rd_kafka_poll_set_consumer(rk);
+    rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new(ntopics);
+    for (int i = 0; i < ntopics; i++)
+        rd_kafka_topic_partition_list_add(subs, topics[i], RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t err = rd_kafka_subscribe(rk, subs);
+    rd_kafka_topic_partition_list_destroy(subs);
+    if (err) {
+        snprintf(errstr, errstr_size, "subscribe: %s", rd_kafka_err2str(err));
+        rd_kafka_destroy(rk);
+        return NULL;
+    }
+    return rk;
+}
+
+/* The broker no longer has the offset we asked for (retention), or the group has no
+ * committed offset. The second is normal start-up; the first loses data and must be
+ * loud: log the partition and the skipped range, count it, resume at the oldest
+ * offset still there. */
+static void cs_handle_offset_reset(rd_kafka_t *rk, rd_kafka_message_t *msg)
+{
+    const char *topic = rd_kafka_topic_name(msg->rkt);
+    int64_t lo = -1, hi = -1;
+    rd_kafka_query_watermark_offsets(rk, topic, msg->partition, &lo, &hi, 5000);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, topic, msg->partition)->offset =
+        lo >= 0 ? lo : RD_KAFKA_OFFSET_BEGINNING;
+    if (msg->offset < 0) {
+        cs_log_info("no committed offset: starting at the beginning", "{s:s, s:i, s:I}",
+                    "topic", topic, "partition", (int)msg->partition, "offset",
+                    (json_int_t)lo);
+    } else {
+        long skipped = (lo > msg->offset) ? (long)(lo - msg->offset) : 0;
+        cs_resets++;
+        cs_skipped += skipped;
+        cs_log_error("OFFSET RESET: the broker no longer has these messages; they were "
+                     "not processed",
+                     "{s:s, s:i, s:I, s:I, s:I, s:I, s:s}", "topic", topic, "partition",
+                     (int)msg->partition, "requested_offset", (json_int_t)msg->offset,
+                     "resume_offset", (json_int_t)lo, "high_watermark", (json_int_t)hi,
+                     "skipped", (json_int_t)skipped, "detail",
+                     rd_kafka_message_errstr(msg));
+    }
+    rd_kafka_error_t *e = rd_kafka_seek_partitions(rk, l, 5000);
+    if (e) {
+        cs_log_error("seek after offset reset failed", "{s:s}", "error",
+                     rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+int cs_kafka_poll_batch(rd_kafka_t *rk, rd_kafka_message_t **msgs, int max,
+                        int timeout_ms)
+{
+    int n = 0;
+    int timeout = timeout_ms;
+    while (n < max) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, timeout);
+        if (!m)
+            break;
+        if (!m->err) {
+            msgs[n++] = m;
+            timeout = 0;
+            continue;
+        }
+        if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET)
+            cs_handle_offset_reset(rk, m);
+        else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+            cs_log_warn("consumer error", "{s:s, s:s}", "error",
+                        rd_kafka_err2name(m->err), "detail", rd_kafka_message_errstr(m));
+        rd_kafka_message_destroy(m);
+        timeout = 0;
+    }
+    return n;
+}
+
+cs_err_t cs_kafka_store_offsets(rd_kafka_t *rk, rd_kafka_message_t *const *msgs, int n)
+{
+    if (n <= 0)
+        return CS_OK;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
+    for (int i = 0; i < n; i++) {
+        const char *topic = rd_kafka_topic_name(msgs[i]->rkt);
+        rd_kafka_topic_partition_t *p =
+            rd_kafka_topic_partition_list_find(l, topic, msgs[i]->partition);
+        if (!p)
+            p = rd_kafka_topic_partition_list_add(l, topic, msgs[i]->partition);
+        if (msgs[i]->offset + 1 > p->offset)
+            p->offset = msgs[i]->offset + 1;
+    }
+    rd_kafka_resp_err_t err = rd_kafka_offsets_store(rk, l);
+    /* A partition revoked meanwhile refuses the store: its new owner re-reads from
+     * the committed offset, which is the at-least-once we promise. */
+    if (err && err != RD_KAFKA_RESP_ERR__STATE && err != RD_KAFKA_RESP_ERR__INVALID_ARG)
+        cs_log_warn("offset store failed", "{s:s}", "error", rd_kafka_err2name(err));
+    rd_kafka_topic_partition_list_destroy(l);
+    return CS_OK;
+}
+
+cs_err_t cs_kafka_header_get(const rd_kafka_message_t *msg, const char *name, char *buf,
+                             size_t size)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    const void *val;
+    size_t len;
+    if (rd_kafka_message_headers(msg, &hdrs) || !hdrs ||
+        rd_kafka_header_get_last(hdrs, name, &val, &len))
+        return CS_ERR_NOT_FOUND;
+    if (!size)
+        return CS_OK;
+    if (len >= size)
+        len = size - 1;
+    if (val)
+        memcpy(buf, val, len);
+    buf[len] = '\0';
+    return CS_OK;
+}

@@ -1,0 +1,339 @@
+/* caresignal Redis helper: connection with timeouts, AUTH, functions, re-sendable
+ * pipelines. */
+#include "caresignal/redis.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "caresignal/signals.h"
+#include "caresignal/log.h"
+
+struct cs_redis {
+    char *host;
+    int port;
+    char *password;
+    int timeout_ms;
+    redisContext *c;
+    char **libs; /* Lua libraries to (re)load on every connect */
+    size_t nlibs;
+    int was_down; /* for logging the up/down transitions once */
+};
+
+struct cs_redis_pipe {
+    char **cmds; /* RESP-formatted commands */
+    size_t *lens;
+    size_t n, cap;
+    redisReply **replies;
+    size_t nreplies;
+};
+
+cs_redis_t *cs_redis_new(const char *host, int port, const char *password, int timeout_ms)
+{
+    cs_redis_t *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    r->host = strdup(host ? host : "127.0.0.1");
+    r->password = (password && *password) ? strdup(password) : NULL;
+    r->port = port;
+    r->timeout_ms = timeout_ms > 0 ? timeout_ms : 2000;
+    if (!r->host || (password && *password && !r->password)) {
+        cs_redis_destroy(r);
+        return NULL;
+    }
+    return r;
+}
+
+cs_redis_t *cs_redis_new_from_config(const cs_config_t *cfg)
+{
+    return cs_redis_new(cfg->redis_host, (int)cfg->redis_port, cfg->redis_password,
+                        (int)cfg->redis_timeout_ms);
+}
+
+static void cs_redis_drop(cs_redis_t *r)
+{
+    if (r->c)
+        redisFree(r->c);
+    r->c = NULL;
+}
+
+void cs_redis_destroy(cs_redis_t *r)
+{
+    if (!r)
+        return;
+    cs_redis_drop(r);
+    for (size_t i = 0; i < r->nlibs; i++)
+        free(r->libs[i]);
+    free(r->libs);
+    free(r->host);
+    free(r->password);
+    free(r);
+}
+
+int cs_redis_connected(const cs_redis_t *r)
+{
+    return r->c && !r->c->err;
+}
+
+redisContext *cs_redis_context(cs_redis_t *r)
+{
+    return cs_redis_connected(r) ? r->c : NULL;
+}
+
+/* Drops the connection and says why; every I/O failure goes through here. */
+static cs_err_t cs_redis_io_error(cs_redis_t *r, char *errstr, size_t errstr_size)
+{
+    snprintf(errstr, errstr_size, "redis %s:%d: %s", r->host, r->port,
+             r->c && r->c->errstr[0] ? r->c->errstr : "connection lost");
+    cs_redis_drop(r);
+    return CS_ERR_RETRY;
+}
+
+redisReply *cs_redis_command(cs_redis_t *r, int argc, const char **argv,
+                             const size_t *argvlen, char *errstr, size_t errstr_size)
+{
+    if (!cs_redis_connected(r)) {
+        snprintf(errstr, errstr_size, "redis %s:%d: not connected", r->host, r->port);
+        return NULL;
+    }
+    redisReply *reply = redisCommandArgv(r->c, argc, argv, argvlen);
+    if (!reply)
+        cs_redis_io_error(r, errstr, errstr_size);
+    return reply;
+}
+
+static cs_err_t cs_redis_load_one(cs_redis_t *r, const char *code, char *errstr,
+                                  size_t errstr_size)
+{
+    const char *argv[] = {"FUNCTION", "LOAD", "REPLACE", code};
+    redisReply *reply = cs_redis_command(r, 4, argv, NULL, errstr, errstr_size);
+    if (!reply)
+        return CS_ERR_RETRY;
+    cs_err_t err = CS_OK;
+    if (reply->type == REDIS_REPLY_ERROR) {
+        snprintf(errstr, errstr_size, "redis FUNCTION LOAD: %s", reply->str);
+        err = strncmp(reply->str, "LOADING", 7) ? CS_ERR_FATAL : CS_ERR_RETRY;
+    }
+    freeReplyObject(reply);
+    return err;
+}
+
+cs_err_t cs_redis_connect(cs_redis_t *r, char *errstr, size_t errstr_size)
+{
+    cs_redis_drop(r);
+    struct timeval tv = {r->timeout_ms / 1000, (r->timeout_ms % 1000) * 1000};
+    r->c = redisConnectWithTimeout(r->host, r->port, tv);
+    if (!r->c || r->c->err)
+        return cs_redis_io_error(r, errstr, errstr_size);
+    if (redisSetTimeout(r->c, tv) != REDIS_OK)
+        return cs_redis_io_error(r, errstr, errstr_size);
+    redisEnableKeepAlive(r->c);
+    if (r->password) {
+        const char *argv[] = {"AUTH", r->password};
+        redisReply *reply = cs_redis_command(r, 2, argv, NULL, errstr, errstr_size);
+        if (!reply)
+            return CS_ERR_RETRY;
+        cs_err_t err = CS_OK;
+        if (reply->type == REDIS_REPLY_ERROR) {
+            /* never echo the password; Redis's message does not contain it */
+            snprintf(errstr, errstr_size, "redis %s:%d: AUTH refused: %s", r->host,
+                     r->port, reply->str);
+            err = CS_ERR_FATAL;
+        }
+        freeReplyObject(reply);
+        if (err) {
+            cs_redis_drop(r);
+            return err;
+        }
+    }
+    for (size_t i = 0; i < r->nlibs; i++) {
+        cs_err_t err = cs_redis_load_one(r, r->libs[i], errstr, errstr_size);
+        if (err) {
+            cs_redis_drop(r);
+            return err;
+        }
+    }
+    return CS_OK;
+}
+
+cs_err_t cs_redis_connect_retry(cs_redis_t *r, long max_wait_ms, char *errstr,
+                                size_t errstr_size)
+{
+    long waited = 0, backoff = 100;
+    for (;;) {
+        cs_err_t err = cs_redis_connect(r, errstr, errstr_size);
+        if (err == CS_OK) {
+            if (r->was_down)
+                cs_log_info("redis reachable again", "{s:s, s:i}", "host", r->host,
+                            "port", r->port);
+            r->was_down = 0;
+            return CS_OK;
+        }
+        if (err != CS_ERR_RETRY)
+            return err;
+        if (!r->was_down)
+            cs_log_error("redis unreachable: waiting for it", "{s:s, s:i, s:s}", "host",
+                         r->host, "port", r->port, "error", errstr);
+        r->was_down = 1;
+        if (!cs_running() || (max_wait_ms >= 0 && waited >= max_wait_ms))
+            return CS_ERR_RETRY;
+        cs_sleep_ms(backoff);
+        waited += backoff;
+        backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+    }
+}
+
+cs_err_t cs_redis_function_load(cs_redis_t *r, const char *code, char *errstr,
+                                size_t errstr_size)
+{
+    char **grown = realloc(r->libs, (r->nlibs + 1) * sizeof(*grown));
+    if (!grown)
+        return CS_ERR_NOMEM;
+    r->libs = grown;
+    if (!(r->libs[r->nlibs] = strdup(code)))
+        return CS_ERR_NOMEM;
+    r->nlibs++;
+    if (!cs_redis_connected(r))
+        return cs_redis_connect(r, errstr, errstr_size);
+    return cs_redis_load_one(r, code, errstr, errstr_size);
+}
+
+/* ------------------------------------------------------------------ pipelines */
+
+cs_redis_pipe_t *cs_redis_pipe_new(void)
+{
+    return calloc(1, sizeof(cs_redis_pipe_t));
+}
+
+static void cs_redis_pipe_free_replies(cs_redis_pipe_t *p)
+{
+    for (size_t i = 0; i < p->nreplies; i++)
+        if (p->replies[i])
+            freeReplyObject(p->replies[i]);
+    p->nreplies = 0;
+}
+
+void cs_redis_pipe_reset(cs_redis_pipe_t *p)
+{
+    cs_redis_pipe_free_replies(p);
+    for (size_t i = 0; i < p->n; i++)
+        redisFreeCommand(p->cmds[i]);
+    p->n = 0;
+}
+
+void cs_redis_pipe_destroy(cs_redis_pipe_t *p)
+{
+    if (!p)
+        return;
+    cs_redis_pipe_reset(p);
+    free(p->cmds);
+    free(p->lens);
+    free(p->replies);
+    free(p);
+}
+
+size_t cs_redis_pipe_count(const cs_redis_pipe_t *p)
+{
+    return p->n;
+}
+
+cs_err_t cs_redis_pipe_add(cs_redis_pipe_t *p, int argc, const char **argv,
+                           const size_t *argvlen)
+{
+    if (p->n == p->cap) {
+        size_t cap = p->cap ? p->cap * 2 : 64;
+        char **cmds = realloc(p->cmds, cap * sizeof(*cmds));
+        if (!cmds)
+            return CS_ERR_NOMEM;
+        p->cmds = cmds;
+        size_t *lens = realloc(p->lens, cap * sizeof(*lens));
+        if (!lens)
+            return CS_ERR_NOMEM;
+        p->lens = lens;
+        redisReply **replies = realloc(p->replies, cap * sizeof(*replies));
+        if (!replies)
+            return CS_ERR_NOMEM;
+        p->replies = replies;
+        p->cap = cap;
+    }
+    char *cmd;
+    int len = redisFormatCommandArgv(&cmd, argc, argv, argvlen);
+    if (len < 0)
+        return CS_ERR_NOMEM;
+    p->cmds[p->n] = cmd;
+    p->lens[p->n] = (size_t)len;
+    p->n++;
+    return CS_OK;
+}
+
+static int cs_redis_retriable_reply(const redisReply *reply)
+{
+    static const char *const prefixes[] = {"LOADING", "BUSY", "READONLY", "MASTERDOWN",
+                                           "TRYAGAIN"};
+    if (reply->type != REDIS_REPLY_ERROR)
+        return 0;
+    for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+        if (!strncmp(reply->str, prefixes[i], strlen(prefixes[i])))
+            return 1;
+    return 0;
+}
+
+static int cs_redis_missing_function(const redisReply *reply)
+{
+    return reply->type == REDIS_REPLY_ERROR && strstr(reply->str, "Function not found");
+}
+
+static cs_err_t cs_redis_pipe_send(cs_redis_t *r, cs_redis_pipe_t *p, int *missing_fn,
+                                   char *errstr, size_t errstr_size)
+{
+    cs_redis_pipe_free_replies(p);
+    if (!cs_redis_connected(r)) {
+        snprintf(errstr, errstr_size, "redis %s:%d: not connected", r->host, r->port);
+        return CS_ERR_RETRY;
+    }
+    for (size_t i = 0; i < p->n; i++)
+        if (redisAppendFormattedCommand(r->c, p->cmds[i], p->lens[i]) != REDIS_OK)
+            return cs_redis_io_error(r, errstr, errstr_size);
+    int retry = 0;
+    for (size_t i = 0; i < p->n; i++) {
+        void *reply = NULL;
+        if (redisGetReply(r->c, &reply) != REDIS_OK || !reply) {
+            cs_redis_pipe_free_replies(p);
+            return cs_redis_io_error(r, errstr, errstr_size);
+        }
+        p->replies[p->nreplies++] = reply;
+        if (cs_redis_retriable_reply(reply)) {
+            snprintf(errstr, errstr_size, "redis busy: %s", ((redisReply *)reply)->str);
+            retry = 1;
+        }
+        if (cs_redis_missing_function(reply))
+            *missing_fn = 1;
+    }
+    if (retry) {
+        cs_redis_pipe_free_replies(p);
+        return CS_ERR_RETRY;
+    }
+    return CS_OK;
+}
+
+cs_err_t cs_redis_pipe_exec(cs_redis_t *r, cs_redis_pipe_t *p, char *errstr,
+                            size_t errstr_size)
+{
+    int missing = 0;
+    cs_err_t err = cs_redis_pipe_send(r, p, &missing, errstr, errstr_size);
+    if (err || !missing || !r->nlibs)
+        return err;
+    /* Someone flushed or replaced the functions (FUNCTION FLUSH, a fresh replica):
+     * load ours again and send once more; the calls are idempotent. */
+    cs_log_warn("redis function missing: reloading", NULL);
+    for (size_t i = 0; i < r->nlibs; i++)
+        if ((err = cs_redis_load_one(r, r->libs[i], errstr, errstr_size)))
+            return err;
+    missing = 0;
+    return cs_redis_pipe_send(r, p, &missing, errstr, errstr_size);
+}
+
+const redisReply *cs_redis_pipe_reply(const cs_redis_pipe_t *p, size_t i)
+{
+    return i < p->nreplies ? p->replies[i] : NULL;
+}

@@ -1,0 +1,392 @@
+"""Shared helpers of caresignal's integration tests (Python 3 standard library only).
+
+Each test starts its own private stack (redis-server + caresignal-devbroker) through
+deploy/dev/stack.sh on free loopback ports, drives the real programs and the kcat
+client, and stops everything at the end, on failure too (the stack's watchdog also
+stops it if this process is killed).
+"""
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+SOURCE = os.environ.get("CS_SOURCE_DIR") or os.path.abspath(
+    os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.environ.get("CS_BUILD_DIR") or os.path.join(SOURCE, "build")
+SANITIZED = os.path.exists(os.path.join(BUILD, "CMakeCache.txt")) and \
+    "CS_SANITIZE:BOOL=ON" in open(os.path.join(BUILD, "CMakeCache.txt")).read()
+
+
+def bin_path(name):
+    return os.path.join(BUILD, name)
+
+
+def wait_until(cond, timeout=30.0, interval=0.05, what="condition"):
+    """Polls cond() until it returns a true value; returns it, or fails the test."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %.0fs waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+# ----------------------------------------------------------------------------- redis
+
+class Redis:
+    """A minimal RESP2 client: enough for assertions on caresignal's state."""
+
+    def __init__(self, port, host="127.0.0.1"):
+        self.addr = (host, port)
+        self.sock = socket.create_connection(self.addr, timeout=10)
+        self.buf = b""
+
+    def close(self):
+        self.sock.close()
+
+    def _read_line(self):
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("redis closed the connection")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def _read_exact(self, n):
+        while len(self.buf) < n:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("redis closed the connection")
+            self.buf += chunk
+        data, self.buf = self.buf[:n], self.buf[n:]
+        return data
+
+    def _read(self):
+        line = self._read_line()
+        t, rest = line[:1], line[1:]
+        if t == b"+":
+            return rest.decode()
+        if t == b"-":
+            raise RedisError(rest.decode())
+        if t == b":":
+            return int(rest)
+        if t == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            data = self._read_exact(n + 2)[:-2]
+            return data
+        if t == b"*":
+            n = int(rest)
+            if n < 0:
+                return None
+            return [self._read() for _ in range(n)]
+        raise ConnectionError("bad RESP type %r" % t)
+
+    @staticmethod
+    def _encode(args):
+        out = [b"*%d\r\n" % len(args)]
+        for a in args:
+            if not isinstance(a, bytes):
+                a = str(a).encode()
+            out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+        return b"".join(out)
+
+    def cmd(self, *args):
+        self.sock.sendall(self._encode(args))
+        return self._read()
+
+    def pipeline(self, commands):
+        self.sock.sendall(b"".join(self._encode(c) for c in commands))
+        out = []
+        for _ in commands:
+            try:
+                out.append(self._read())
+            except RedisError as e:
+                out.append(e)
+        return out
+
+    def hgetall(self, key):
+        r = self.cmd("HGETALL", key)
+        return {r[i].decode(): r[i + 1].decode() for i in range(0, len(r), 2)}
+
+    def scan_keys(self, pattern):
+        keys, cursor = [], b"0"
+        while True:
+            cursor, batch = self.cmd("SCAN", cursor, "MATCH", pattern, "COUNT", 1000)
+            keys.extend(k.decode() for k in batch)
+            if cursor in (b"0", "0"):
+                return sorted(keys)
+
+
+class RedisError(Exception):
+    pass
+
+
+# ----------------------------------------------------------------------------- stack
+
+class Stack:
+    """The private dev stack of one test: redis-server + devbroker on free ports."""
+
+    def __init__(self, brokers=1, partitions=None):
+        self.dir = tempfile.mkdtemp(prefix="cs-it-")
+        args = [os.path.join(SOURCE, "deploy/dev/stack.sh"), "start", "--dir", self.dir,
+                "--build", BUILD, "--owner", str(os.getpid()), "--brokers", str(brokers),
+                "--quiet"]
+        for topic, n in (partitions or {}).items():
+            args += ["--partitions", "%s=%d" % (topic, n)]
+        subprocess.run(args, check=True)
+        self.env = {}
+        with open(os.path.join(self.dir, "stack.env")) as f:
+            for line in f:
+                k, _, v = line.strip().partition("=")
+                self.env[k] = v
+        self.bootstrap = self.env["CS_BOOTSTRAP"]
+        self.redis_port = int(self.env["CS_REDIS_PORT"])
+        self.config = self.env["CS_CONFIG"]
+        self.procs = []
+
+    def redis(self):
+        return Redis(self.redis_port)
+
+    def stop(self):
+        for p in self.procs:
+            p.kill()
+        subprocess.run([os.path.join(SOURCE, "deploy/dev/stack.sh"), "stop", "--dir",
+                        self.dir, "--quiet"], check=False)
+
+    def pids(self):
+        return [int(self.env["CS_REDIS_PID"]), int(self.env["CS_BROKER_PID"])]
+
+    def restart_redis(self, down_seconds=0.0):
+        """Stops redis-server (SIGKILL: no final AOF flush) and starts it again on the
+        same port and data directory."""
+        pid = int(self.env["CS_REDIS_PID"])
+        os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: not _alive(pid), what="redis to die")
+        time.sleep(down_seconds)
+        p = subprocess.Popen(
+            ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
+             "--dir", os.path.join(self.dir, "redis"), "--daemonize", "no",
+             "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
+             "--logfile", os.path.join(self.dir, "redis.log")],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True)
+        with open(os.path.join(self.dir, "redis.pid"), "w") as f:
+            f.write(str(p.pid))
+        self.env["CS_REDIS_PID"] = str(p.pid)
+
+        def up():
+            try:
+                return Redis(self.redis_port).cmd("PING") == "PONG"
+            except (OSError, RedisError):
+                return False
+        wait_until(up, what="redis to restart")
+
+    def program(self, name, *args, config_extra=None, stdin=None, stdout=None):
+        p = Program(self, name, list(args), config_extra or {}, stdin=stdin, stdout=stdout)
+        self.procs.append(p)
+        return p
+
+
+def _alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+class Program:
+    """One caresignal program run against the stack; stderr (JSON logs) to a file."""
+
+    def __init__(self, stack, name, args, config_extra, stdin=None, stdout=None):
+        self.name = name
+        self.stack = stack
+        self.log_path = os.path.join(stack.dir, "%s-%d.log" % (name, random.randrange(1 << 30)))
+        self.out_path = self.log_path[:-4] + ".out"
+        cmd = [bin_path(name), "--config", stack.config]
+        for k, v in config_extra.items():
+            cmd += ["--set", "%s=%s" % (k, v)]
+        cmd += args
+        self.cmd = cmd
+        self.log = open(self.log_path, "wb")
+        self.out = open(self.out_path, "wb") if stdout is None else stdout
+        self.proc = subprocess.Popen(cmd, cwd=SOURCE, stdin=stdin or subprocess.DEVNULL,
+                                     stdout=self.out, stderr=self.log, env=_program_env())
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self, timeout=60):
+        """SIGTERM and wait: a clean shutdown must exit 0."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("%s did not stop within %ds after SIGTERM" % (self.name, timeout))
+        return rc
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def logs(self):
+        self.log.flush()
+        out = []
+        with open(self.log_path, "rb") as f:
+            for line in f:
+                try:
+                    out.append(json.loads(line))
+                except ValueError:
+                    out.append({"raw": line.decode(errors="replace")})
+        return out
+
+    def log_text(self):
+        self.log.flush()
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def output(self):
+        if hasattr(self.out, "flush"):
+            self.out.flush()
+        with open(self.out_path, "rb") as f:
+            return f.read()
+
+
+def _program_env():
+    env = dict(os.environ)
+    supp = os.path.join(SOURCE, "tests", "lsan.supp")
+    env.setdefault("LSAN_OPTIONS", "suppressions=%s:print_suppressions=0" % supp)
+    env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+    env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+    return env
+
+
+def run(name, *args, stack=None, input=None, timeout=120, config_extra=None):
+    """Runs a program to completion; returns CompletedProcess (bytes)."""
+    cmd = [bin_path(name)]
+    if stack is not None:
+        cmd += ["--config", stack.config]
+    for k, v in (config_extra or {}).items():
+        cmd += ["--set", "%s=%s" % (k, v)]
+    cmd += list(args)
+    return subprocess.run(cmd, cwd=SOURCE, input=input, capture_output=True, timeout=timeout,
+                          env=_program_env())
+
+
+# ----------------------------------------------------------------------------- kcat
+
+class Record:
+    def __init__(self, topic, partition, offset, timestamp, key, value, headers):
+        self.topic, self.partition, self.offset = topic, partition, offset
+        self.timestamp, self.key, self.value, self.headers = timestamp, key, value, headers
+
+    def __repr__(self):
+        return "Record(%s[%d]@%d key=%r len=%s headers=%r)" % (
+            self.topic, self.partition, self.offset, self.key,
+            None if self.value is None else len(self.value), self.headers)
+
+
+def _delimiter(payloads):
+    while True:
+        d = bytes(random.randrange(1, 255) for _ in range(12))
+        if not any(d in p for p in payloads if p):
+            return d
+
+
+def kcat_produce(bootstrap, topic, records, partition=None, headers=None, timeout=60):
+    """Produces [(key bytes|None, value bytes)] with kcat, in order. Keys and values are
+    arbitrary bytes (a random delimiter that occurs in none of them frames them)."""
+    records = [(k if k is None or isinstance(k, bytes) else k.encode(),
+                v if isinstance(v, bytes) else v.encode()) for k, v in records]
+    kd = _delimiter([k for k, _ in records] + [v for _, v in records])
+    md = _delimiter([k for k, _ in records] + [v for _, v in records] + [kd])
+    esc = lambda d: "".join("\\x%02x" % b for b in d)
+    body = b"".join((k or b"") + kd + v + md for k, v in records)
+    cmd = ["kcat", "-b", bootstrap, "-P", "-t", topic, "-K", esc(kd), "-D", esc(md), "-q"]
+    if partition is not None:
+        cmd += ["-p", str(partition)]
+    for h in (headers or []):
+        cmd += ["-H", h]
+    subprocess.run(cmd, input=body, check=True, timeout=timeout, capture_output=True)
+
+
+def kcat_consume(bootstrap, topic, partition=None, offset="beginning", group=None,
+                 timeout=60, extra=None, count=None):
+    """Reads a topic to its current end with kcat and returns [Record] (bytes)."""
+    fmt = r"%t\x1f%p\x1f%o\x1f%T\x1f%K\x1f%S\x1f%h\n%k%s\n"
+    cmd = ["kcat", "-b", bootstrap, "-C", "-e", "-q", "-f", fmt]
+    if group:
+        cmd = ["kcat", "-b", bootstrap, "-G", group, "-e", "-q", "-f", fmt,
+               "-X", "session.timeout.ms=6000", "-X", "auto.offset.reset=earliest",
+               "-X", "fetch.wait.max.ms=5", topic]
+    else:
+        cmd += ["-t", topic, "-o", str(offset), "-X", "fetch.wait.max.ms=5"]
+        if partition is not None:
+            cmd += ["-p", str(partition)]
+    if count is not None:
+        cmd += ["-c", str(count)]
+    cmd += extra or []
+    out = subprocess.run(cmd, check=True, timeout=timeout, capture_output=True).stdout
+    return parse_kcat(out)
+
+
+def parse_kcat(out):
+    records, pos = [], 0
+    while pos < len(out):
+        nl = out.index(b"\n", pos)
+        fields = out[pos:nl].split(b"\x1f")
+        topic = fields[0].decode()
+        partition, offset, ts, klen, vlen = (int(x) for x in fields[1:6])
+        hdrs = {}
+        if len(fields) > 6 and fields[6]:
+            for kv in fields[6].split(b","):
+                k, _, v = kv.partition(b"=")
+                hdrs[k.decode()] = v.decode()
+        pos = nl + 1
+        key = out[pos:pos + klen] if klen >= 0 else None
+        pos += max(klen, 0)
+        value = out[pos:pos + vlen] if vlen >= 0 else None
+        pos += max(vlen, 0) + 1
+        records.append(Record(topic, partition, offset, ts, key, value, hdrs))
+    return records
+
+
+def kcat_metadata(bootstrap):
+    """{topic: partition count} from kcat -L -J."""
+    out = subprocess.run(["kcat", "-b", bootstrap, "-L", "-J"], check=True,
+                         capture_output=True, timeout=30).stdout
+    meta = json.loads(out)
+    return {t["topic"]: len(t["partitions"]) for t in meta["topics"]}
+
+
+class StackTest(unittest.TestCase):
+    """Base class: one stack per test class (setUpClass), stopped at the end."""
+    brokers = 1
+    partitions = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.stack = Stack(brokers=cls.brokers, partitions=cls.partitions)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.stack.stop()
+
+
+def main():
+    unittest.main(verbosity=2)

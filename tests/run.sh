@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Runs every caresignal test on this machine: installs the Debian packages it needs,
+# builds with warnings as errors and runs the whole suite with ctest, then builds with
+# AddressSanitizer + UndefinedBehaviorSanitizer and runs the same suite again.
+# Each test starts and stops its own redis-server and devbroker on free loopback ports.
+# The last line is the total: "N passed, N failed".
+#
+#   tests/run.sh [--no-sanitize] [--only-sanitize] [-R REGEX]
+set -uo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+
+plain=1
+sanitize=1
+ctest_args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --no-sanitize) sanitize=0; shift ;;
+    --only-sanitize) plain=0; shift ;;
+    -R) ctest_args+=(-R "$2"); shift 2 ;;
+    *) echo "tests/run.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+
+deploy/dev/install-deps.sh || exit 1
+
+passed=0
+failed=0
+jobs=$(nproc 2>/dev/null || echo 2)
+
+run_suite() { # run_suite BUILD_DIR LABEL [build options]
+  local dir=$1 label=$2
+  shift 2
+  echo "== $label: building in $dir"
+  if ! deploy/dev/build.sh --dir "$dir" --werror "$@"; then
+    echo "== $label: build failed"
+    failed=$((failed + 1))
+    return
+  fi
+  echo "== $label: running the suite"
+  local log
+  log=$(mktemp)
+  ctest --test-dir "$dir" --output-on-failure -j "$jobs" ${ctest_args[@]+"${ctest_args[@]}"} 2>&1 | tee "$log"
+  local summary total nfail
+  summary=$(grep -E 'tests passed, [0-9]+ tests? failed out of [0-9]+' "$log" | tail -1)
+  rm -f "$log"
+  if [ -z "$summary" ]; then
+    echo "== $label: ctest gave no summary"
+    failed=$((failed + 1))
+    return
+  fi
+  nfail=$(sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\1/' <<<"$summary")
+  total=$(sed -E 's/.* failed out of ([0-9]+).*/\1/' <<<"$summary")
+  passed=$((passed + total - nfail))
+  failed=$((failed + nfail))
+}
+
+start=$(date +%s)
+[ "$plain" = 1 ] && run_suite build "plain build"
+[ "$sanitize" = 1 ] && run_suite build-asan "ASan+UBSan build" --sanitize
+echo "== all suites took $(( $(date +%s) - start ))s"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
