@@ -83,9 +83,6 @@ static const cs_config_key_t cs_keys[] = {
      CS_PROG_PAGE, 0, 0, "stdout sink: JSON lines, or one readable line per alert"},
     {"page.dedupe.ttl.s", CS_CFG_INT, "2592000", OFF(page_dedupe_ttl_s), 1, 315360000,
      NULL, CS_PROG_PAGE, 0, 0, "how long a paged alert_id is remembered"},
-    {"metrics.port", CS_CFG_INT, "0", OFF(metrics_port), 0, 65535, NULL,
-     CS_PROG_NORMALISE | CS_PROG_SCORE | CS_PROG_PAGE, 0, 0,
-     "HTTP port of /metrics and /health on loopback (0: off)"},
     {NULL, 0, NULL, 0, 0, 0, NULL, 0, 0, 0, NULL},
 };
 

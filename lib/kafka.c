@@ -316,6 +316,54 @@ rd_kafka_t *cs_kafka_consumer_new(const cs_config_t *cfg, const char *group,
     return rk;
 }
 
+/* Restarts fetching of one partition at \p offset. After an offset error librdkafka
+ * leaves the partition stopped (seek refuses a stopped partition), so it is assigned
+ * again; with the eager protocol rd_kafka_assign replaces the whole assignment, so
+ * every other partition restarts from its position (the next offset the application
+ * has not seen yet: nothing in the current batch is lost or read twice). */
+static void cs_restart_partition(rd_kafka_t *rk, const char *topic, int32_t partition,
+                                 int64_t offset)
+{
+    rd_kafka_topic_partition_list_t *one = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(one, topic, partition)->offset = offset;
+    if (cs_is_cooperative(rk)) {
+        rd_kafka_error_destroy(rd_kafka_incremental_unassign(rk, one));
+        rd_kafka_error_destroy(rd_kafka_incremental_assign(rk, one));
+        rd_kafka_topic_partition_list_destroy(one);
+        return;
+    }
+    rd_kafka_topic_partition_list_t *all = NULL;
+    if (rd_kafka_assignment(rk, &all) || !all) {
+        rd_kafka_topic_partition_list_destroy(one);
+        return;
+    }
+    rd_kafka_position(rk, all);
+    rd_kafka_topic_partition_list_t *unknown =
+        rd_kafka_topic_partition_list_new(all->cnt);
+    for (int i = 0; i < all->cnt; i++) {
+        rd_kafka_topic_partition_t *p = &all->elems[i];
+        if (p->partition == partition && !strcmp(p->topic, topic))
+            p->offset = offset;
+        else if (p->offset < 0)
+            rd_kafka_topic_partition_list_add(unknown, p->topic, p->partition);
+    }
+    if (unknown->cnt)
+        cs_assign_offsets(rk,
+                          unknown); /* nothing consumed yet: committed, or the start */
+    for (int i = 0; i < unknown->cnt; i++)
+        rd_kafka_topic_partition_list_find(all, unknown->elems[i].topic,
+                                           unknown->elems[i].partition)
+            ->offset = unknown->elems[i].offset;
+    rd_kafka_resp_err_t err = rd_kafka_assign(rk, all);
+    if (err)
+        cs_log_error("cannot restart fetching after an offset reset", "{s:s, s:s, s:i}",
+                     "error", rd_kafka_err2name(err), "topic", topic, "partition",
+                     (int)partition);
+    rd_kafka_topic_partition_list_destroy(unknown);
+    rd_kafka_topic_partition_list_destroy(all);
+    rd_kafka_topic_partition_list_destroy(one);
+}
+
 /* The broker no longer has the offset we asked for (retention), or the group has no
  * committed offset. The second is normal start-up; the first loses data and must be
  * loud: log the partition and the skipped range, count it, resume at the oldest
@@ -325,9 +373,6 @@ static void cs_handle_offset_reset(rd_kafka_t *rk, rd_kafka_message_t *msg)
     const char *topic = rd_kafka_topic_name(msg->rkt);
     int64_t lo = -1, hi = -1;
     rd_kafka_query_watermark_offsets(rk, topic, msg->partition, &lo, &hi, 5000);
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, topic, msg->partition)->offset =
-        lo >= 0 ? lo : RD_KAFKA_OFFSET_BEGINNING;
     if (msg->offset < 0) {
         cs_log_info("no committed offset: starting at the beginning", "{s:s, s:i, s:I}",
                     "topic", topic, "partition", (int)msg->partition, "offset",
@@ -344,13 +389,8 @@ static void cs_handle_offset_reset(rd_kafka_t *rk, rd_kafka_message_t *msg)
                      "skipped", (json_int_t)skipped, "detail",
                      rd_kafka_message_errstr(msg));
     }
-    rd_kafka_error_t *e = rd_kafka_seek_partitions(rk, l, 5000);
-    if (e) {
-        cs_log_error("seek after offset reset failed", "{s:s}", "error",
-                     rd_kafka_error_string(e));
-        rd_kafka_error_destroy(e);
-    }
-    rd_kafka_topic_partition_list_destroy(l);
+    cs_restart_partition(rk, topic, msg->partition,
+                         lo >= 0 ? lo : RD_KAFKA_OFFSET_BEGINNING);
 }
 
 int cs_kafka_poll_batch(rd_kafka_t *rk, rd_kafka_message_t **msgs, int max,

@@ -80,7 +80,6 @@ typedef struct cs_config {
     char *page_format;
     long page_dedupe_ttl_s;
 
-    long metrics_port;
 } cs_config_t;
 
 typedef enum cs_config_type {

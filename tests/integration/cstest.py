@@ -161,6 +161,7 @@ class Stack:
     def stop(self):
         for p in self.procs:
             p.kill()
+            p.close()
         subprocess.run([os.path.join(SOURCE, "deploy/dev/stack.sh"), "stop", "--dir",
                         self.dir, "--quiet"], check=False)
 
@@ -243,6 +244,11 @@ class Program:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+    def close(self):
+        self.log.close()
+        if hasattr(self.out, "close") and self.out.name == self.out_path:
+            self.out.close()
 
     def logs(self):
         self.log.flush()
@@ -390,3 +396,44 @@ class StackTest(unittest.TestCase):
 
 def main():
     unittest.main(verbosity=2)
+
+
+# ----------------------------------------------------------------------------- caresignal
+
+def cat(stack, topic, *args):
+    """Every message of topic as decoded by caresignal-cat: [dict]."""
+    p = run("caresignal-cat", "--topic", topic, *args, stack=stack, timeout=120)
+    if p.returncode != 0:
+        raise AssertionError("caresignal-cat failed: %s" % p.stderr.decode(errors="replace"))
+    return [json.loads(l) for l in p.stdout.splitlines() if l.strip()]
+
+
+def committed(stack, topic, group):
+    """{partition: committed offset (-1001 if none)} of a consumer group."""
+    p = run("caresignal-cat", "--topic", topic, "--committed", group, stack=stack)
+    if p.returncode != 0:
+        raise AssertionError("caresignal-cat --committed failed: %s" % p.stderr.decode())
+    return {d["partition"]: d["committed"] for d in map(json.loads, p.stdout.splitlines())}
+
+
+def json2avro(schema_id, events):
+    """Avro wire-format bytes of each JSON event, written with registered schema_id."""
+    lines = "".join(json.dumps(e) + "\n" for e in events).encode()
+    p = subprocess.run([bin_path("cs-json2avro"), os.path.join(SOURCE, "schemas/registry.json"),
+                        str(schema_id)], input=lines, capture_output=True, check=True,
+                       env=_program_env())
+    out = []
+    for line in p.stdout.decode().splitlines():
+        if line.startswith("ERR"):
+            raise AssertionError("cs-json2avro: %s" % line)
+        out.append(bytes.fromhex(line))
+    return out
+
+
+def iso(ms):
+    """Epoch ms -> ISO-8601 UTC with milliseconds."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + ".%03dZ" % (ms % 1000)
+
+
+def now_ms():
+    return int(time.time() * 1000)

@@ -1,0 +1,37 @@
+/* caresignal dead letters: a rejected message, bytes intact, with the reason in headers.
+ */
+#ifndef CARESIGNAL_DEADLETTER_H
+#define CARESIGNAL_DEADLETTER_H
+
+#include <librdkafka/rdkafka.h>
+
+#include "caresignal/kafka.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Header names (DESIGN §5). */
+#define CS_HDR_ERROR            "cs.error"
+#define CS_HDR_ERROR_FIELD      "cs.error.field"
+#define CS_HDR_ORIGIN_TOPIC     "cs.origin.topic"
+#define CS_HDR_ORIGIN_PARTITION "cs.origin.partition"
+#define CS_HDR_ORIGIN_OFFSET    "cs.origin.offset"
+/** the original message's Kafka timestamp (ms), so a re-drive can keep it */
+#define CS_HDR_ORIGIN_TIMESTAMP "cs.origin.timestamp"
+
+/**
+ * Produces \p orig's key and value byte-for-byte to \p topic with the headers
+ * cs.error = \p reason, cs.error.field = \p field ("" if none: a field path, never a
+ * value) and the cs.origin.* headers naming where it came from. Delivery is tracked
+ * by \p tracker. @returns CS_OK or CS_ERR_KAFKA with \p errstr.
+ */
+cs_err_t cs_deadletter_produce(rd_kafka_t *rk, cs_kafka_tracker_t *tracker,
+                               const char *topic, const rd_kafka_message_t *orig,
+                               const char *reason, const char *field, char *errstr,
+                               size_t errstr_size);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
