@@ -1,0 +1,426 @@
+/* caresignal scoring: the generated Lua library, FCALL arguments, and reply parsing. */
+#include "caresignal/score.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "caresignal/timeutil.h"
+
+extern const char cs_risk_lua[]; /* lib/risk.lua, embedded at build time */
+
+struct cs_scorer {
+    const cs_rules_t *rules;
+    char ns[128];
+    char function[64];
+    char *library;
+};
+
+/* A growing text buffer for the generated prelude. */
+typedef struct cs_text {
+    char *s;
+    size_t len, cap;
+} cs_text_t;
+
+static void cs_text_add(cs_text_t *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void cs_text_add(cs_text_t *t, const char *fmt, ...)
+{
+    va_list ap;
+    for (;;) {
+        va_start(ap, fmt);
+        int n =
+            vsnprintf(t->s ? t->s + t->len : NULL, t->s ? t->cap - t->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+            return;
+        if (t->s && t->len + (size_t)n < t->cap) {
+            t->len += (size_t)n;
+            return;
+        }
+        size_t cap = (t->cap ? t->cap : 1024) * 2;
+        while (cap < t->len + (size_t)n + 1)
+            cap *= 2;
+        char *grown = realloc(t->s, cap);
+        if (!grown)
+            return;
+        t->s = grown;
+        t->cap = cap;
+    }
+}
+
+cs_scorer_t *cs_scorer_new(const cs_rules_t *rules, const char *ns, char *errstr,
+                           size_t errstr_size)
+{
+    for (const char *p = ns; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+              (*p >= '0' && *p <= '9') || *p == '_' || *p == '-' || *p == '.')) {
+            snprintf(
+                errstr, errstr_size,
+                "config key 'state.namespace': use letters, digits, '_', '-' or '.'");
+            return NULL;
+        }
+    if (!*ns || strlen(ns) >= 100) {
+        snprintf(errstr, errstr_size,
+                 "config key 'state.namespace': must be 1 to 99 characters");
+        return NULL;
+    }
+    cs_scorer_t *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->rules = rules;
+    snprintf(s->ns, sizeof(s->ns), "%s", ns);
+    snprintf(s->function, sizeof(s->function), "cs_apply_%s", rules->digest);
+
+    /* Every number the function uses comes from the rules file, written here as a Lua
+     * table R in front of lib/risk.lua. */
+    cs_text_t t = {0};
+    cs_text_add(&t, "#!lua name=caresignal_%s\n", rules->digest);
+    cs_text_add(&t, "-- generated from rules version %s\n", rules->version);
+    cs_text_add(&t, "local FN_NAME = '%s'\n", s->function);
+    cs_text_add(&t, "local R = {\n  half_life = %.17g, hold = %lld, window = %lld,\n",
+                rules->half_life_ms, (long long)rules->hold_ms,
+                (long long)rules->window_ms);
+    cs_text_add(&t, "  events_max = %d, recent_max = %d, seen_ttl = %lld,\n",
+                rules->events_max, rules->recent_max, (long long)rules->seen_ttl_s);
+    cs_text_add(&t, "  levels = {\n");
+    for (int k = 0; k < CS_SUBJECT_COUNT; k++) {
+        const cs_rules_levels_t *l = &rules->levels[k];
+        cs_text_add(&t,
+                    "    [%d] = {watch_raise = %.17g, watch_clear = %.17g, inspect_raise "
+                    "= %.17g, "
+                    "inspect_clear = %.17g},\n",
+                    k, l->watch_raise, l->watch_clear, l->inspect_raise,
+                    l->inspect_clear);
+    }
+    cs_text_add(&t, "  },\n  area_fields = {");
+    for (int a = 0; a < CS_AREA_COUNT; a++)
+        cs_text_add(&t, "%s'area.%s'", a ? ", " : "", cs_area_names[a]);
+    cs_text_add(&t, "},\n}\n%s", cs_risk_lua);
+    if (!t.s) {
+        free(s);
+        return NULL;
+    }
+    s->library = t.s;
+    return s;
+}
+
+void cs_scorer_destroy(cs_scorer_t *s)
+{
+    if (!s)
+        return;
+    free(s->library);
+    free(s);
+}
+
+const char *cs_scorer_library(const cs_scorer_t *s)
+{
+    return s->library;
+}
+
+const char *cs_scorer_function(const cs_scorer_t *s)
+{
+    return s->function;
+}
+
+void cs_scorer_state_key(const cs_scorer_t *s, const char *subject_key, char *out,
+                         size_t size)
+{
+    snprintf(out, size, "%s:{%s}:state", s->ns, subject_key);
+}
+
+void cs_scorer_events_key(const cs_scorer_t *s, const char *subject_key, char *out,
+                          size_t size)
+{
+    snprintf(out, size, "%s:{%s}:events", s->ns, subject_key);
+}
+
+void cs_scorer_rank_key(const cs_scorer_t *s, cs_subject_kind_t kind, char *out,
+                        size_t size)
+{
+    snprintf(out, size, "%s:rank:%s", s->ns, cs_subject_kind_names[kind]);
+}
+
+void cs_scorer_pos_key(const cs_scorer_t *s, const char *topic, int32_t partition,
+                       char *out, size_t size)
+{
+    snprintf(out, size, "%s:pos:%s:%d", s->ns, topic, (int)partition);
+}
+
+double cs_scorer_rank_value(const cs_scorer_t *s, double score, int64_t as_of)
+{
+    if (!(score > 0))
+        return -INFINITY;
+    return log2(score) + (double)as_of / s->rules->half_life_ms;
+}
+
+double cs_scorer_decay(const cs_rules_t *rules, double score, int64_t as_of, int64_t now)
+{
+    if (now <= as_of)
+        return score;
+    return score * exp2(-(double)(now - as_of) / rules->half_life_ms);
+}
+
+/* ------------------------------------------------------------------ calls */
+
+#define CS_EVENT_ARGS 11
+
+cs_err_t cs_scorer_add_call(cs_scorer_t *s, cs_redis_pipe_t *pipe,
+                            const cs_score_input_t *in, size_t n)
+{
+    if (n == 0)
+        return CS_OK;
+    const cs_intel_event_t *first = in[0].ev;
+    char subject[CS_SUBJECT_KEY_MAX];
+    cs_subject_key(first->subject_kind, first->subject_id, subject, sizeof(subject));
+
+    /* KEYS: state, events, one seen set per distinct month; ARGV: kind, n, events.
+     * All formatted arguments go into one buffer: at most 128 bytes an event (numbers)
+     * and 256 a key. */
+    char(*months)[8] = calloc(n, sizeof(*months));
+    int nmonths = 0;
+    int *month_of = calloc(n, sizeof(int));
+    size_t argc = 3 + 2 + n + 2 + n * CS_EVENT_ARGS;
+    const char **argv = calloc(argc, sizeof(*argv));
+    char *text = calloc(n * 128 + (2 + n) * 256 + 64, 1);
+    if (!months || !month_of || !argv || !text) {
+        free(months);
+        free(month_of);
+        free(argv);
+        free(text);
+        return CS_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const cs_intel_event_t *e = in[i].ev;
+        if (e->subject_kind != first->subject_kind ||
+            strcmp(e->subject_id, first->subject_id)) {
+            free(months);
+            free(month_of);
+            free(argv);
+            free(text);
+            return CS_ERR_INVALID_ARG;
+        }
+        char m[8];
+        cs_time_month(e->occurred_at, m, sizeof(m));
+        int k;
+        for (k = 0; k < nmonths && strcmp(months[k], m); k++)
+            ;
+        if (k == nmonths)
+            memcpy(months[nmonths++], m, 8);
+        month_of[i] = k;
+    }
+    size_t c = 0;
+    char *p = text;
+    argv[c++] = "FCALL";
+    argv[c++] = s->function;
+    argv[c++] = p;
+    p += sprintf(p, "%d", 2 + nmonths) + 1;
+    argv[c++] = p;
+    cs_scorer_state_key(s, subject, p, 256);
+    p += strlen(p) + 1;
+    argv[c++] = p;
+    cs_scorer_events_key(s, subject, p, 256);
+    p += strlen(p) + 1;
+    for (int k = 0; k < nmonths; k++) {
+        argv[c++] = p;
+        p += sprintf(p, "%s:{%s}:seen:%s", s->ns, subject, months[k]) + 1;
+    }
+    argv[c++] = first->subject_kind == CS_SUBJECT_LOCATION ? "0" : "1";
+    argv[c++] = p;
+    p += sprintf(p, "%zu", n) + 1;
+    for (size_t i = 0; i < n; i++) {
+        const cs_intel_event_t *e = in[i].ev;
+        argv[c++] = e->event_key;
+        argv[c++] = p;
+        p += sprintf(p, "%d", (int)e->signal) + 1;
+        argv[c++] = p;
+        p += sprintf(p, "%d", (int)e->severity) + 1;
+        argv[c++] = p;
+        p += sprintf(p, "%d", (int)e->area) + 1;
+        argv[c++] = p;
+        p += sprintf(p, "%lld", (long long)e->occurred_at) + 1;
+        argv[c++] = p;
+        p += sprintf(p, "%.17g", cs_rules_weight(s->rules, e->signal, e->severity)) + 1;
+        argv[c++] =
+            cs_rules_is_immediate(s->rules, e->signal, e->severity, e->area) ? "1" : "0";
+        argv[c++] = s->rules->assurance[e->signal] ? "1" : "0";
+        argv[c++] = p;
+        p += sprintf(p, "%d", (int)in[i].partition) + 1;
+        argv[c++] = p;
+        p += sprintf(p, "%lld", (long long)in[i].offset) + 1;
+        argv[c++] = p;
+        p += sprintf(p, "%d", 3 + month_of[i]) + 1;
+    }
+    cs_err_t err = cs_redis_pipe_add(pipe, (int)c, argv, NULL);
+    free(months);
+    free(month_of);
+    free(argv);
+    free(text);
+    return err;
+}
+
+/* ------------------------------------------------------------------ replies */
+
+static int cs_reply_double(const redisReply *r, double *out)
+{
+    if (r->type != REDIS_REPLY_STRING)
+        return -1;
+    char *end;
+    *out = strtod(r->str, &end);
+    return *end ? -1 : 0;
+}
+
+static int cs_json_number(const json_t *v, double *out)
+{
+    if (json_is_string(v)) {
+        char *end;
+        *out = strtod(json_string_value(v), &end);
+        return *end ? -1 : 0;
+    }
+    if (json_is_number(v)) {
+        *out = json_number_value(v);
+        return 0;
+    }
+    return -1;
+}
+
+static const char *cs_jstring(const json_t *j, const char *key)
+{
+    const char *s = json_string_value(json_object_get(j, key));
+    return s ? s : "";
+}
+
+/* One alert as the Lua function encodes it (numbers as "%.17g" strings). */
+static cs_err_t cs_parse_alert(const cs_scorer_t *s, const char *text, size_t len,
+                               const cs_score_input_t *in, size_t n, cs_alert_t *a)
+{
+    json_t *j = json_loadb(text, len, 0, NULL);
+    if (!j)
+        return CS_ERR_REDIS;
+    memset(a, 0, sizeof(*a));
+    const cs_intel_event_t *first = in[0].ev;
+    a->subject_kind = first->subject_kind;
+    snprintf(a->subject_id, sizeof(a->subject_id), "%s", first->subject_id);
+    int kind =
+        cs_enum_index(cs_alert_kind_names, CS_ALERT_KIND_COUNT, cs_jstring(j, "kind"));
+    int level = cs_enum_index(cs_level_names, CS_LEVEL_COUNT, cs_jstring(j, "level"));
+    int prev =
+        cs_enum_index(cs_level_names, CS_LEVEL_COUNT, cs_jstring(j, "previous_level"));
+    int reason = cs_enum_index(cs_reason_names, CS_REASON_COUNT, cs_jstring(j, "reason"));
+    const char *trig = json_string_value(json_object_get(j, "triggered_by"));
+    double as_of;
+    json_t *areas = json_object_get(j, "area_scores");
+    cs_err_t err = CS_ERR_REDIS;
+    if (kind < 0 || level < 0 || prev < 0 || reason < 0 || !trig ||
+        cs_json_number(json_object_get(j, "score"), &a->score) ||
+        cs_json_number(json_object_get(j, "as_of"), &as_of) || !json_is_array(areas) ||
+        json_array_size(areas) != CS_AREA_COUNT)
+        goto done;
+    a->kind = (cs_alert_kind_t)kind;
+    a->level = (cs_level_t)level;
+    a->previous_level = (cs_level_t)prev;
+    a->reason = (cs_reason_t)reason;
+    a->as_of = llround(as_of);
+    snprintf(a->triggered_by, sizeof(a->triggered_by), "%s", trig);
+    for (int i = 0; i < CS_AREA_COUNT; i++)
+        if (cs_json_number(json_array_get(areas, (size_t)i), &a->area_scores[i]))
+            goto done;
+    json_t *recent = json_object_get(j, "recent"); /* cjson writes an empty list as {} */
+    size_t i;
+    json_t *r;
+    json_array_foreach(recent, i, r)
+    {
+        if (a->nrecent == CS_ALERT_RECENT_MAX)
+            break;
+        cs_recent_event_t *e = &a->recent[a->nrecent];
+        const char *key = json_string_value(json_array_get(r, 0));
+        double sig, sev, t;
+        if (!key || cs_json_number(json_array_get(r, 1), &sig) ||
+            cs_json_number(json_array_get(r, 2), &sev) ||
+            cs_json_number(json_array_get(r, 3), &t) || sig < 0 ||
+            sig >= CS_SIGNAL_COUNT || sev < 0 || sev >= CS_SEVERITY_COUNT)
+            goto done;
+        snprintf(e->event_key, sizeof(e->event_key), "%s", key);
+        e->signal = (cs_signal_t)sig;
+        e->severity = (cs_severity_t)sev;
+        e->occurred_at = llround(t);
+        a->nrecent++;
+    }
+    snprintf(a->rules_version, sizeof(a->rules_version), "%s", s->rules->version);
+    /* routing attributes from the event that triggered it (it is in this call) */
+    const cs_intel_event_t *t = first;
+    for (size_t k = 0; k < n; k++)
+        if (!strcmp(in[k].ev->event_key, a->triggered_by))
+            t = in[k].ev;
+    snprintf(a->region, sizeof(a->region), "%s", t->region);
+    snprintf(a->local_authority_code, sizeof(a->local_authority_code), "%s",
+             t->local_authority_code);
+    cs_alert_set_id(a);
+    err = CS_OK;
+done:
+    json_decref(j);
+    return err;
+}
+
+void cs_score_outcome_release(cs_score_outcome_t *out)
+{
+    if (!out)
+        return;
+    free(out->alerts);
+    out->alerts = NULL;
+    out->nalerts = 0;
+}
+
+cs_err_t cs_scorer_parse_reply(const cs_scorer_t *s, const redisReply *reply,
+                               const cs_score_input_t *in, size_t n,
+                               cs_score_outcome_t *out, char *errstr, size_t errstr_size)
+{
+    memset(out, 0, sizeof(*out));
+    if (reply->type == REDIS_REPLY_ERROR) {
+        snprintf(errstr, errstr_size, "redis FCALL %s: %s", s->function, reply->str);
+        return CS_ERR_REDIS;
+    }
+    double as_of;
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 8 ||
+        cs_reply_double(reply->element[0], &out->score) ||
+        cs_reply_double(reply->element[1], &as_of) ||
+        reply->element[2]->type != REDIS_REPLY_STRING)
+        goto malformed;
+    for (int i = 3; i < 8; i++)
+        if (reply->element[i]->type != REDIS_REPLY_INTEGER)
+            goto malformed;
+    out->as_of = llround(as_of);
+    int level = cs_enum_index(cs_level_names, CS_LEVEL_COUNT, reply->element[2]->str);
+    if (level < 0)
+        goto malformed;
+    out->level = (cs_level_t)level;
+    out->applied = (int)reply->element[3]->integer;
+    out->duplicates = (int)reply->element[4]->integer;
+    out->redeliveries = (int)reply->element[5]->integer;
+    int nnew = (int)reply->element[6]->integer;
+    out->nreemitted = (int)reply->element[7]->integer;
+    out->nalerts = nnew + out->nreemitted;
+    if (nnew < 0 || out->nreemitted < 0 || reply->elements != 8 + (size_t)out->nalerts)
+        goto malformed;
+    if (out->nalerts) {
+        out->alerts = calloc((size_t)out->nalerts, sizeof(cs_alert_t));
+        if (!out->alerts) {
+            snprintf(errstr, errstr_size, "out of memory");
+            return CS_ERR_NOMEM;
+        }
+    }
+    for (int i = 0; i < out->nalerts; i++) {
+        const redisReply *r = reply->element[8 + i];
+        if (r->type != REDIS_REPLY_STRING ||
+            cs_parse_alert(s, r->str, r->len, in, n, &out->alerts[i])) {
+            cs_score_outcome_release(out);
+            goto malformed;
+        }
+    }
+    return CS_OK;
+malformed:
+    snprintf(errstr, errstr_size, "redis FCALL %s: unexpected reply", s->function);
+    return CS_ERR_REDIS;
+}
