@@ -43,10 +43,29 @@ void cs_wire_header(uint8_t out[CS_WIRE_HEADER_SIZE], int32_t schema_id)
 typedef struct cs_check {
     const uint8_t *p, *end;
     size_t elements_left; /* array/map elements the whole datum may still have */
+    size_t cost;          /* upper bound of what avro-c allocates to decode it */
+    size_t cost_limit;
     cs_error_t *err;
 } cs_check_t;
 
 #define CS_CHECK_MAX_DEPTH 32
+
+/*
+ * The allocation budget of one decode (cs_decoder_read), and the part of it the data
+ * may use; the rest covers what resetting the destination value allocates. avro-c
+ * 1.11.1 does not survive a refused allocation in the middle of a decode (a failed
+ * array append leaves its element count behind, a failed map insert dereferences
+ * NULL), so the budget must never refuse anything the check let through: the check
+ * itself bounds the cost, and the budget is only the last line of defence.
+ */
+#define CS_DECODE_BUDGET(len)      (16 * (size_t)(len) + 65536)
+#define CS_DECODE_DATA_BUDGET(len) (16 * (size_t)(len) + 32768)
+#define CS_COST_HUGE               ((size_t)1 << 48)
+
+static size_t cs_cost_add(size_t a, size_t b)
+{
+    return a + b < CS_COST_HUGE ? a + b : CS_COST_HUGE;
+}
 
 static cs_err_t cs_check_fail(cs_check_t *c, const char *what)
 {
@@ -83,11 +102,89 @@ static cs_err_t cs_check_skip(cs_check_t *c, int64_t n, const char *what)
     return CS_OK;
 }
 
+/*
+ * Upper bounds of avro-c 1.11.1's generic values (generic.c, array.c, map.c, st.c):
+ * the size a value takes inline in its parent, and what initialising one allocates
+ * (a map's hash table, a link's target). Both only depend on the schema; \p depth is
+ * the depth of this walk of the schema (not of the data), which stops recursive types.
+ */
+static size_t cs_inline_size(avro_schema_t s, int depth)
+{
+    if (depth > CS_CHECK_MAX_DEPTH)
+        return CS_COST_HUGE;
+    size_t n = 0;
+    switch (avro_typeof(s)) {
+    case AVRO_STRING:
+    case AVRO_BYTES:
+        return 48; /* avro_raw_string_t */
+    case AVRO_FIXED:
+        return cs_cost_add((size_t)avro_schema_fixed_size(s), 8);
+    case AVRO_ARRAY:
+        return 32; /* avro_raw_array_t */
+    case AVRO_MAP:
+        return 40; /* avro_raw_map_t */
+    case AVRO_LINK:
+        return 16; /* avro_value_t */
+    case AVRO_RECORD:
+        for (size_t i = 0; i < avro_schema_record_size(s); i++)
+            n = cs_cost_add(
+                n, cs_inline_size(avro_schema_record_field_get_by_index(s, (int)i),
+                                  depth + 1));
+        return n;
+    case AVRO_UNION:
+        for (size_t i = 0; i < avro_schema_union_size(s); i++) {
+            size_t b = cs_inline_size(avro_schema_union_branch(s, (int)i), depth + 1);
+            n = b > n ? b : n;
+        }
+        return cs_cost_add(n, 8);
+    default:
+        return 8;
+    }
+}
+
+static size_t cs_init_cost(avro_schema_t s, int depth)
+{
+    if (depth > CS_CHECK_MAX_DEPTH)
+        return CS_COST_HUGE;
+    size_t n = 0;
+    switch (avro_typeof(s)) {
+    case AVRO_MAP:
+        return 128; /* st_init_strtable: the table and 11 bins */
+    case AVRO_LINK:
+        return cs_cost_add(cs_inline_size(avro_schema_link_target(s), depth + 1),
+                           cs_init_cost(avro_schema_link_target(s), depth + 1));
+    case AVRO_RECORD:
+        for (size_t i = 0; i < avro_schema_record_size(s); i++)
+            n = cs_cost_add(n,
+                            cs_init_cost(avro_schema_record_field_get_by_index(s, (int)i),
+                                         depth + 1));
+        return n;
+    default:
+        return 0; /* a union selects (and initialises) a branch only when read */
+    }
+}
+
+static cs_err_t cs_check_charge(cs_check_t *c, size_t bytes)
+{
+    c->cost = cs_cost_add(c->cost, bytes);
+    if (c->cost > c->cost_limit)
+        return cs_check_fail(c, "decoding it would allocate more than its budget");
+    return CS_OK;
+}
+
 static cs_err_t cs_check_datum(cs_check_t *c, avro_schema_t s, int depth);
 
 /* Arrays and maps: blocks of count (negative: followed by a byte size), ended by 0. */
 static cs_err_t cs_check_blocks(cs_check_t *c, avro_schema_t items, int is_map, int depth)
 {
+    /* per element: its slot in the array (which grows by doubling from 10 slots, so
+     * at most 10 + 2n slots), its initialisation, and for a map entry the key (read,
+     * then copied with a size header), the hash table entry and its share of the bins */
+    size_t slot = cs_cost_add(cs_inline_size(items, 0), is_map ? 8 : 0);
+    size_t per_element = cs_cost_add(2 * slot, cs_init_cost(items, 0));
+    if (is_map)
+        per_element = cs_cost_add(per_element, 64);
+    int first = 1;
     for (;;) {
         int64_t count;
         cs_err_t err = cs_check_long(c, &count);
@@ -108,11 +205,17 @@ static cs_err_t cs_check_blocks(cs_check_t *c, avro_schema_t items, int is_map, 
         if ((uint64_t)count > c->elements_left)
             return cs_check_fail(c, "more array/map elements than the message can hold");
         c->elements_left -= (size_t)count;
+        if (first && (err = cs_check_charge(c, 10 * slot)))
+            return err;
+        first = 0;
         for (int64_t i = 0; i < count; i++) {
+            if ((err = cs_check_charge(c, per_element)))
+                return err;
             if (is_map) {
                 int64_t klen;
                 if ((err = cs_check_long(c, &klen)) ||
-                    (err = cs_check_skip(c, klen, "map key length out of range")))
+                    (err = cs_check_skip(c, klen, "map key length out of range")) ||
+                    (err = cs_check_charge(c, 2 * (size_t)klen)))
                     return err;
             }
             if ((err = cs_check_datum(c, items, depth + 1)))
@@ -151,11 +254,15 @@ static cs_err_t cs_check_datum(cs_check_t *c, avro_schema_t s, int depth)
         return cs_check_skip(c, 8, "truncated double");
     case AVRO_STRING:
     case AVRO_BYTES:
-        if ((err = cs_check_long(c, &v)))
+        /* the text plus its NUL, and the wrapper avro-c gives it to the value in */
+        if ((err = cs_check_long(c, &v)) ||
+            (err = cs_check_skip(c, v, "string/bytes length out of range")))
             return err;
-        return cs_check_skip(c, v, "string/bytes length out of range");
+        return cs_check_charge(c, (size_t)v + 32);
     case AVRO_FIXED:
-        return cs_check_skip(c, avro_schema_fixed_size(s), "truncated fixed");
+        if ((err = cs_check_skip(c, avro_schema_fixed_size(s), "truncated fixed")))
+            return err;
+        return cs_check_charge(c, (size_t)avro_schema_fixed_size(s) + 32);
     case AVRO_ENUM:
         if ((err = cs_check_long(c, &v)))
             return err;
@@ -167,6 +274,9 @@ static cs_err_t cs_check_datum(cs_check_t *c, avro_schema_t s, int depth)
             return err;
         if (v < 0 || (uint64_t)v >= avro_schema_union_size(s))
             return cs_check_fail(c, "union branch out of range");
+        if ((err = cs_check_charge(c,
+                                   cs_init_cost(avro_schema_union_branch(s, (int)v), 0))))
+            return err;
         return cs_check_datum(c, avro_schema_union_branch(s, (int)v), depth + 1);
     case AVRO_RECORD: {
         size_t n = avro_schema_record_size(s);
@@ -188,7 +298,11 @@ static cs_err_t cs_check_datum(cs_check_t *c, avro_schema_t s, int depth)
 
 cs_err_t cs_avro_check(avro_schema_t writer, const void *buf, size_t len, cs_error_t *err)
 {
-    cs_check_t c = {buf, (const uint8_t *)buf + len, len + 64, err};
+    cs_check_t c = {.p = buf,
+                    .end = (const uint8_t *)buf + len,
+                    .elements_left = len + 64,
+                    .cost_limit = CS_DECODE_DATA_BUDGET(len),
+                    .err = err};
     cs_err_t e = cs_check_datum(&c, writer, 0);
     if (e)
         return e;
@@ -278,7 +392,7 @@ cs_err_t cs_decoder_read(cs_decoder_t *d, avro_schema_t writer, const void *buf,
     if (e)
         return e;
     avro_reader_memory_set_source(d->reader, buf, (int64_t)len);
-    cs_budget_left = 16 * len + 65536;
+    cs_budget_left = CS_DECODE_BUDGET(len);
     cs_budget_active = 1;
     int rc = avro_value_read(d->reader, dest);
     cs_budget_active = 0;

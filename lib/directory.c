@@ -187,6 +187,15 @@ cs_directory_t *cs_directory_load(const char *path, char *errstr, size_t errstr_
             continue;
         char *fields[CS_CSV_FIELDS + 1];
         int nf = cs_csv_split(line, fields, CS_CSV_FIELDS);
+        if (nf < 0) {
+            /* a quoted field cannot span lines here, so say so rather than miscount */
+            snprintf(errstr, errstr_size,
+                     "directory file '%s' line %d: unterminated quote, or text after a "
+                     "closing quote",
+                     path, lineno);
+            ok = 0;
+            break;
+        }
         if (nf != CS_CSV_FIELDS) {
             snprintf(errstr, errstr_size,
                      "directory file '%s' line %d: expected %d comma-separated fields",

@@ -31,7 +31,9 @@ size_t cs_subject_key(cs_subject_kind_t kind, const char *subject_id, char *out,
                       size_t size)
 {
     int n = snprintf(out, size, "%s:%s", cs_subject_kind_names[kind], subject_id);
-    return n < 0 ? 0 : ((size_t)n < size ? (size_t)n : size - 1);
+    if (n < 0 || size == 0)
+        return 0;
+    return (size_t)n < size ? (size_t)n : size - 1;
 }
 
 /* ------------------------------------------------------------------ model check */

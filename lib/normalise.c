@@ -418,9 +418,11 @@ static cs_err_t cs_decode_input(cs_normaliser_t *n, cs_source_map_t *m,
     }
     *schema_id = -1;
     json_error_t jerr;
-    json_t *doc =
-        msg->value ? json_loadb(msg->value, msg->value_len, JSON_REJECT_DUPLICATES, &jerr)
-                   : NULL;
+    /* JSON_DECODE_ANY: a bare string, number or literal is valid JSON, so it is
+     * NOT_OBJECT (DESIGN §5), not JSON_SYNTAX; jansson otherwise refuses it at parse */
+    json_t *doc = msg->value ? json_loadb(msg->value, msg->value_len,
+                                          JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr)
+                             : NULL;
     if (!doc)
         return cs_error_set(err, CS_ERR_JSON_SYNTAX, NULL, "not valid JSON (position %d)",
                             msg->value ? jerr.position : 0);

@@ -180,7 +180,8 @@ cs_registry_t *cs_registry_load(const char *path, char *errstr, size_t errstr_si
         const char *file = json_string_value(json_object_get(entry, "file"));
         if (!json_is_integer(jid) || json_integer_value(jid) <= 0 ||
             json_integer_value(jid) > INT32_MAX || !json_is_integer(jver) ||
-            json_integer_value(jver) <= 0 || !subject || !file) {
+            json_integer_value(jver) <= 0 || json_integer_value(jver) > INT32_MAX ||
+            !subject || !file) {
             snprintf(
                 errstr, errstr_size,
                 "schema registry '%s': schemas[%zu]: needs a positive integer id and "

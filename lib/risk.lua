@@ -7,6 +7,12 @@
 --       event_key signal severity area occurred_at weight immediate assurance partition
 --       offset, plus one more: the index (3..) of the event's seen key in KEYS.
 --
+-- Alerts a call produces are kept in the state's pending_alerts until the scorer has
+-- delivered them and calls ACK_NAME; a redelivered event re-emits the pending alert it
+-- triggered (and last_alert, the subject's latest), so an alert lost in a crash is
+-- published again with the same id. Once acknowledged nothing depends on how events
+-- were batched: the state is the same whatever the batch boundaries.
+--
 -- Every key shares the subject's hash tag, so the call touches one cluster slot.
 -- Numbers cross the boundary as strings: "%.17g" round-trips a double exactly, and
 -- RESP2 would truncate a Lua number to an integer.
@@ -35,6 +41,10 @@ local function threshold_level(L, level, s, hold)
   return level
 end
 
+local function alert_identity(al)
+  return al.kind .. '|' .. al.level .. '|' .. al.triggered_by
+end
+
 local function recent(events_key)
   local out = {}
   if R.recent_max <= 0 then return out end
@@ -53,7 +63,7 @@ local function apply(keys, args)
   local L = R.levels[kind]
   local h = redis.call('HMGET', state_key, 'score', 'as_of', 'assurance', 'level',
     'level_since', 'imm_at', 'events_total', 'last_partition', 'last_offset', 'last_alert',
-    'duplicates', unpack(R.area_fields))
+    'duplicates', 'pending_alerts', unpack(R.area_fields))
   local s = tonumber(h[1]) or 0
   local as_of = tonumber(h[2])
   local assurance = tonumber(h[3]) or 0
@@ -65,12 +75,13 @@ local function apply(keys, args)
   local last_o = tonumber(h[9])
   local last_alert = h[10]
   local dups = tonumber(h[11]) or 0
+  local pending = h[12] and cjson.decode(h[12]) or {}
   local area = {}
-  for i = 1, #R.area_fields do area[i] = tonumber(h[11 + i]) or 0 end
+  for i = 1, #R.area_fields do area[i] = tonumber(h[12 + i]) or 0 end
 
   local applied, skipped_dup, skipped_redelivery = 0, 0, 0
-  local alerts, reemit = {}, {}
-  local previous_alerts = nil
+  local alerts, reemit, reemitted = {}, {}, {}
+  local candidates = nil
 
   for e = 0, n - 1 do
     local b = 2 + e * EVENT_ARGS
@@ -87,10 +98,16 @@ local function apply(keys, args)
       -- redelivery (a crash or rebalance re-read this offset): re-publish the alert
       -- this very event produced, if it is the one we kept, so none is lost
       skipped_redelivery = skipped_redelivery + 1
-      if last_alert then
-        previous_alerts = previous_alerts or cjson.decode(last_alert)
-        for _, al in ipairs(previous_alerts) do
-          if al.triggered_by == ekey then reemit[#reemit + 1] = al end
+      if not candidates then
+        candidates = {}
+        for _, al in ipairs(pending) do candidates[#candidates + 1] = al end
+        if last_alert then candidates[#candidates + 1] = cjson.decode(last_alert) end
+      end
+      for _, al in ipairs(candidates) do
+        local id = alert_identity(al)
+        if al.triggered_by == ekey and not reemitted[id] then
+          reemitted[id] = true
+          reemit[#reemit + 1] = al
         end
       end
     elseif redis.call('SISMEMBER', seen_key, ekey) == 1 then
@@ -172,7 +189,9 @@ local function apply(keys, args)
     fields[#fields + 1] = R.area_fields[i]; fields[#fields + 1] = fmt(area[i])
   end
   if #alerts > 0 then
-    fields[#fields + 1] = 'last_alert'; fields[#fields + 1] = cjson.encode(alerts)
+    fields[#fields + 1] = 'last_alert'; fields[#fields + 1] = cjson.encode(alerts[#alerts])
+    for _, al in ipairs(alerts) do pending[#pending + 1] = al end
+    fields[#fields + 1] = 'pending_alerts'; fields[#fields + 1] = cjson.encode(pending)
   end
   redis.call('HSET', state_key, unpack(fields))
 
@@ -183,4 +202,24 @@ local function apply(keys, args)
   return out
 end
 
+-- FCALL <ack> 1 <state> <kind|level|triggered_by>...: the scorer delivered these alerts.
+local function ack(keys, args)
+  local p = redis.call('HGET', keys[1], 'pending_alerts')
+  if not p then return 0 end
+  local delivered = {}
+  for i = 1, #args do delivered[args[i]] = true end
+  local keep = {}
+  local list = cjson.decode(p)
+  for _, al in ipairs(list) do
+    if not delivered[alert_identity(al)] then keep[#keep + 1] = al end
+  end
+  if #keep == 0 then
+    redis.call('HDEL', keys[1], 'pending_alerts')
+  else
+    redis.call('HSET', keys[1], 'pending_alerts', cjson.encode(keep))
+  end
+  return #list - #keep
+end
+
 redis.register_function(FN_NAME, apply)
+redis.register_function(ACK_NAME, ack)

@@ -15,6 +15,7 @@ struct cs_scorer {
     const cs_rules_t *rules;
     char ns[128];
     char function[64];
+    char ack_function[64];
     char *library;
 };
 
@@ -73,13 +74,15 @@ cs_scorer_t *cs_scorer_new(const cs_rules_t *rules, const char *ns, char *errstr
     s->rules = rules;
     snprintf(s->ns, sizeof(s->ns), "%s", ns);
     snprintf(s->function, sizeof(s->function), "cs_apply_%s", rules->digest);
+    snprintf(s->ack_function, sizeof(s->ack_function), "cs_ack_%s", rules->digest);
 
     /* Every number the function uses comes from the rules file, written here as a Lua
      * table R in front of lib/risk.lua. */
     cs_text_t t = {0};
     cs_text_add(&t, "#!lua name=caresignal_%s\n", rules->digest);
     cs_text_add(&t, "-- generated from rules version %s\n", rules->version);
-    cs_text_add(&t, "local FN_NAME = '%s'\n", s->function);
+    cs_text_add(&t, "local FN_NAME = '%s'\nlocal ACK_NAME = '%s'\n", s->function,
+                s->ack_function);
     cs_text_add(&t, "local R = {\n  half_life = %.17g, hold = %lld, window = %lld,\n",
                 rules->half_life_ms, (long long)rules->hold_ms,
                 (long long)rules->window_ms);
@@ -258,6 +261,37 @@ cs_err_t cs_scorer_add_call(cs_scorer_t *s, cs_redis_pipe_t *pipe,
     free(month_of);
     free(argv);
     free(text);
+    return err;
+}
+
+cs_err_t cs_scorer_add_ack(cs_scorer_t *s, cs_redis_pipe_t *pipe,
+                           const cs_alert_t *alerts, size_t n)
+{
+    if (n == 0)
+        return CS_OK;
+    char subject[CS_SUBJECT_KEY_MAX], key[256];
+    cs_subject_key(alerts[0].subject_kind, alerts[0].subject_id, subject,
+                   sizeof(subject));
+    cs_scorer_state_key(s, subject, key, sizeof(key));
+    const char **argv = calloc(n + 4, sizeof(*argv));
+    char *ids = calloc(n, 256);
+    if (!argv || !ids) {
+        free(argv);
+        free(ids);
+        return CS_ERR_NOMEM;
+    }
+    argv[0] = "FCALL";
+    argv[1] = s->ack_function;
+    argv[2] = "1";
+    argv[3] = key;
+    for (size_t i = 0; i < n; i++) {
+        snprintf(ids + i * 256, 256, "%s|%s|%s", cs_alert_kind_names[alerts[i].kind],
+                 cs_level_names[alerts[i].level], alerts[i].triggered_by);
+        argv[4 + i] = ids + i * 256;
+    }
+    cs_err_t err = cs_redis_pipe_add(pipe, (int)n + 4, argv, NULL);
+    free(argv);
+    free(ids);
     return err;
 }
 

@@ -127,7 +127,10 @@ static int64_t cs_floor_div(int64_t a, int64_t b)
 void cs_time_format(int64_t ms, char *out, size_t size)
 {
     int64_t days = cs_floor_div(ms, CS_MS_PER_DAY);
-    int64_t rem = ms - days * CS_MS_PER_DAY;
+    /* not ms - days * CS_MS_PER_DAY: that product overflows near INT64_MIN */
+    int64_t rem = ms % CS_MS_PER_DAY;
+    if (rem < 0)
+        rem += CS_MS_PER_DAY;
     int64_t y;
     int m, d;
     cs_civil_from_days(days, &y, &m, &d);

@@ -63,13 +63,6 @@ static cs_err_t on_assign(void *opaque, rd_kafka_t *rk,
     scorer_ctx_t *ctx = opaque;
     (void)rk;
     char errstr[512];
-    if (!cs_redis_connected(ctx->redis) &&
-        cs_redis_connect_retry(ctx->redis, 60000, errstr, sizeof(errstr)) != CS_OK) {
-        cs_log_fatal(
-            "redis unreachable at partition assignment: cannot choose a safe start",
-            "{s:s}", "error", errstr);
-        return CS_ERR_RETRY;
-    }
     cs_redis_pipe_t *p = cs_redis_pipe_new();
     for (int i = 0; i < parts->cnt; i++) {
         char key[512];
@@ -78,21 +71,28 @@ static cs_err_t on_assign(void *opaque, rd_kafka_t *rk,
         const char *argv[] = {"GET", key};
         cs_redis_pipe_add(p, 2, argv, NULL);
     }
-    cs_err_t err = cs_redis_pipe_exec(ctx->redis, p, errstr, sizeof(errstr));
+    /* Redis may be restarting: wait for it (a while; the group waits for us too) */
+    cs_err_t err;
+    int64_t deadline = cs_mono_ms() + 60000;
+    while ((err = cs_redis_pipe_exec(ctx->redis, p, errstr, sizeof(errstr))) ==
+               CS_ERR_RETRY &&
+           cs_running() && cs_mono_ms() < deadline)
+        cs_redis_connect_retry(ctx->redis, deadline - cs_mono_ms(), errstr,
+                               sizeof(errstr));
     for (int i = 0; !err && i < parts->cnt; i++) {
         const redisReply *r = cs_redis_pipe_reply(p, (size_t)i);
         rd_kafka_topic_partition_t *tp = &parts->elems[i];
         int64_t committed = tp->offset;
         if (r->type == REDIS_REPLY_STRING) {
             int64_t pos = strtoll(r->str, NULL, 10);
-            if (committed < 0 || pos < committed)
-                tp->offset = committed < 0 ? committed : pos;
-            if (committed >= 0 && pos < committed)
+            if (committed >= 0 && pos < committed) {
+                tp->offset = pos;
                 cs_log_warn(
                     "redis position is behind the committed offset: re-reading the gap",
                     "{s:s, s:i, s:I, s:I}", "topic", tp->topic, "partition",
                     (int)tp->partition, "position", (json_int_t)pos, "committed",
                     (json_int_t)committed);
+            }
         } else if (committed >= 0) {
             cs_log_warn(
                 "no position recorded in redis for this partition: replaying it from "
@@ -104,7 +104,8 @@ static cs_err_t on_assign(void *opaque, rd_kafka_t *rk,
     }
     cs_redis_pipe_destroy(p);
     if (err)
-        cs_log_fatal("cannot read positions from redis", "{s:s}", "error", errstr);
+        cs_log_fatal("cannot read positions from redis: no safe place to resume", "{s:s}",
+                     "error", errstr);
     return err;
 }
 
@@ -208,10 +209,11 @@ static cs_err_t process_batch(scorer_ctx_t *ctx, cs_event_codec_t *codec,
     batch_item_t **order = calloc((size_t)n, sizeof(*order));
     cs_score_input_t *inputs = calloc((size_t)n, sizeof(*inputs));
     size_t *call_start = calloc((size_t)n + 1, sizeof(size_t));
-    cs_redis_pipe_t *pipe = cs_redis_pipe_new(), *rank = cs_redis_pipe_new();
+    cs_redis_pipe_t *pipe = cs_redis_pipe_new(), *rank = cs_redis_pipe_new(),
+                    *ack = cs_redis_pipe_new();
     cs_err_t rc = CS_OK;
     int nitems = 0, ncalls = 0;
-    if (!items || !order || !inputs || !call_start || !pipe || !rank) {
+    if (!items || !order || !inputs || !call_start || !pipe || !rank || !ack) {
         rc = CS_ERR_FATAL;
         goto done;
     }
@@ -309,6 +311,9 @@ static cs_err_t process_batch(scorer_ctx_t *ctx, cs_event_codec_t *codec,
                 cs_log_debug("alert re-emitted", "{s:s}", "alert_id",
                              out.alerts[a].alert_id);
         }
+        if (!rc && out.nalerts &&
+            cs_scorer_add_ack(ctx->scorer, ack, out.alerts, (size_t)out.nalerts))
+            rc = CS_ERR_FATAL;
         if (out.applied) {
             char key[256], score[40];
             cs_scorer_rank_key(ctx->scorer, in[0].ev->subject_kind, key, sizeof(key));
@@ -328,7 +333,11 @@ static cs_err_t process_batch(scorer_ctx_t *ctx, cs_event_codec_t *codec,
         cs_log_fatal("alerts not delivered: stopping without storing offsets", "{s:s}",
                      "error", rd_kafka_err2str(tracker.first_err));
         rc = CS_ERR_FATAL;
+        goto done;
     }
+    /* delivered: the alerts leave the subjects' pending lists */
+    if (cs_redis_pipe_count(ack))
+        rc = exec_until_done(ctx, ack, carry, ncarry);
 done:
     if (rc && tracker.outstanding)
         cs_kafka_tracker_wait(producer, &tracker, 30000);
@@ -338,6 +347,7 @@ done:
     free(call_start);
     cs_redis_pipe_destroy(pipe);
     cs_redis_pipe_destroy(rank);
+    cs_redis_pipe_destroy(ack);
     return rc;
 }
 

@@ -45,6 +45,14 @@ typedef struct cs_score_input {
 cs_err_t cs_scorer_add_call(cs_scorer_t *s, cs_redis_pipe_t *pipe,
                             const cs_score_input_t *in, size_t n);
 
+/**
+ * Appends the acknowledgement of \p n alerts of ONE subject, delivered to the alerts
+ * topic, to \p pipe: they leave the subject's pending_alerts (the redelivery safety
+ * net), which makes the final state independent of how events were batched.
+ */
+cs_err_t cs_scorer_add_ack(cs_scorer_t *s, cs_redis_pipe_t *pipe,
+                           const cs_alert_t *alerts, size_t n);
+
 /** What one call did. `alerts` (new ones first, then re-emitted ones) is owned by the
  *  outcome: release with cs_score_outcome_release. */
 typedef struct cs_score_outcome {

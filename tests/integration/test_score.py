@@ -1,0 +1,312 @@
+#!/usr/bin/env python3
+"""caresignal-score as a real process against redis-server and the devbroker: a generated
+feed of canonical events produces exactly the alerts and scores an independent model
+predicts; kill -9 at random points (>= 10 times), a Redis outage with lost writes, and a
+second scorer killed mid-stream all end in the exact same state, with every alert
+published at least once under its stable id."""
+import json
+import os
+import random
+import signal
+import time
+
+import cstest
+import riskmodel
+from cstest import cat, json2avro, kcat_produce, wait_until
+
+RULES = os.path.join(cstest.SOURCE, "deploy/config/rules.json")
+T0 = 1790000000000  # 2026-09-21
+DAY = riskmodel.DAY
+
+
+def make_feed(n, seed, subjects=80):
+    """n canonical events for `subjects` subjects over 150 days, some resent (partner
+    duplicates), in a random (not time-sorted) order."""
+    rnd = random.Random(seed)
+    rules = riskmodel.Rules(RULES)
+    subs = []
+    for i in range(subjects):
+        if i % 8 == 7:
+            subs.append(("LOCAL_AREA", "E0%d%06d" % (6 + i % 4, 100 + i)))
+        else:
+            subs.append(("LOCATION", "1-%09d" % (300000000 + i)))
+    risky = set(rnd.sample(range(subjects), subjects // 4))
+    events = []
+    for k in range(n):
+        i = rnd.randrange(subjects)
+        kind, sid = subs[i]
+        if kind == "LOCAL_AREA":
+            sig = "SEND_OUTCOME"
+        elif i in risky:
+            sig = rnd.choice(["SAFEGUARDING", "WHISTLEBLOWING", "SERIOUS_INCIDENT", "NEVER_EVENT",
+                              "DNACPR_CONCERN", "OUTBREAK", "COMPLAINT"])
+        else:
+            sig = rnd.choice(["COMPLAINT", "POSITIVE_FEEDBACK", "QUALITY_CONCERN", "IPC_CONCERN",
+                              "WORKFORCE_SHORTFALL", "CONTRACT_BREACH", "SERIOUS_INCIDENT"])
+        sev = rnd.choices(riskmodel.SEVERITIES, weights=[20, 35, 25, 15, 5 if i in risky else 1])[0]
+        if sig == "NEVER_EVENT" and rnd.random() < 0.7:
+            sig = "SERIOUS_INCIDENT"
+        ev = {"event_key": "NHSE:RXQ:F%d-%06d" % (seed, k), "source": "NHSE", "source_org": "RXQ",
+              "subject_kind": kind, "subject_id": sid, "signal": sig,
+              "area": rules.area_of[sig], "severity": sev,
+              "occurred_at": T0 + rnd.randrange(150 * DAY), "received_at": T0 + 150 * DAY,
+              "origin": {"topic": "intel.raw.nhse", "partition": 0, "offset": k, "schema_id": -1},
+              "region": "London", "local_authority_code": "E09000001"}
+        events.append(ev)
+        if rnd.random() < 0.03:
+            events.append(dict(ev))  # the partner sends it again
+    return events
+
+
+def produce(stack, events, topic="intel.events"):
+    values = json2avro(5, events)
+    kcat_produce(stack.bootstrap, topic,
+                 [("%s:%s" % (e["subject_kind"], e["subject_id"]), v) for e, v in zip(events, values)])
+
+
+def model_of(events):
+    m = riskmodel.Model(riskmodel.Rules(RULES))
+    for e in events:
+        m.apply(e)
+    return m
+
+
+def redis_state(r, ns):
+    """Every key of a namespace, read type by type (TTLs left out)."""
+    out = {}
+    for key in r.scan_keys(ns + ":*"):
+        t = r.cmd("TYPE", key)
+        if t == "hash":
+            out[key] = r.hgetall(key)
+        elif t == "zset":
+            out[key] = r.cmd("ZRANGE", key, 0, -1, "WITHSCORES")
+        elif t == "set":
+            out[key] = sorted(r.cmd("SMEMBERS", key))
+        elif t == "string":
+            out[key] = r.cmd("GET", key)
+    return out
+
+
+def alerts_on(stack, topic):
+    return [a["value"] for a in cat(stack, topic)]
+
+
+class Checks(cstest.StackTest):
+    partitions = {"intel.events": 8, "intel.alerts": 4}
+
+    def assert_state_matches_model(self, model, ns="cs"):
+        r = self.stack.redis()
+        for key, sub in model.subjects.items():
+            h = r.hgetall("%s:{%s}:state" % (ns, key))
+            self.assertAlmostEqual(float(h["score"]), sub.s, delta=1e-9 * max(1, sub.s), msg=key)
+            self.assertEqual(int(h["as_of"]), sub.as_of, key)
+            self.assertEqual(h["level"], sub.level, key)
+            for a in riskmodel.AREAS:
+                self.assertAlmostEqual(float(h["area." + a]), sub.areas[a],
+                                       delta=1e-9 * max(1, sub.areas[a]), msg=key)
+            self.assertEqual(int(h["events_total"]), len(sub.seen), key)
+        r.close()
+
+    def assert_alerts_match_model(self, model, alerts, exact=True):
+        by_id = {}
+        for a in alerts:
+            by_id.setdefault(a["alert_id"], a)
+        expected = {a["alert_id"]: a for a in model.alerts}
+        self.assertEqual(set(by_id), set(expected))
+        if exact:
+            self.assertEqual(len(alerts), len(expected), "no alert twice in an uninterrupted run")
+        for aid, e in expected.items():
+            got = by_id[aid]
+            self.assertEqual((got["kind"], got["level"], got["previous_level"], got["reason"],
+                              got["triggered_by"], got["as_of"]),
+                             (e["kind"], e["level"], e["previous_level"], e["reason"],
+                              e["triggered_by"], e["as_of"]), aid)
+            self.assertAlmostEqual(got["score"], e["score"], delta=1e-9 * max(1, e["score"]))
+            self.assertEqual("%s:%s" % (got["subject_kind"], got["subject_id"]), e["subject"])
+
+
+class FeedMatchesModel(Checks):
+    def test_feed(self):
+        s = self.stack
+        events = make_feed(4000, seed=1)
+        model = model_of(events)
+        produce(s, events)
+        scorer = s.program("caresignal-score")
+        r = s.redis()
+        wait_until(lambda: sum(int(r.hgetall("cs:{%s}:state" % k).get("events_total", 0))
+                               for k in model.subjects) == sum(len(x.seen) for x in model.subjects.values()),
+                   120, interval=0.5, what="every event applied")
+        wait_until(lambda: len(alerts_on(s, "intel.alerts")) >= len(model.alerts), 60,
+                   what="the alerts")
+        self.assertEqual(scorer.stop(), 0)
+        self.assertGreater(len(model.alerts), 50)
+        self.assert_alerts_match_model(model, alerts_on(s, "intel.alerts"))
+        self.assert_state_matches_model(model)
+        totals = [l for l in scorer.logs() if l.get("msg") == "score totals"][-1]
+        self.assertEqual(totals["duplicates"], len(events) - sum(len(x.seen) for x in model.subjects.values()))
+        # the rank set orders subjects by score decayed to any common time
+        now = T0 + 200 * DAY
+        ranked = [k.decode() for k in r.cmd("ZREVRANGE", "cs:rank:LOCATION", 0, 9)]
+        best = sorted((k for k in model.subjects if k.startswith("LOCATION:")),
+                      key=lambda k: -model.decayed(k, now))[:10]
+        self.assertEqual(ranked, best)
+        # the ops read path shows the same order
+        p = cstest.run("caresignal-score", "--top", "10", "--json", "--at",
+                       cstest.iso(now), stack=s)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        top = [json.loads(l) for l in p.stdout.splitlines()]
+        self.assertEqual([t["subject"] for t in top], best)
+        self.assertAlmostEqual(top[0]["score_now"], model.decayed(best[0], now), delta=1e-6)
+        p = cstest.run("caresignal-score", "--top", "3", "--kind", "LOCAL_AREA", stack=s)
+        self.assertEqual(p.returncode, 0)
+        self.assertIn(b"LOCAL_AREA:", p.stdout)
+        r.close()
+
+
+class KillNine(Checks):
+    maxDiff = None
+    """One scorer runs undisturbed (namespace a); another (namespace b, its own group and
+    alert topic) is killed with SIGKILL at random points at least ten times and restarted.
+    Both must end in the same Redis state, equal to the model's."""
+
+    def test_kill_9_repeatedly(self):
+        s = self.stack
+        rnd = random.Random(7)
+        events = make_feed(12000, seed=2)
+        model = model_of(events)
+        calm = s.program("caresignal-score", config_extra={
+            "state.namespace": "a", "group.id": "score-a", "topic.alerts": "it.alerts.a"})
+        cfg_b = {"state.namespace": "b", "group.id": "score-b", "topic.alerts": "it.alerts.b",
+                 "score.batch.max": "50"}
+        victim = s.program("caresignal-score", config_extra=cfg_b)
+        chunks = [events[i:i + 600] for i in range(0, len(events), 600)]
+        kills = 0
+        for i, chunk in enumerate(chunks):
+            produce(s, chunk)
+            if i % 2 == 0 or kills < 10:
+                wait_until(lambda: any(l.get("msg") == "partitions assigned" for l in victim.logs()),
+                           60, what="the restarted scorer to get its partitions")
+                time.sleep(rnd.uniform(0.05, 0.8))
+                victim.proc.send_signal(signal.SIGKILL)
+                victim.proc.wait()
+                kills += 1
+                victim = s.program("caresignal-score", config_extra=cfg_b)
+        self.assertGreaterEqual(kills, 10)
+        r = s.redis()
+        total = sum(len(x.seen) for x in model.subjects.values())
+
+        def applied(ns):
+            return sum(int(r.hgetall("%s:{%s}:state" % (ns, k)).get("events_total", 0))
+                       for k in model.subjects)
+        wait_until(lambda: applied("a") == total and applied("b") == total, 180, interval=1,
+                   what="both namespaces complete")
+        wait_until(lambda: len(set(a["alert_id"] for a in alerts_on(s, "it.alerts.b")))
+                   >= len(model.alerts), 60, what="the alerts of b")
+        self.assertEqual(calm.stop(), 0)
+        self.assertEqual(victim.stop(), 0)
+        state_a = {k[2:]: v for k, v in redis_state(r, "a").items() if not k.startswith("a:pos:")}
+        state_b = {k[2:]: v for k, v in redis_state(r, "b").items() if not k.startswith("b:pos:")}
+        self.assertEqual(set(state_a), set(state_b))
+        diffs = []
+        for k in sorted(state_a):
+            if state_a[k] != state_b[k]:
+                if isinstance(state_a[k], dict):
+                    diffs.append((k, {f: (state_a[k].get(f), state_b[k].get(f))
+                                      for f in set(state_a[k]) | set(state_b[k])
+                                      if state_a[k].get(f) != state_b[k].get(f)}))
+                else:
+                    diffs.append((k, state_a[k], state_b[k]))
+        self.assertEqual(diffs[:3], [], "%d keys differ" % len(diffs))
+        self.assert_state_matches_model(model, ns="b")
+        self.assert_alerts_match_model(model, alerts_on(s, "it.alerts.b"), exact=False)
+        self.assert_alerts_match_model(model, alerts_on(s, "it.alerts.a"))
+        print("killed the scorer %d times; %d alerts, %d published by the victim (re-emissions "
+              "included)" % (kills, len(model.alerts), len(alerts_on(s, "it.alerts.b"))))
+        r.close()
+
+
+class RedisOutage(Checks):
+    """Redis killed (SIGKILL: AOF everysec may lose its last writes) and kept down for
+    several seconds mid-stream: the scorer pauses, waits, resumes from the lowest of its
+    Redis positions and the committed offsets, and ends exact."""
+
+    def test_redis_down_and_back(self):
+        s = self.stack
+        events = make_feed(8000, seed=3)
+        model = model_of(events)
+        scorer = s.program("caresignal-score", config_extra={"score.batch.max": "100"})
+        chunks = [events[i:i + 1000] for i in range(0, len(events), 1000)]
+        produce(s, chunks[0])
+        wait_until(lambda: any(l.get("msg") == "partitions assigned" for l in scorer.logs()),
+                   60, what="the scorer to start consuming")
+        for i, chunk in enumerate(chunks[1:]):
+            produce(s, chunk)
+            if i == 2:
+                s.restart_redis(down_seconds=5)  # mid-stream: the scorer is busy
+        r = s.redis()
+        total = sum(len(x.seen) for x in model.subjects.values())
+        wait_until(lambda: sum(int(r.hgetall("cs:{%s}:state" % k).get("events_total", 0))
+                               for k in model.subjects) == total, 180, interval=1,
+                   what="every event applied")
+        wait_until(lambda: len(set(a["alert_id"] for a in alerts_on(s, "intel.alerts")))
+                   >= len(model.alerts), 60, what="the alerts")
+        self.assertEqual(scorer.stop(), 0)
+        self.assert_state_matches_model(model)
+        self.assert_alerts_match_model(model, alerts_on(s, "intel.alerts"), exact=False)
+        msgs = [l.get("msg", "") for l in scorer.logs()]
+        self.assertEqual(sum(m.startswith("redis unavailable") for m in msgs), 1, "logged once")
+        self.assertIn("redis answers again: consumption resumed", msgs)
+        r.close()
+
+
+class TwoScorers(Checks):
+    def test_one_of_two_killed(self):
+        s = self.stack
+        events = make_feed(10000, seed=4)
+        model = model_of(events)
+        one = s.program("caresignal-score", config_extra={"score.batch.max": "100"})
+        two = s.program("caresignal-score", config_extra={"score.batch.max": "100"})
+        chunks = [events[i:i + 500] for i in range(0, len(events), 500)]
+        for i, chunk in enumerate(chunks):
+            produce(s, chunk)
+            if i == 4:
+                wait_until(lambda: any(l.get("msg") == "partitions assigned" for l in two.logs()),
+                           60, what="the second scorer to take partitions")
+            if i == 8:
+                two.proc.send_signal(signal.SIGKILL)
+                two.proc.wait()
+            time.sleep(0.2)
+        r = s.redis()
+        total = sum(len(x.seen) for x in model.subjects.values())
+        wait_until(lambda: sum(int(r.hgetall("cs:{%s}:state" % k).get("events_total", 0))
+                               for k in model.subjects) == total, 180, interval=1,
+                   what="every event applied")
+        wait_until(lambda: len(set(a["alert_id"] for a in alerts_on(s, "intel.alerts")))
+                   >= len(model.alerts), 60, what="the alerts")
+        self.assertEqual(one.stop(), 0)
+        self.assert_state_matches_model(model)
+        self.assert_alerts_match_model(model, alerts_on(s, "intel.alerts"), exact=False)
+        r.close()
+
+
+class BadConfiguration(cstest.unittest.TestCase):
+    def test_exit_2(self):
+        for sets, needle in [((), "'kafka.bootstrap.servers': required"),
+                             (("kafka.bootstrap.servers=x:1", "state.namespace=a b"), "state.namespace"),
+                             (("kafka.bootstrap.servers=x:1", "score.batch.max=0"), "score.batch.max"),
+                             (("kafka.bootstrap.servers=x:1", "rules.file=/nonexistent"), "rules.file")]:
+            args = []
+            for kv in sets:
+                args += ["--set", kv]
+            p = cstest.run("caresignal-score", *args)
+            self.assertEqual(p.returncode, 2, (sets, p.stderr))
+            self.assertEqual(len(p.stderr.decode().strip().split("\n")), 1, p.stderr)
+            self.assertIn(needle, p.stderr.decode())
+        p = cstest.run("caresignal-score", "--top", "x")
+        self.assertEqual(p.returncode, 2)
+        p = cstest.run("caresignal-score", "--kind", "LOCATION")
+        self.assertEqual(p.returncode, 2)
+
+
+if __name__ == "__main__":
+    cstest.main()
