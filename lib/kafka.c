@@ -88,11 +88,11 @@ static void cs_kafka_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *
         if (!t->failed)
             t->first_err = msg->err;
         t->failed++;
-        if (t->on_failure)
-            t->on_failure(t->opaque, msg);
     } else {
         t->delivered++;
     }
+    if (t->on_report)
+        t->on_report(t->opaque, msg);
 }
 
 rd_kafka_t *cs_kafka_producer_new(const cs_config_t *cfg, char *errstr,
@@ -300,8 +300,8 @@ rd_kafka_t *cs_kafka_consumer_new(const cs_config_t *cfg, const char *group,
         free(ctx);
         return NULL;
     }
-    /* ctx lives as long as the process: the rebalance callback may run until
-     * rd_kafka_destroy returns, so there is no safe earlier point to free it. */
+    /* ctx is the handle's opaque: the rebalance callback may run until
+     * rd_kafka_destroy returns, so cs_kafka_consumer_destroy frees it after that. */
     rd_kafka_poll_set_consumer(rk);
     rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new(ntopics);
     for (int i = 0; i < ntopics; i++)
@@ -391,6 +391,16 @@ static void cs_handle_offset_reset(rd_kafka_t *rk, rd_kafka_message_t *msg)
     }
     cs_restart_partition(rk, topic, msg->partition,
                          lo >= 0 ? lo : RD_KAFKA_OFFSET_BEGINNING);
+}
+
+void cs_kafka_consumer_destroy(rd_kafka_t *rk)
+{
+    if (!rk)
+        return;
+    void *ctx = rd_kafka_opaque(rk);
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    free(ctx);
 }
 
 int cs_kafka_poll_batch(rd_kafka_t *rk, rd_kafka_message_t **msgs, int max,

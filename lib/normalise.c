@@ -59,6 +59,7 @@ struct cs_normaliser {
     uint8_t *arena;
     size_t arena_len, arena_cap;
     json_t *seen_named; /* de-duplication of named locations */
+    int no_location_check;
 };
 
 /* ------------------------------------------------------------------ compile */
@@ -244,6 +245,11 @@ cs_normaliser_t *cs_normaliser_new(const cs_registry_t *reg, const cs_rules_t *r
 fail:
     cs_normaliser_destroy(n);
     return NULL;
+}
+
+void cs_normaliser_set_location_check(cs_normaliser_t *n, int enabled)
+{
+    n->no_location_check = !enabled;
 }
 
 void cs_normaliser_set_directory(cs_normaliser_t *n, const cs_directory_t *dir)
@@ -539,7 +545,7 @@ cs_err_t cs_normalise(cs_normaliser_t *n, const cs_raw_msg_t *msg,
     const cs_location_t *loc = NULL;
     if (m->rs->subject_kind == CS_SUBJECT_LOCATION) {
         loc = n->dir ? cs_directory_find(n->dir, subject, subject_len) : NULL;
-        if (!loc)
+        if (!loc && !n->no_location_check)
             return cs_error_set(err, CS_ERR_UNKNOWN_LOCATION, m->field[R_SUBJECT],
                                 "location not in the directory");
     }
@@ -550,7 +556,8 @@ cs_err_t cs_normalise(cs_normaliser_t *n, const cs_raw_msg_t *msg,
         size_t size;
         avro_value_get_by_index(&named, k, &item, NULL);
         avro_value_get_string(&item, &s, &size);
-        if (!n->dir || !cs_directory_find(n->dir, s, size - 1)) {
+        if (!n->no_location_check &&
+            (!n->dir || !cs_directory_find(n->dir, s, size - 1))) {
             snprintf(path, sizeof(path), "%s[%zu]", m->field[R_NAMED], k);
             return cs_error_set(err, CS_ERR_UNKNOWN_LOCATION, path,
                                 "location not in the directory");
@@ -581,10 +588,10 @@ cs_err_t cs_normalise(cs_normaliser_t *n, const cs_raw_msg_t *msg,
     ev->origin_partition = msg->partition;
     ev->origin_offset = msg->offset;
     ev->origin_schema_id = schema_id;
-    if (loc) {
-        snprintf(ev->region, sizeof(ev->region), "%s", loc->region);
+    if (m->rs->subject_kind == CS_SUBJECT_LOCATION) {
+        snprintf(ev->region, sizeof(ev->region), "%s", loc ? loc->region : "UNKNOWN");
         snprintf(ev->local_authority_code, sizeof(ev->local_authority_code), "%s",
-                 loc->local_authority_code);
+                 loc ? loc->local_authority_code : "UNKNOWN");
     } else {
         const char *region =
             n->dir ? cs_directory_area_region(n->dir, subject, subject_len) : NULL;
@@ -602,7 +609,7 @@ cs_err_t cs_normalise(cs_normaliser_t *n, const cs_raw_msg_t *msg,
         if (json_object_getn(n->seen_named, s, size - 1))
             continue; /* a repeated name counts once */
         json_object_setn_new(n->seen_named, s, size - 1, json_true());
-        const cs_location_t *nl = cs_directory_find(n->dir, s, size - 1);
+        const cs_location_t *nl = n->dir ? cs_directory_find(n->dir, s, size - 1) : NULL;
         cs_normalised_event_t *no = cs_out_slot(n, nout);
         if (!no)
             return cs_error_set(err, CS_ERR_NOMEM, NULL, "out of memory");
@@ -613,9 +620,9 @@ cs_err_t cs_normalise(cs_normaliser_t *n, const cs_raw_msg_t *msg,
                  (int)(size - 1), s);
         le->subject_kind = CS_SUBJECT_LOCATION;
         cs_copy_id(le->subject_id, sizeof(le->subject_id), s, size - 1);
-        snprintf(le->region, sizeof(le->region), "%s", nl->region);
+        snprintf(le->region, sizeof(le->region), "%s", nl ? nl->region : "UNKNOWN");
         snprintf(le->local_authority_code, sizeof(le->local_authority_code), "%s",
-                 nl->local_authority_code);
+                 nl ? nl->local_authority_code : "UNKNOWN");
         nout++;
     }
 

@@ -197,10 +197,8 @@ int main(int argc, char **argv)
 
     cs_log_info("normalise stopping", NULL);
     log_stats(&st);
-    /* Close the consumer only if the last batch was stored; on failure close anyway:
-     * only stored offsets are committed, so nothing unprocessed is acknowledged. */
-    rd_kafka_consumer_close(consumer);
-    rd_kafka_destroy(consumer);
+    /* closing commits what was stored: after a failure that excludes the failed batch */
+    cs_kafka_consumer_destroy(consumer);
     rd_kafka_flush(producer, 30000);
     rd_kafka_destroy(producer);
     free(msgs);

@@ -422,8 +422,7 @@ static int run_consumer(const cs_config_t *cfg, cs_registry_t *reg, cs_rules_t *
     for (int i = 0; i < ncarry; i++)
         rd_kafka_message_destroy(carry[i]);
     free(carry);
-    rd_kafka_consumer_close(ctx.consumer);
-    rd_kafka_destroy(ctx.consumer);
+    cs_kafka_consumer_destroy(ctx.consumer);
     rd_kafka_flush(producer, 30000);
     rd_kafka_destroy(producer);
     free(msgs);

@@ -43,8 +43,9 @@ typedef struct cs_kafka_tracker {
     long delivered;
     long failed;
     rd_kafka_resp_err_t first_err; /**< first failure */
-    /** optional, called from the delivery report of each failed message */
-    void (*on_failure)(void *opaque, const rd_kafka_message_t *msg);
+    /** optional, called from the delivery report of every message (check msg->err);
+     *  msg->_private is the tracker, the message's own opaque is not kept */
+    void (*on_report)(void *opaque, const rd_kafka_message_t *msg);
     void *opaque;
 } cs_kafka_tracker_t;
 
@@ -100,13 +101,19 @@ typedef struct cs_consumer_hooks {
  * A group with no committed offset starts at the beginning (nothing is skipped).
  * An offset the broker no longer has is logged as an error with the partition and
  * the offsets skipped, and counted (cs_kafka_offset_resets()).
- * @returns the handle (caller calls rd_kafka_consumer_close, then rd_kafka_destroy)
- *          or NULL with \p errstr.
+ * @returns the handle (caller frees it with cs_kafka_consumer_destroy) or NULL with
+ *          \p errstr.
  */
 rd_kafka_t *cs_kafka_consumer_new(const cs_config_t *cfg, const char *group,
                                   const char *const *topics, int ntopics,
                                   const cs_consumer_hooks_t *hooks, char *errstr,
                                   size_t errstr_size);
+
+/**
+ * Closes a consumer made by cs_kafka_consumer_new (leaves the group, commits the stored
+ * offsets) and frees it. NULL is a no-op.
+ */
+void cs_kafka_consumer_destroy(rd_kafka_t *rk);
 
 /**
  * Polls up to \p max messages: waits up to \p timeout_ms for the first, then takes

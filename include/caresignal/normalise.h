@@ -57,6 +57,13 @@ void cs_normaliser_destroy(cs_normaliser_t *n);
  */
 void cs_normaliser_set_directory(cs_normaliser_t *n, const cs_directory_t *dir);
 
+/**
+ * Turns the directory checks off (\p enabled 0) or on (the default). Off, a location
+ * missing from the directory is accepted with region and local authority "UNKNOWN":
+ * for partners validating before they publish, who have no directory.
+ */
+void cs_normaliser_set_location_check(cs_normaliser_t *n, int enabled);
+
 /** @returns the source of \p topic, or -1 if it is not one of the raw topics. */
 int cs_normaliser_source_of(const cs_normaliser_t *n, const char *topic);
 
