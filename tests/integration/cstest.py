@@ -437,3 +437,11 @@ def iso(ms):
 
 def now_ms():
     return int(time.time() * 1000)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
