@@ -18,6 +18,8 @@ static const cs_cli_option_t options[] = {
     {"follow", NULL, "keep waiting for new messages (default: stop at the end)"},
     {"show-values", NULL,
      "print dead letters' values (hidden by default: they hold partner data)"},
+    {"count-by", "HEADER",
+     "print only the number of messages per value of HEADER (e.g. cs.error)"},
     {"committed", "GROUP",
      "print GROUP's committed offset and the low/high watermarks of each partition, and "
      "exit"},
@@ -158,6 +160,8 @@ int main(int argc, char **argv)
     int follow = cs_cli_get(&cli, &spec, "follow") != NULL;
     int show_values = cs_cli_get(&cli, &spec, "show-values") != NULL;
     int hide_values = !show_values && !strcmp(topic, cfg.topic_deadletter);
+    const char *count_by = cs_cli_get(&cli, &spec, "count-by");
+    json_t *counts = json_object();
 
     cs_registry_t *reg = cs_app_registry(&spec, &cfg);
     cs_signals_install();
@@ -230,6 +234,19 @@ int main(int argc, char **argv)
             rd_kafka_message_destroy(m);
             continue;
         }
+        if (count_by) {
+            char val[256];
+            if (cs_kafka_header_get(m, count_by, val, sizeof(val)))
+                snprintf(val, sizeof(val), "(none)");
+            json_t *c = json_object_get(counts, val);
+            json_object_set_new(counts, val,
+                                json_integer(c ? json_integer_value(c) + 1 : 1));
+            printed++;
+            if (!follow && m->offset + 1 >= ends[m->partition])
+                active--;
+            rd_kafka_message_destroy(m);
+            continue;
+        }
         rd_kafka_timestamp_type_t tstype;
         json_t *line =
             json_pack("{s:s, s:i, s:I, s:I}", "topic", topic, "partition",
@@ -253,6 +270,13 @@ int main(int argc, char **argv)
             active--;
         rd_kafka_message_destroy(m);
     }
+    if (count_by) {
+        const char *k;
+        json_t *n;
+        json_object_foreach(counts, k, n)
+            printf("%8lld  %s\n", (long long)json_integer_value(n), k);
+    }
+    json_decref(counts);
     fflush(stdout);
     for (int i = 0; i < d.n; i++)
         avro_value_decref(&d.values[i]);
