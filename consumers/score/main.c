@@ -9,6 +9,7 @@
 
 #include "caresignal/app.h"
 #include "caresignal/deadletter.h"
+#include "caresignal/engine.h"
 #include "caresignal/log.h"
 #include "caresignal/score.h"
 #include "caresignal/timeutil.h"
@@ -44,11 +45,13 @@ static const cs_cli_spec_t spec = {
 
 typedef struct scorer_ctx {
     const cs_config_t *cfg;
-    const cs_rules_t *rules;
     cs_scorer_t *scorer;
     cs_redis_t *redis;
     rd_kafka_t *consumer;
     int paused; /* consumption paused while Redis is unreachable */
+    long backoff;
+    rd_kafka_message_t **carry; /* fetched before the pause took effect: the next batch */
+    int ncarry;
     long events, applied, duplicates, redeliveries, alerts, reemitted, dead;
 } scorer_ctx_t;
 
@@ -123,104 +126,70 @@ static void set_paused(scorer_ctx_t *ctx, int pause)
 }
 
 /*
- * Runs a pipeline until Redis answers. While it cannot: consumption is paused, the
- * consumer is still polled (so the group sees us alive and rebalances are served),
- * and we reconnect with backoff. Messages that were already fetched when we paused
- * are kept in \p carry for the next batch, never dropped. A rebalance meanwhile does
- * not abandon the batch: applying it later is safe even for partitions that moved,
- * because the function skips what the new owner already applied (and vice versa).
- * @returns CS_OK; CS_ERR_RETRY on a stop (nothing of the batch is stored: it will be
- * read again); CS_ERR_FATAL.
+ * Redis cannot answer: consumption is paused, the consumer is still polled (so the
+ * group sees us alive and rebalances are served) and the engine retries with backoff.
+ * Messages already fetched when we paused are kept in ctx->carry for the next batch,
+ * never dropped. A rebalance meanwhile does not abandon the batch: applying it later is
+ * safe even for partitions that moved, because the function skips what the new owner
+ * already applied (and vice versa). Only a stop gives up (nothing stored: read again).
  */
-static cs_err_t exec_until_done(scorer_ctx_t *ctx, cs_redis_pipe_t *p,
-                                rd_kafka_message_t ***carry, int *ncarry)
+static int redis_waiting(void *opaque, const char *error, int first)
 {
-    char errstr[512];
-    long backoff = 100;
-    for (;;) {
-        cs_err_t err = cs_redis_pipe_exec(ctx->redis, p, errstr, sizeof(errstr));
-        if (err == CS_OK) {
-            if (ctx->paused) {
-                set_paused(ctx, 0);
-                cs_log_info("redis answers again: consumption resumed", NULL);
-            }
-            return CS_OK;
-        }
-        if (err != CS_ERR_RETRY) {
-            cs_log_fatal("redis refused the batch", "{s:s}", "error", errstr);
-            return CS_ERR_FATAL;
-        }
+    scorer_ctx_t *ctx = opaque;
+    if (first) {
         if (!ctx->paused)
             cs_log_error("redis unavailable: consumption paused, retrying with backoff",
-                         "{s:s}", "error", errstr);
-        set_paused(ctx, 1);
-        cs_sleep_ms(backoff);
-        backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
-        rd_kafka_message_t *m;
-        while ((m = rd_kafka_consumer_poll(ctx->consumer, 0))) {
-            if (m->err) {
-                rd_kafka_message_destroy(m);
-                continue;
-            }
-            rd_kafka_message_t **grown =
-                realloc(*carry, (size_t)(*ncarry + 1) * sizeof(*grown));
-            if (!grown)
-                return CS_ERR_FATAL;
-            *carry = grown;
-            (*carry)[(*ncarry)++] = m;
+                         "{s:s}", "error", error);
+        ctx->backoff = 100;
+    }
+    set_paused(ctx, 1);
+    cs_sleep_ms(ctx->backoff);
+    ctx->backoff = ctx->backoff * 2 > 5000 ? 5000 : ctx->backoff * 2;
+    rd_kafka_message_t *m;
+    while ((m = rd_kafka_consumer_poll(ctx->consumer, 0))) {
+        if (m->err) {
+            rd_kafka_message_destroy(m);
+            continue;
         }
-        if (!cs_running())
-            return CS_ERR_RETRY;
-        if (!cs_redis_connected(ctx->redis))
-            cs_redis_connect(ctx->redis, errstr, sizeof(errstr));
+        rd_kafka_message_t **grown =
+            realloc(ctx->carry, (size_t)(ctx->ncarry + 1) * sizeof(*grown));
+        if (!grown) {
+            rd_kafka_message_destroy(m);
+            return 1;
+        }
+        ctx->carry = grown;
+        ctx->carry[ctx->ncarry++] = m;
+    }
+    return !cs_running();
+}
+
+static void redis_back(void *opaque)
+{
+    scorer_ctx_t *ctx = opaque;
+    if (ctx->paused) {
+        set_paused(ctx, 0);
+        cs_log_info("redis answers again: consumption resumed", NULL);
     }
 }
 
-typedef struct batch_item {
-    cs_intel_event_t ev;
-    char subject[CS_SUBJECT_KEY_MAX];
-    rd_kafka_message_t *msg;
-} batch_item_t;
-
-static int item_cmp(const void *a, const void *b)
-{
-    const batch_item_t *x = *(const batch_item_t *const *)a,
-                       *y = *(const batch_item_t *const *)b;
-    int c = strcmp(x->subject, y->subject);
-    if (c)
-        return c;
-    if (x->msg->partition != y->msg->partition)
-        return x->msg->partition < y->msg->partition ? -1 : 1;
-    return x->msg->offset < y->msg->offset ? -1 : x->msg->offset > y->msg->offset;
-}
-
-/* Processes one batch. @returns CS_OK (offsets may be stored), CS_ERR_RETRY (abandon
- * the batch: it will be read again) or CS_ERR_FATAL. */
-static cs_err_t process_batch(scorer_ctx_t *ctx, cs_event_codec_t *codec,
-                              cs_alert_codec_t *acodec, rd_kafka_t *producer,
-                              rd_kafka_message_t **msgs, int n,
-                              rd_kafka_message_t ***carry, int *ncarry)
+/* One batch: decode (an undecodable message is dead-lettered), apply, publish the alerts,
+ * acknowledge them. @returns CS_OK (offsets may be stored), CS_ERR_RETRY (a stop during a
+ * Redis outage: nothing stored, read again) or CS_ERR_FATAL. */
+static cs_err_t process_batch(scorer_ctx_t *ctx, cs_engine_t *engine,
+                              cs_event_codec_t *codec, cs_alert_codec_t *acodec,
+                              rd_kafka_t *producer, rd_kafka_message_t **msgs, int n,
+                              cs_engine_event_t *events)
 {
     const cs_config_t *cfg = ctx->cfg;
     char errstr[512];
     cs_kafka_tracker_t tracker;
     memset(&tracker, 0, sizeof(tracker));
-    batch_item_t *items = calloc((size_t)n, sizeof(*items));
-    batch_item_t **order = calloc((size_t)n, sizeof(*order));
-    cs_score_input_t *inputs = calloc((size_t)n, sizeof(*inputs));
-    size_t *call_start = calloc((size_t)n + 1, sizeof(size_t));
-    cs_redis_pipe_t *pipe = cs_redis_pipe_new(), *rank = cs_redis_pipe_new(),
-                    *ack = cs_redis_pipe_new();
+    size_t nevents = 0;
     cs_err_t rc = CS_OK;
-    int nitems = 0, ncalls = 0;
-    if (!items || !order || !inputs || !call_start || !pipe || !rank || !ack) {
-        rc = CS_ERR_FATAL;
-        goto done;
-    }
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n && !rc; i++) {
         cs_error_t err;
         cs_err_t drc = cs_event_decode(codec, msgs[i]->payload, msgs[i]->len,
-                                       &items[nitems].ev, &err);
+                                       &events[nevents].ev, &err);
         if (drc) {
             /* not an IntelEvent: keep it, with the reason, in the dead-letter topic */
             ctx->dead++;
@@ -230,124 +199,49 @@ static cs_err_t process_batch(scorer_ctx_t *ctx, cs_event_codec_t *codec,
             if (cs_deadletter_produce(producer, &tracker, cfg->topic_deadletter, msgs[i],
                                       cs_err_is_reason(drc) ? cs_err_str(drc)
                                                             : "AVRO_DECODE",
-                                      "", errstr, sizeof(errstr))) {
+                                      "", errstr, sizeof(errstr)))
                 rc = CS_ERR_FATAL;
-                goto done;
-            }
             continue;
         }
-        cs_subject_key(items[nitems].ev.subject_kind, items[nitems].ev.subject_id,
-                       items[nitems].subject, sizeof(items[nitems].subject));
-        items[nitems].msg = msgs[i];
-        order[nitems] = &items[nitems];
-        nitems++;
+        events[nevents].topic = rd_kafka_topic_name(msgs[i]->rkt);
+        events[nevents].partition = msgs[i]->partition;
+        events[nevents].offset = msgs[i]->offset;
+        nevents++;
     }
-    ctx->events += nitems;
-
-    /* one call per subject, its events in offset order; then the positions, on the
-     * same connection, so the append-only file has them after the writes they cover */
-    qsort(order, (size_t)nitems, sizeof(*order), item_cmp);
-    for (int i = 0; i < nitems; i++) {
-        inputs[i].ev = &order[i]->ev;
-        inputs[i].partition = order[i]->msg->partition;
-        inputs[i].offset = order[i]->msg->offset;
-        if (i == 0 || strcmp(order[i]->subject, order[i - 1]->subject))
-            call_start[ncalls++] = (size_t)i;
-    }
-    call_start[ncalls] = (size_t)nitems;
-    for (int c = 0; c < ncalls; c++)
-        if (cs_scorer_add_call(ctx->scorer, pipe, &inputs[call_start[c]],
-                               call_start[c + 1] - call_start[c])) {
-            rc = CS_ERR_FATAL;
-            goto done;
-        }
-    for (int i = 0; i < n; i++) {
-        int last_of_partition = 1;
-        for (int k = i + 1; k < n; k++)
-            if (msgs[k]->partition == msgs[i]->partition &&
-                !strcmp(rd_kafka_topic_name(msgs[k]->rkt),
-                        rd_kafka_topic_name(msgs[i]->rkt)))
-                last_of_partition = 0;
-        if (!last_of_partition)
-            continue;
-        char key[512], val[32];
-        cs_scorer_pos_key(ctx->scorer, rd_kafka_topic_name(msgs[i]->rkt),
-                          msgs[i]->partition, key, sizeof(key));
-        snprintf(val, sizeof(val), "%" PRId64, msgs[i]->offset + 1);
-        const char *argv[] = {"SET", key, val};
-        cs_redis_pipe_add(pipe, 3, argv, NULL);
-    }
-    if (cs_redis_pipe_count(pipe) && (rc = exec_until_done(ctx, pipe, carry, ncarry)))
-        goto done;
-
-    /* alerts: new ones and re-emitted ones (a redelivered event whose alert may have
-     * been lost in a crash); the rank sets */
-    for (int c = 0; c < ncalls; c++) {
-        const cs_score_input_t *in = &inputs[call_start[c]];
-        size_t cn = call_start[c + 1] - call_start[c];
-        cs_score_outcome_t out;
-        if (cs_scorer_parse_reply(ctx->scorer, cs_redis_pipe_reply(pipe, (size_t)c), in,
-                                  cn, &out, errstr, sizeof(errstr))) {
-            cs_log_fatal("unexpected reply from the risk function", "{s:s}", "error",
-                         errstr);
-            rc = CS_ERR_FATAL;
-            goto done;
-        }
-        ctx->applied += out.applied;
-        ctx->duplicates += out.duplicates;
-        ctx->redeliveries += out.redeliveries;
-        ctx->alerts += out.nalerts - out.nreemitted;
-        ctx->reemitted += out.nreemitted;
-        const char *subject = order[call_start[c]]->subject;
-        for (int a = 0; a < out.nalerts && !rc; a++) {
+    ctx->events += (long)nevents;
+    cs_engine_result_t res;
+    if (!rc &&
+        (rc =
+             cs_engine_apply(engine, events, nevents, 1, &res, errstr, sizeof(errstr))) &&
+        rc != CS_ERR_RETRY)
+        cs_log_fatal("the risk function failed", "{s:s}", "error", errstr);
+    if (!rc) {
+        ctx->applied += res.applied;
+        ctx->duplicates += res.duplicates;
+        ctx->redeliveries += res.redeliveries;
+        ctx->alerts += res.nalerts - res.nreemitted;
+        ctx->reemitted += res.nreemitted;
+        for (int a = 0; a < res.nalerts && !rc; a++) {
             const uint8_t *bytes;
             size_t len;
-            if (cs_alert_encode(acodec, &out.alerts[a], &bytes, &len) ||
+            char key[CS_SUBJECT_KEY_MAX];
+            size_t klen = cs_subject_key(res.alerts[a].subject_kind,
+                                         res.alerts[a].subject_id, key, sizeof(key));
+            if (cs_alert_encode(acodec, &res.alerts[a], &bytes, &len) ||
                 cs_kafka_produce(producer, &tracker, cfg->topic_alerts,
-                                 RD_KAFKA_PARTITION_UA, subject, strlen(subject), bytes,
-                                 len, NULL, errstr, sizeof(errstr)))
+                                 RD_KAFKA_PARTITION_UA, key, klen, bytes, len, NULL,
+                                 errstr, sizeof(errstr)))
                 rc = CS_ERR_FATAL;
-            else if (a >= out.nalerts - out.nreemitted)
-                cs_log_debug("alert re-emitted", "{s:s}", "alert_id",
-                             out.alerts[a].alert_id);
         }
-        if (!rc && out.nalerts &&
-            cs_scorer_add_ack(ctx->scorer, ack, out.alerts, (size_t)out.nalerts))
-            rc = CS_ERR_FATAL;
-        if (out.applied) {
-            char key[256], score[40];
-            cs_scorer_rank_key(ctx->scorer, in[0].ev->subject_kind, key, sizeof(key));
-            double r = cs_scorer_rank_value(ctx->scorer, out.score, out.as_of);
-            snprintf(score, sizeof(score), isinf(r) ? "-inf" : "%.17g", r);
-            const char *argv[] = {"ZADD", key, score, subject};
-            cs_redis_pipe_add(rank, 4, argv, NULL);
-        }
-        cs_score_outcome_release(&out);
-        if (rc)
-            goto done;
     }
-    /* the rank sets are eventually consistent: a failure here only delays them */
-    if (cs_redis_pipe_count(rank) && (rc = exec_until_done(ctx, rank, carry, ncarry)))
-        goto done;
-    if (cs_kafka_tracker_wait(producer, &tracker, -1)) {
+    if (cs_kafka_tracker_wait(producer, &tracker, -1) && !rc) {
         cs_log_fatal("alerts not delivered: stopping without storing offsets", "{s:s}",
                      "error", rd_kafka_err2str(tracker.first_err));
         rc = CS_ERR_FATAL;
-        goto done;
     }
     /* delivered: the alerts leave the subjects' pending lists */
-    if (cs_redis_pipe_count(ack))
-        rc = exec_until_done(ctx, ack, carry, ncarry);
-done:
-    if (rc && tracker.outstanding)
-        cs_kafka_tracker_wait(producer, &tracker, 30000);
-    free(items);
-    free(order);
-    free(inputs);
-    free(call_start);
-    cs_redis_pipe_destroy(pipe);
-    cs_redis_pipe_destroy(rank);
-    cs_redis_pipe_destroy(ack);
+    if (!rc)
+        rc = cs_engine_ack(engine, errstr, sizeof(errstr));
     return rc;
 }
 
@@ -373,9 +267,9 @@ static int run_consumer(const cs_config_t *cfg, cs_registry_t *reg, cs_rules_t *
     scorer_ctx_t ctx;
     memset(&ctx, 0, sizeof(ctx));
     ctx.cfg = cfg;
-    ctx.rules = rules;
     ctx.scorer = scorer;
     ctx.redis = redis;
+    cs_engine_t *engine = cs_engine_new(scorer, redis, redis_waiting, redis_back, &ctx);
     cs_consumer_hooks_t hooks = {on_assign, NULL, &ctx};
     rd_kafka_t *producer = cs_app_producer(&spec, cfg);
     const char *topics[] = {cfg->topic_events};
@@ -386,29 +280,27 @@ static int run_consumer(const cs_config_t *cfg, cs_registry_t *reg, cs_rules_t *
 
     int batch_max = (int)cfg->score_batch_max;
     rd_kafka_message_t **msgs = calloc((size_t)batch_max, sizeof(*msgs));
-    rd_kafka_message_t **carry = NULL;
-    int ncarry = 0;
+    cs_engine_event_t *events = calloc((size_t)batch_max, sizeof(*events));
     int64_t next_stats = cs_mono_ms() + 10000;
     while (cs_running()) {
         /* messages kept from a Redis outage come first, in their order */
         int got = 0;
-        while (got < batch_max && ncarry > 0) {
-            msgs[got++] = carry[0];
-            memmove(carry, carry + 1, (size_t)--ncarry * sizeof(*carry));
+        while (got < batch_max && ctx.ncarry > 0) {
+            msgs[got++] = ctx.carry[0];
+            memmove(ctx.carry, ctx.carry + 1, (size_t)--ctx.ncarry * sizeof(*ctx.carry));
         }
         got +=
             cs_kafka_poll_batch(ctx.consumer, msgs + got, batch_max - got, got ? 0 : 100);
         if (got) {
             cs_err_t rc =
-                process_batch(&ctx, codec, acodec, producer, msgs, got, &carry, &ncarry);
-            if (rc == CS_OK) {
+                process_batch(&ctx, engine, codec, acodec, producer, msgs, got, events);
+            if (rc == CS_OK)
                 cs_kafka_store_offsets(ctx.consumer, msgs, got);
-            } else if (rc == CS_ERR_RETRY) {
+            else if (rc == CS_ERR_RETRY)
                 cs_log_warn("stopping with a batch not applied: it will be read again",
                             "{s:i}", "messages", got);
-            } else {
+            else
                 cs_request_fail();
-            }
             for (int i = 0; i < got; i++)
                 rd_kafka_message_destroy(msgs[i]);
         }
@@ -419,13 +311,15 @@ static int run_consumer(const cs_config_t *cfg, cs_registry_t *reg, cs_rules_t *
     }
     cs_log_info("score stopping", NULL);
     log_totals(&ctx);
-    for (int i = 0; i < ncarry; i++)
-        rd_kafka_message_destroy(carry[i]);
-    free(carry);
+    for (int i = 0; i < ctx.ncarry; i++)
+        rd_kafka_message_destroy(ctx.carry[i]);
+    free(ctx.carry);
     cs_kafka_consumer_destroy(ctx.consumer);
     rd_kafka_flush(producer, 30000);
     rd_kafka_destroy(producer);
     free(msgs);
+    free(events);
+    cs_engine_destroy(engine);
     cs_alert_codec_destroy(acodec);
     cs_event_codec_destroy(codec);
     return cs_exit_status();

@@ -1,0 +1,225 @@
+/* caresignal scoring engine: batches of events to Redis function calls and back to
+ * alerts. */
+#include "caresignal/engine.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "caresignal/signals.h"
+
+struct cs_engine {
+    cs_scorer_t *scorer;
+    cs_redis_t *redis;
+    cs_engine_waiting_cb *waiting;
+    cs_engine_back_cb *back;
+    void *opaque;
+    cs_alert_t *alerts; /* of the last apply */
+    int nalerts, alerts_cap;
+};
+
+cs_engine_t *cs_engine_new(cs_scorer_t *scorer, cs_redis_t *redis,
+                           cs_engine_waiting_cb *waiting, cs_engine_back_cb *back,
+                           void *opaque)
+{
+    cs_engine_t *e = calloc(1, sizeof(*e));
+    if (!e)
+        return NULL;
+    e->scorer = scorer;
+    e->redis = redis;
+    e->waiting = waiting;
+    e->back = back;
+    e->opaque = opaque;
+    return e;
+}
+
+void cs_engine_destroy(cs_engine_t *e)
+{
+    if (!e)
+        return;
+    free(e->alerts);
+    free(e);
+}
+
+/* Runs a pipeline until Redis answers (re-sending it whole after a dropped connection:
+ * everything in it is idempotent) or the waiting callback gives up. */
+static cs_err_t cs_engine_exec(cs_engine_t *e, cs_redis_pipe_t *p, char *errstr,
+                               size_t errstr_size)
+{
+    long backoff = 100;
+    int waited = 0;
+    for (;;) {
+        cs_err_t err = cs_redis_pipe_exec(e->redis, p, errstr, errstr_size);
+        if (err == CS_OK) {
+            if (waited && e->back)
+                e->back(e->opaque);
+            return CS_OK;
+        }
+        if (err != CS_ERR_RETRY)
+            return CS_ERR_FATAL;
+        if (e->waiting) {
+            if (e->waiting(e->opaque, errstr, !waited))
+                return CS_ERR_RETRY;
+        } else {
+            cs_sleep_ms(backoff);
+            backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+            if (!cs_running())
+                return CS_ERR_RETRY;
+        }
+        waited = 1;
+        if (!cs_redis_connected(e->redis))
+            cs_redis_connect(e->redis, errstr, errstr_size);
+    }
+}
+
+typedef struct cs_item {
+    const cs_engine_event_t *ev;
+    char subject[CS_SUBJECT_KEY_MAX];
+} cs_item_t;
+
+static int cs_item_cmp(const void *a, const void *b)
+{
+    const cs_item_t *x = a, *y = b;
+    int c = strcmp(x->subject, y->subject);
+    if (c)
+        return c;
+    if (x->ev->partition != y->ev->partition)
+        return x->ev->partition < y->ev->partition ? -1 : 1;
+    return x->ev->offset < y->ev->offset ? -1 : x->ev->offset > y->ev->offset;
+}
+
+static cs_err_t cs_engine_keep_alerts(cs_engine_t *e, const cs_score_outcome_t *out)
+{
+    if (e->nalerts + out->nalerts > e->alerts_cap) {
+        int cap = e->alerts_cap ? e->alerts_cap : 16;
+        while (cap < e->nalerts + out->nalerts)
+            cap *= 2;
+        cs_alert_t *grown = realloc(e->alerts, (size_t)cap * sizeof(*grown));
+        if (!grown)
+            return CS_ERR_NOMEM;
+        e->alerts = grown;
+        e->alerts_cap = cap;
+    }
+    memcpy(e->alerts + e->nalerts, out->alerts,
+           (size_t)out->nalerts * sizeof(cs_alert_t));
+    e->nalerts += out->nalerts;
+    return CS_OK;
+}
+
+cs_err_t cs_engine_apply(cs_engine_t *e, const cs_engine_event_t *events, size_t n,
+                         int positions, cs_engine_result_t *out, char *errstr,
+                         size_t errstr_size)
+{
+    memset(out, 0, sizeof(*out));
+    e->nalerts = 0;
+    if (n == 0)
+        return CS_OK;
+    cs_item_t *items = calloc(n, sizeof(*items));
+    cs_score_input_t *inputs = calloc(n, sizeof(*inputs));
+    size_t *starts = calloc(n + 1, sizeof(*starts));
+    cs_redis_pipe_t *pipe = cs_redis_pipe_new(), *rank = cs_redis_pipe_new();
+    cs_err_t rc = CS_OK;
+    size_t ncalls = 0;
+    if (!items || !inputs || !starts || !pipe || !rank) {
+        rc = CS_ERR_NOMEM;
+        goto done;
+    }
+    /* one call per subject, its events in offset order */
+    for (size_t i = 0; i < n; i++) {
+        items[i].ev = &events[i];
+        cs_subject_key(events[i].ev.subject_kind, events[i].ev.subject_id,
+                       items[i].subject, sizeof(items[i].subject));
+    }
+    qsort(items, n, sizeof(*items), cs_item_cmp);
+    for (size_t i = 0; i < n; i++) {
+        inputs[i].ev = &items[i].ev->ev;
+        inputs[i].partition = items[i].ev->partition;
+        inputs[i].offset = items[i].ev->offset;
+        if (i == 0 || strcmp(items[i].subject, items[i - 1].subject))
+            starts[ncalls++] = i;
+    }
+    starts[ncalls] = n;
+    for (size_t c = 0; c < ncalls && !rc; c++)
+        rc = cs_scorer_add_call(e->scorer, pipe, &inputs[starts[c]],
+                                starts[c + 1] - starts[c]);
+    /* then the positions, on the same connection: the append-only file has them after
+     * the writes they cover (DESIGN §7) */
+    for (size_t i = 0; positions && i < n && !rc; i++) {
+        int last = 1;
+        for (size_t k = i + 1; k < n && last; k++)
+            last = !(events[k].partition == events[i].partition &&
+                     !strcmp(events[k].topic, events[i].topic));
+        if (!last)
+            continue;
+        char key[512], val[32];
+        cs_scorer_pos_key(e->scorer, events[i].topic, events[i].partition, key,
+                          sizeof(key));
+        snprintf(val, sizeof(val), "%" PRId64, events[i].offset + 1);
+        const char *argv[] = {"SET", key, val};
+        rc = cs_redis_pipe_add(pipe, 3, argv, NULL);
+    }
+    if (rc || (rc = cs_engine_exec(e, pipe, errstr, errstr_size)))
+        goto done;
+
+    for (size_t c = 0; c < ncalls; c++) {
+        const cs_score_input_t *in = &inputs[starts[c]];
+        size_t cn = starts[c + 1] - starts[c];
+        cs_score_outcome_t o;
+        if ((rc = cs_scorer_parse_reply(e->scorer, cs_redis_pipe_reply(pipe, c), in, cn,
+                                        &o, errstr, errstr_size))) {
+            rc = CS_ERR_FATAL;
+            goto done;
+        }
+        out->applied += o.applied;
+        out->duplicates += o.duplicates;
+        out->redeliveries += o.redeliveries;
+        out->nreemitted += o.nreemitted;
+        rc = cs_engine_keep_alerts(e, &o);
+        if (!rc && o.applied) {
+            char key[256], score[40];
+            cs_scorer_rank_key(e->scorer, in[0].ev->subject_kind, key, sizeof(key));
+            double r = cs_scorer_rank_value(e->scorer, o.score, o.as_of);
+            snprintf(score, sizeof(score), isinf(r) ? "-inf" : "%.17g", r);
+            const char *argv[] = {"ZADD", key, score, items[starts[c]].subject};
+            rc = cs_redis_pipe_add(rank, 4, argv, NULL);
+        }
+        cs_score_outcome_release(&o);
+        if (rc)
+            goto done;
+    }
+    /* the rank sets are eventually consistent: computed from this batch's replies */
+    if (cs_redis_pipe_count(rank))
+        rc = cs_engine_exec(e, rank, errstr, errstr_size);
+    out->alerts = e->alerts;
+    out->nalerts = e->nalerts;
+done:
+    free(items);
+    free(inputs);
+    free(starts);
+    cs_redis_pipe_destroy(pipe);
+    cs_redis_pipe_destroy(rank);
+    return rc;
+}
+
+cs_err_t cs_engine_ack(cs_engine_t *e, char *errstr, size_t errstr_size)
+{
+    if (e->nalerts == 0)
+        return CS_OK;
+    cs_redis_pipe_t *p = cs_redis_pipe_new();
+    cs_err_t rc = p ? CS_OK : CS_ERR_NOMEM;
+    /* alerts come subject by subject: one acknowledgement call per subject */
+    for (int i = 0; i < e->nalerts && !rc;) {
+        int j = i + 1;
+        while (j < e->nalerts && e->alerts[j].subject_kind == e->alerts[i].subject_kind &&
+               !strcmp(e->alerts[j].subject_id, e->alerts[i].subject_id))
+            j++;
+        rc = cs_scorer_add_ack(e->scorer, p, &e->alerts[i], (size_t)(j - i));
+        i = j;
+    }
+    if (!rc)
+        rc = cs_engine_exec(e, p, errstr, errstr_size);
+    cs_redis_pipe_destroy(p);
+    return rc;
+}
