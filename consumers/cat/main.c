@@ -211,6 +211,7 @@ int main(int argc, char **argv)
     rd_kafka_topic_destroy(rkt);
     if (committed_group) {
         int rc = print_committed(rk, topic, parts);
+        json_decref(counts);
         rd_kafka_topic_partition_list_destroy(parts);
         free(ends);
         rd_kafka_destroy(rk);
