@@ -246,3 +246,8 @@ size_t cs_directory_count(const cs_directory_t *dir)
 {
     return dir->n;
 }
+
+const cs_location_t *cs_directory_at(const cs_directory_t *dir, size_t i)
+{
+    return i < dir->n ? &dir->locs[i] : NULL;
+}

@@ -117,16 +117,17 @@ rd_kafka_t *cs_kafka_producer_new(const cs_config_t *cfg, char *errstr,
     return rk;
 }
 
-cs_err_t cs_kafka_produce(rd_kafka_t *rk, cs_kafka_tracker_t *tracker, const char *topic,
-                          int32_t partition, const void *key, size_t key_len,
-                          const void *value, size_t value_len,
-                          rd_kafka_headers_t *headers, char *errstr, size_t errstr_size)
+cs_err_t cs_kafka_produce_at(rd_kafka_t *rk, cs_kafka_tracker_t *tracker, const char *topic,
+                             int32_t partition, const void *key, size_t key_len,
+                             const void *value, size_t value_len, rd_kafka_headers_t *headers,
+                             int64_t timestamp_ms, char *errstr, size_t errstr_size)
 {
     for (;;) {
         rd_kafka_resp_err_t err = rd_kafka_producev(
             rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key, key_len),
             RD_KAFKA_V_VALUE((void *)value, value_len), RD_KAFKA_V_HEADERS(headers),
+            RD_KAFKA_V_TIMESTAMP(timestamp_ms > 0 ? timestamp_ms : 0),
             RD_KAFKA_V_OPAQUE(tracker), RD_KAFKA_V_END);
         if (!err) {
             if (tracker)
@@ -140,6 +141,15 @@ cs_err_t cs_kafka_produce(rd_kafka_t *rk, cs_kafka_tracker_t *tracker, const cha
         }
         rd_kafka_poll(rk, 50);
     }
+}
+
+cs_err_t cs_kafka_produce(rd_kafka_t *rk, cs_kafka_tracker_t *tracker, const char *topic,
+                          int32_t partition, const void *key, size_t key_len,
+                          const void *value, size_t value_len,
+                          rd_kafka_headers_t *headers, char *errstr, size_t errstr_size)
+{
+    return cs_kafka_produce_at(rk, tracker, topic, partition, key, key_len, value, value_len,
+                               headers, 0, errstr, errstr_size);
 }
 
 cs_err_t cs_kafka_tracker_wait(rd_kafka_t *rk, cs_kafka_tracker_t *tracker,

@@ -46,6 +46,9 @@ const char *cs_directory_area_region(const cs_directory_t *dir, const char *la_c
 /** @returns the number of locations. */
 size_t cs_directory_count(const cs_directory_t *dir);
 
+/** @returns location \p i (0 <= i < count) in file order, or NULL. Borrowed. */
+const cs_location_t *cs_directory_at(const cs_directory_t *dir, size_t i);
+
 #ifdef __cplusplus
 }
 #endif
