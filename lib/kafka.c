@@ -20,6 +20,10 @@ static void cs_kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac,
                          : level == 4 ? CS_LOG_WARN
                          : level <= 6 ? CS_LOG_INFO
                                       : CS_LOG_DEBUG;
+    /* one kafka.* configuration serves a program's consumer and producer alike: that a
+     * consumer property is ignored by the producer (and the reverse) is expected */
+    if (!strcmp(fac, "CONFWARN") && strstr(buf, " property and will be ignored by this "))
+        lvl = CS_LOG_DEBUG;
     cs_log(lvl, "librdkafka", "{s:s, s:s, s:s}", "client", rd_kafka_name(rk), "facility",
            fac, "detail", buf);
 }
@@ -117,10 +121,11 @@ rd_kafka_t *cs_kafka_producer_new(const cs_config_t *cfg, char *errstr,
     return rk;
 }
 
-cs_err_t cs_kafka_produce_at(rd_kafka_t *rk, cs_kafka_tracker_t *tracker, const char *topic,
-                             int32_t partition, const void *key, size_t key_len,
-                             const void *value, size_t value_len, rd_kafka_headers_t *headers,
-                             int64_t timestamp_ms, char *errstr, size_t errstr_size)
+cs_err_t cs_kafka_produce_at(rd_kafka_t *rk, cs_kafka_tracker_t *tracker,
+                             const char *topic, int32_t partition, const void *key,
+                             size_t key_len, const void *value, size_t value_len,
+                             rd_kafka_headers_t *headers, int64_t timestamp_ms,
+                             char *errstr, size_t errstr_size)
 {
     for (;;) {
         rd_kafka_resp_err_t err = rd_kafka_producev(
@@ -148,8 +153,8 @@ cs_err_t cs_kafka_produce(rd_kafka_t *rk, cs_kafka_tracker_t *tracker, const cha
                           const void *value, size_t value_len,
                           rd_kafka_headers_t *headers, char *errstr, size_t errstr_size)
 {
-    return cs_kafka_produce_at(rk, tracker, topic, partition, key, key_len, value, value_len,
-                               headers, 0, errstr, errstr_size);
+    return cs_kafka_produce_at(rk, tracker, topic, partition, key, key_len, value,
+                               value_len, headers, 0, errstr, errstr_size);
 }
 
 cs_err_t cs_kafka_tracker_wait(rd_kafka_t *rk, cs_kafka_tracker_t *tracker,

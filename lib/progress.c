@@ -22,7 +22,7 @@ cs_progress_t *cs_progress_new(const char *what, int64_t total)
         return NULL;
     snprintf(p->what, sizeof(p->what), "%s", what);
     p->total = total;
-    p->started = cs_mono_ms();
+    p->started = p->last_draw = cs_mono_ms();
     p->tty = isatty(2);
     return p;
 }
@@ -44,14 +44,15 @@ static void cs_progress_draw(cs_progress_t *p, int final)
         memset(bar, '#', (size_t)fill);
         memset(bar + fill, '.', (size_t)(30 - fill));
         bar[30] = '\0';
-        fprintf(stderr, "\r%s [%s] %lld/%lld %.0f/s%s   ", p->what, bar, (long long)p->done,
-                (long long)p->total, rate, eta);
+        fprintf(stderr, "\r%s [%s] %lld/%lld %.0f/s%s   ", p->what, bar,
+                (long long)p->done, (long long)p->total, rate, eta);
         if (final)
             fputc('\n', stderr);
     } else {
-        fprintf(stderr, "%s: %lld/%lld (%.0f%%) %.0f/s%s%s\n", p->what, (long long)p->done,
-                (long long)p->total, p->total > 0 ? 100.0 * (double)p->done / (double)p->total : 0.0,
-                rate, eta, final ? " done" : "");
+        fprintf(stderr, "%s: %lld/%lld (%.0f%%) %.0f/s%s%s\n", p->what,
+                (long long)p->done, (long long)p->total,
+                p->total > 0 ? 100.0 * (double)p->done / (double)p->total : 0.0, rate,
+                eta, final ? " done" : "");
     }
     fflush(stderr);
 }

@@ -1,5 +1,5 @@
-/* caresignal topic reader: a fixed offset range of a topic, read without a consumer group;
- * offsets for a time, exact even where the broker cannot answer them. */
+/* caresignal topic reader: a fixed offset range of a topic, read without a consumer
+ * group; offsets for a time, exact even where the broker cannot answer them. */
 #include "caresignal/reader.h"
 
 #include <stdio.h>
@@ -11,28 +11,37 @@
 #include "caresignal/log.h"
 #include "caresignal/signals.h"
 
-cs_err_t cs_topic_partitions(rd_kafka_t *rk, const char *topic, cs_partition_info_t **parts,
-                             int *n, char *errstr, size_t errstr_size)
+cs_err_t cs_topic_partitions(rd_kafka_t *rk, const char *topic,
+                             cs_partition_info_t **parts, int *n, char *errstr,
+                             size_t errstr_size)
 {
+    /* the whole cluster's metadata, not the topic's: asking for a topic by name makes
+     * a broker that auto-creates topics (the dev broker does) create it */
     const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
-    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
-    rd_kafka_topic_destroy(rkt);
-    if (err || md->topic_cnt != 1 || md->topics[0].err) {
-        snprintf(errstr, errstr_size, "topic %s: %s", topic,
-                 rd_kafka_err2str(err ? err : md->topics[0].err));
-        if (md)
-            rd_kafka_metadata_destroy(md);
+    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 1, NULL, &md, 10000);
+    if (err) {
+        snprintf(errstr, errstr_size, "topic %s: metadata: %s", topic,
+                 rd_kafka_err2str(err));
         return CS_ERR_KAFKA;
     }
-    int cnt = md->topics[0].partition_cnt;
+    const struct rd_kafka_metadata_topic *t = NULL;
+    for (int i = 0; i < md->topic_cnt && !t; i++)
+        if (!strcmp(md->topics[i].topic, topic))
+            t = &md->topics[i];
+    if (!t || t->err) {
+        snprintf(errstr, errstr_size, "topic %s: %s", topic,
+                 t ? rd_kafka_err2str(t->err) : "no such topic on the cluster");
+        rd_kafka_metadata_destroy(md);
+        return CS_ERR_KAFKA;
+    }
+    int cnt = t->partition_cnt;
     cs_partition_info_t *p = calloc((size_t)(cnt ? cnt : 1), sizeof(*p));
     for (int i = 0; i < cnt; i++)
-        p[i].partition = md->topics[0].partitions[i].id;
+        p[i].partition = t->partitions[i].id;
     rd_kafka_metadata_destroy(md);
     for (int i = 0; i < cnt; i++) {
-        err = rd_kafka_query_watermark_offsets(rk, topic, p[i].partition, &p[i].low, &p[i].high,
-                                               10000);
+        err = rd_kafka_query_watermark_offsets(rk, topic, p[i].partition, &p[i].low,
+                                               &p[i].high, 10000);
         if (err) {
             snprintf(errstr, errstr_size, "topic %s [%d]: watermarks: %s", topic,
                      (int)p[i].partition, rd_kafka_err2str(err));
@@ -71,8 +80,8 @@ static int cs_probe(rd_kafka_t *rk, const char *topic, int32_t partition, int64_
     return rc;
 }
 
-cs_err_t cs_offset_for_time(rd_kafka_t *rk, const char *topic, int32_t partition, int64_t ts_ms,
-                            int64_t *out, char *errstr, size_t errstr_size)
+cs_err_t cs_offset_for_time(rd_kafka_t *rk, const char *topic, int32_t partition,
+                            int64_t ts_ms, int64_t *out, char *errstr, size_t errstr_size)
 {
     int64_t lo, hi;
     rd_kafka_resp_err_t err =
@@ -95,8 +104,8 @@ cs_err_t cs_offset_for_time(rd_kafka_t *rk, const char *topic, int32_t partition
     while (lo < hi) {
         int64_t mid = lo + (hi - lo) / 2, found, ts;
         if (cs_probe(rk, topic, partition, mid, &found, &ts)) {
-            snprintf(errstr, errstr_size, "topic %s [%d]: no message at offset %lld", topic,
-                     (int)partition, (long long)mid);
+            snprintf(errstr, errstr_size, "topic %s [%d]: no message at offset %lld",
+                     topic, (int)partition, (long long)mid);
             return CS_ERR_KAFKA;
         }
         if (ts >= ts_ms)
@@ -166,10 +175,11 @@ cs_reader_t *cs_reader_new(const cs_config_t *cfg, const char *topic, int64_t fr
     r->done = calloc((size_t)(r->n ? r->n : 1), sizeof(int));
     for (int i = 0; i < r->n; i++)
         if (from_ms >= 0 && r->range[i].low < r->range[i].high &&
-            cs_offset_for_time(r->rk, topic, r->range[i].partition, from_ms, &r->range[i].low,
-                               errstr, errstr_size))
+            cs_offset_for_time(r->rk, topic, r->range[i].partition, from_ms,
+                               &r->range[i].low, errstr, errstr_size))
             goto fail;
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(r->n ? r->n : 1);
+    rd_kafka_topic_partition_list_t *l =
+        rd_kafka_topic_partition_list_new(r->n ? r->n : 1);
     for (int i = 0; i < r->n; i++) {
         if (r->range[i].low >= r->range[i].high) {
             r->done[i] = 1;
@@ -191,7 +201,8 @@ int64_t cs_reader_total(const cs_reader_t *r)
 {
     int64_t total = 0;
     for (int i = 0; i < r->n; i++)
-        total += r->range[i].high > r->range[i].low ? r->range[i].high - r->range[i].low : 0;
+        total +=
+            r->range[i].high > r->range[i].low ? r->range[i].high - r->range[i].low : 0;
     return total;
 }
 

@@ -71,10 +71,11 @@ cs_err_t cs_kafka_produce(rd_kafka_t *rk, cs_kafka_tracker_t *tracker, const cha
 
 /** As cs_kafka_produce, with the message's timestamp set to \p timestamp_ms (epoch ms;
  *  0 or less: now) — a re-drive keeps the original message's time. */
-cs_err_t cs_kafka_produce_at(rd_kafka_t *rk, cs_kafka_tracker_t *tracker, const char *topic,
-                             int32_t partition, const void *key, size_t key_len,
-                             const void *value, size_t value_len, rd_kafka_headers_t *headers,
-                             int64_t timestamp_ms, char *errstr, size_t errstr_size);
+cs_err_t cs_kafka_produce_at(rd_kafka_t *rk, cs_kafka_tracker_t *tracker,
+                             const char *topic, int32_t partition, const void *key,
+                             size_t key_len, const void *value, size_t value_len,
+                             rd_kafka_headers_t *headers, int64_t timestamp_ms,
+                             char *errstr, size_t errstr_size);
 
 /**
  * Serves delivery reports until \p tracker has nothing outstanding or

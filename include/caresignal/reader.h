@@ -24,8 +24,9 @@ extern "C" {
  * fetches: pass one that has no assignment).
  * @returns CS_OK with \p out, or CS_ERR_KAFKA with \p errstr.
  */
-cs_err_t cs_offset_for_time(rd_kafka_t *rk, const char *topic, int32_t partition, int64_t ts_ms,
-                            int64_t *out, char *errstr, size_t errstr_size);
+cs_err_t cs_offset_for_time(rd_kafka_t *rk, const char *topic, int32_t partition,
+                            int64_t ts_ms, int64_t *out, char *errstr,
+                            size_t errstr_size);
 
 /** The partitions of \p topic with their watermarks. Caller frees with free(). */
 typedef struct cs_partition_info {
@@ -34,8 +35,9 @@ typedef struct cs_partition_info {
 } cs_partition_info_t;
 
 /** @returns CS_OK with \p *parts (\p *n entries), or CS_ERR_KAFKA with \p errstr. */
-cs_err_t cs_topic_partitions(rd_kafka_t *rk, const char *topic, cs_partition_info_t **parts,
-                             int *n, char *errstr, size_t errstr_size);
+cs_err_t cs_topic_partitions(rd_kafka_t *rk, const char *topic,
+                             cs_partition_info_t **parts, int *n, char *errstr,
+                             size_t errstr_size);
 
 typedef struct cs_reader cs_reader_t;
 
@@ -49,7 +51,8 @@ cs_reader_t *cs_reader_new(const cs_config_t *cfg, const char *topic, int64_t fr
                            char *errstr, size_t errstr_size);
 void cs_reader_destroy(cs_reader_t *r);
 
-/** @returns how many messages the range holds (its end minus its start, per partition). */
+/** @returns how many messages the range holds (its end minus its start, per partition).
+ */
 int64_t cs_reader_total(const cs_reader_t *r);
 
 /** The range: per partition, its start and end offsets (borrowed; n entries). */

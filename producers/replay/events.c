@@ -1,5 +1,5 @@
-/* caresignal-replay: what rebuild and whatif share — replaying topic.events through scoring
- * engines into namespaces of their own, and handling those namespaces. */
+/* caresignal-replay: what rebuild and whatif share — replaying topic.events through
+ * scoring engines into namespaces of their own, and handling those namespaces. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,8 +30,8 @@ void replay_target_init(const replay_ctx_t *ctx, replay_target_t *t, const char 
     t->rules = rules;
     if (!(t->scorer = cs_scorer_new(rules, ns, errstr, sizeof(errstr))))
         cs_cli_fail(ctx->spec, "%s", errstr);
-    if (ctx->execute &&
-        cs_redis_function_load(redis, cs_scorer_library(t->scorer), errstr, sizeof(errstr))) {
+    if (ctx->execute && cs_redis_function_load(redis, cs_scorer_library(t->scorer),
+                                               errstr, sizeof(errstr))) {
         fprintf(stderr, "caresignal-replay: %s\n", errstr);
         exit(1);
     }
@@ -85,8 +85,8 @@ static void replay_unlink(cs_redis_t *redis, redisReply *keys)
     for (size_t i = 0; i < keys->elements; i++)
         argv[i + 1] = keys->element[i]->str;
     char errstr[512];
-    redisReply *r =
-        cs_redis_command(redis, (int)keys->elements + 1, argv, NULL, errstr, sizeof(errstr));
+    redisReply *r = cs_redis_command(redis, (int)keys->elements + 1, argv, NULL, errstr,
+                                     sizeof(errstr));
     if (r)
         freeReplyObject(r);
     free(argv);
@@ -100,8 +100,8 @@ long replay_namespace_delete(cs_redis_t *redis, const char *ns)
 long replay_describe_range(const replay_ctx_t *ctx, int64_t from_ms)
 {
     char errstr[512];
-    cs_reader_t *rd = cs_reader_new(ctx->cfg, ctx->cfg->topic_events, from_ms, errstr,
-                                    sizeof(errstr));
+    cs_reader_t *rd =
+        cs_reader_new(ctx->cfg, ctx->cfg->topic_events, from_ms, errstr, sizeof(errstr));
     if (!rd) {
         fprintf(stderr, "caresignal-replay: %s\n", errstr);
         return -1;
@@ -125,8 +125,8 @@ long replay_describe_range(const replay_ctx_t *ctx, int64_t from_ms)
 }
 
 long replay_events(const replay_ctx_t *ctx, cs_registry_t *reg, int64_t from_ms,
-                   replay_target_t *targets, int ntargets, int positions, const char *what,
-                   long *undecodable)
+                   replay_target_t *targets, int ntargets, int positions,
+                   const char *what, long *undecodable)
 {
     char errstr[512];
     cs_reader_t *rd =
@@ -149,7 +149,8 @@ long replay_events(const replay_ctx_t *ctx, cs_registry_t *reg, int64_t from_ms,
         size_t n = 0;
         for (int i = 0; i < got; i++) {
             cs_error_t err;
-            if (cs_event_decode(codec, msgs[i]->payload, msgs[i]->len, &events[n].ev, &err)) {
+            if (cs_event_decode(codec, msgs[i]->payload, msgs[i]->len, &events[n].ev,
+                                &err)) {
                 (*undecodable)++;
                 continue;
             }
@@ -163,8 +164,8 @@ long replay_events(const replay_ctx_t *ctx, cs_registry_t *reg, int64_t from_ms,
             if (cs_engine_apply(targets[t].engine, events, n, positions, &res, errstr,
                                 sizeof(errstr)) ||
                 cs_engine_ack(targets[t].engine, errstr, sizeof(errstr))) {
-                cs_log_error("replay failed", "{s:s, s:s}", "namespace", targets[t].ns, "error",
-                             errstr);
+                cs_log_error("replay failed", "{s:s, s:s}", "namespace", targets[t].ns,
+                             "error", errstr);
                 failed = 1;
                 break;
             }

@@ -1,7 +1,7 @@
 /* caresignal-replay offsets: moves a stopped consumer group's committed offsets on one
  * topic to the earliest or latest offset, or to the first message at or after a time —
- * exact on the dev broker too, which answers offsets-for-times with -1 (cs_offset_for_time
- * then searches the partition's timestamps). */
+ * exact on the dev broker too, which answers offsets-for-times with -1
+ * (cs_offset_for_time then searches the partition's timestamps). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,10 +29,12 @@ static int check_group_stopped(rd_kafka_t *rk, const char *group)
     const struct rd_kafka_group_list *groups = NULL;
     rd_kafka_resp_err_t err = rd_kafka_list_groups(rk, group, &groups, 5000);
     if (err || !groups) {
-        printf("warning: the broker cannot say whether group '%s' has active members (%s): "
-               "make sure every consumer of the group is stopped, or it will overwrite these "
-               "offsets with its own\n",
-               group, rd_kafka_err2str(err));
+        printf(
+            "warning: the broker cannot say whether group '%s' has active members (%s): "
+            "make sure every consumer of the group is stopped, or it will overwrite "
+            "these "
+            "offsets with its own\n",
+            group, rd_kafka_err2str(err));
         if (groups)
             rd_kafka_group_list_destroy(groups);
         return 0;
@@ -54,9 +56,10 @@ static int check_group_stopped(rd_kafka_t *rk, const char *group)
     }
     rd_kafka_group_list_destroy(groups);
     if (members > 0) {
-        printf("refused: group '%s' has %d active member%s: stop its consumers first (their "
-               "commits would overwrite the new offsets)\n",
-               group, members, members == 1 ? "" : "s");
+        printf(
+            "refused: group '%s' has %d active member%s: stop its consumers first (their "
+            "commits would overwrite the new offsets)\n",
+            group, members, members == 1 ? "" : "s");
         return 1;
     }
     (void)known; /* an unknown group has no members: nothing committed yet, or all gone */
@@ -86,7 +89,8 @@ int replay_offsets(const replay_ctx_t *ctx)
     /* a member of no group: it reads and commits the group's offsets without joining */
     if (rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr)) ||
         rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr)) ||
-        rd_kafka_conf_set(conf, "enable.auto.offset.store", "false", errstr, sizeof(errstr)))
+        rd_kafka_conf_set(conf, "enable.auto.offset.store", "false", errstr,
+                          sizeof(errstr)))
         cs_cli_fail(ctx->spec, "%s", errstr);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
     if (!rk) {
@@ -119,12 +123,13 @@ int replay_offsets(const replay_ctx_t *ctx)
         int64_t new_off;
         if (to)
             new_off = strcmp(to, "earliest") ? parts[i].high : parts[i].low;
-        else if (cs_offset_for_time(rk, topic, parts[i].partition, to_time, &new_off, errstr,
-                                    sizeof(errstr))) {
+        else if (cs_offset_for_time(rk, topic, parts[i].partition, to_time, &new_off,
+                                    errstr, sizeof(errstr))) {
             fprintf(stderr, "caresignal-replay: %s\n", errstr);
             goto done;
         }
-        rd_kafka_topic_partition_list_add(target, topic, parts[i].partition)->offset = new_off;
+        rd_kafka_topic_partition_list_add(target, topic, parts[i].partition)->offset =
+            new_off;
     }
 
     char when[40] = "";
@@ -138,8 +143,7 @@ int replay_offsets(const replay_ctx_t *ctx)
     int changes = 0;
     for (int i = 0; i < n; i++) {
         char a[24], b[24];
-        int64_t old_off = committed->elems[i].offset,
-                new_off = target->elems[i].offset;
+        int64_t old_off = committed->elems[i].offset, new_off = target->elems[i].offset;
         printf("  %-9d  %10" PRId64 "  %10" PRId64 "  %10s  %10s  %10" PRId64 "\n",
                (int)parts[i].partition, parts[i].low, parts[i].high,
                offset_text(old_off, a, sizeof(a)), offset_text(new_off, b, sizeof(b)),
@@ -148,7 +152,8 @@ int replay_offsets(const replay_ctx_t *ctx)
         lag_after += parts[i].high - new_off;
         changes += old_off != new_off;
     }
-    printf("lag: %" PRId64 " messages before, %" PRId64 " after; %d of %d partitions change\n",
+    printf("lag: %" PRId64 " messages before, %" PRId64
+           " after; %d of %d partitions change\n",
            lag_before, lag_after, changes, n);
     if (!ctx->execute) {
         printf("dry run: nothing changed (add --execute)\n");
@@ -169,13 +174,14 @@ int replay_offsets(const replay_ctx_t *ctx)
     for (int i = 0; same && i < n; i++)
         same = committed->elems[i].offset == target->elems[i].offset;
     if (!same) {
-        fprintf(stderr, "caresignal-replay: group %s: the committed offsets read back differ "
-                        "from those written (%s): is a member of the group still running?\n",
+        fprintf(stderr,
+                "caresignal-replay: group %s: the committed offsets read back differ "
+                "from those written (%s): is a member of the group still running?\n",
                 group, err ? rd_kafka_err2str(err) : "another commit");
         goto done;
     }
-    printf("committed: group '%s' resumes %s from the new offsets when it starts\n", group,
-           topic);
+    printf("committed: group '%s' resumes %s from the new offsets when it starts\n",
+           group, topic);
     rc = 0;
 done:
     if (committed)

@@ -10,16 +10,25 @@
 #include "replay.h"
 
 /* The fields of a subject's state that a rebuild must reproduce exactly. */
-static const char *const compared[] = {
-    "score",          "as_of",        "level",          "level_since",    "imm_at",
-    "events_total",   "assurance",    "duplicates",     "area.SAFE_CARE", "area.STAFFING",
-    "area.PROTECTION_FROM_ABUSE",     "area.ASSURANCE", "last_alert"};
+static const char *const compared[] = {"score",
+                                       "as_of",
+                                       "level",
+                                       "level_since",
+                                       "imm_at",
+                                       "events_total",
+                                       "assurance",
+                                       "duplicates",
+                                       "area.SAFE_CARE",
+                                       "area.STAFFING",
+                                       "area.PROTECTION_FROM_ABUSE",
+                                       "area.ASSURANCE",
+                                       "last_alert"};
 #define NCOMPARED (sizeof(compared) / sizeof(compared[0]))
 
 /* Compares every subject of the rebuilt namespace with the live one: the state fields
  * above (as text: bit-identical doubles print identically) and the event list. */
-static int verify(cs_redis_t *redis, const char *live, const char *rebuilt, long *subjects,
-                  long *differ)
+static int verify(cs_redis_t *redis, const char *live, const char *rebuilt,
+                  long *subjects, long *differ)
 {
     char pattern[256], errstr[512], cursor[32] = "0";
     snprintf(pattern, sizeof(pattern), "%s:{*}:state", rebuilt);
@@ -38,8 +47,10 @@ static int verify(cs_redis_t *redis, const char *live, const char *rebuilt, long
             const char *tag = key + strlen(rebuilt); /* ":{SUBJECT}:state" */
             char live_key[512], ev_a[512], ev_b[512];
             snprintf(live_key, sizeof(live_key), "%s%s", live, tag);
-            snprintf(ev_a, sizeof(ev_a), "%s%.*s:events", rebuilt, (int)(strlen(tag) - 6), tag);
-            snprintf(ev_b, sizeof(ev_b), "%s%.*s:events", live, (int)(strlen(tag) - 6), tag);
+            snprintf(ev_a, sizeof(ev_a), "%s%.*s:events", rebuilt, (int)(strlen(tag) - 6),
+                     tag);
+            snprintf(ev_b, sizeof(ev_b), "%s%.*s:events", live, (int)(strlen(tag) - 6),
+                     tag);
             cs_redis_pipe_t *p = cs_redis_pipe_new();
             const char *ha[NCOMPARED + 2] = {"HMGET", key};
             const char *hb[NCOMPARED + 2] = {"HMGET", live_key};
@@ -82,8 +93,9 @@ int replay_rebuild(const replay_ctx_t *ctx)
     if (!ns)
         cs_cli_fail(ctx->spec, "rebuild needs --namespace NS (a fresh Redis namespace)");
     if (!strcmp(ns, cfg->state_namespace))
-        cs_cli_fail(ctx->spec, "option --namespace: '%s' is the live namespace (state.namespace); "
-                               "a rebuild goes into a fresh one",
+        cs_cli_fail(ctx->spec,
+                    "option --namespace: '%s' is the live namespace (state.namespace); "
+                    "a rebuild goes into a fresh one",
                     ns);
     int64_t from = replay_time_option(ctx, "from-time");
     char errstr[512];
@@ -100,11 +112,13 @@ int replay_rebuild(const replay_ctx_t *ctx)
 
     int rc = 0;
     long existing = replay_namespace_keys(redis, ns, 1);
-    printf("rebuild: the risk state from %s into the Redis namespace '%s' (rules %s), reading "
+    printf("rebuild: the risk state from %s into the Redis namespace '%s' (rules %s), "
+           "reading "
            "without a consumer group: the live group's offsets are not touched.\n",
            cfg->topic_events, ns, rules->version);
     if (existing != 0) {
-        printf("refused: namespace '%s' is not empty (choose a fresh name, or delete its keys "
+        printf("refused: namespace '%s' is not empty (choose a fresh name, or delete its "
+               "keys "
                "first)\n",
                ns);
         rc = 1;
@@ -120,13 +134,16 @@ int replay_rebuild(const replay_ctx_t *ctx)
     long undecodable = 0;
     long read = replay_events(ctx, reg, from, &target, 1, 1, "rebuild", &undecodable);
     if (read < 0) {
-        printf("rebuild failed or interrupted: delete namespace '%s' before trying again\n", ns);
+        printf(
+            "rebuild failed or interrupted: delete namespace '%s' before trying again\n",
+            ns);
         rc = 1;
         goto done;
     }
-    printf("rebuilt: %ld events read, %ld applied, %ld duplicates skipped, %ld undecodable "
-           "skipped, %ld alerts computed (not paged)\n",
-           read, target.applied, target.duplicates, undecodable, target.alerts);
+    printf(
+        "rebuilt: %ld events read, %ld applied, %ld duplicates skipped, %ld undecodable "
+        "skipped, %ld alerts computed (not paged)\n",
+        read, target.applied, target.duplicates, undecodable, target.alerts);
     long subjects, differ;
     if (verify(redis, cfg->state_namespace, ns, &subjects, &differ)) {
         printf("verification failed: cannot read the namespaces\n");
@@ -134,19 +151,23 @@ int replay_rebuild(const replay_ctx_t *ctx)
         goto done;
     }
     if (from >= 0)
-        printf("verification: %ld subjects, %ld differ from the live namespace '%s' (expected: "
+        printf("verification: %ld subjects, %ld differ from the live namespace '%s' "
+               "(expected: "
                "the rebuild started at --from-time)\n",
                subjects, differ, cfg->state_namespace);
     else if (differ == 0)
-        printf("verification: all %ld subjects identical to the live namespace '%s' (scores, "
+        printf("verification: all %ld subjects identical to the live namespace '%s' "
+               "(scores, "
                "levels, areas, event lists)\n",
                subjects, cfg->state_namespace);
     else
-        printf("verification: %ld of %ld subjects differ from the live namespace '%s' (normal if "
+        printf("verification: %ld of %ld subjects differ from the live namespace '%s' "
+               "(normal if "
                "the live scorer has read more or fewer events than this rebuild)\n",
                differ, subjects, cfg->state_namespace);
     printf("to switch the scorer to '%s': stop caresignal-score, start it with --set "
-           "state.namespace=%s (only the scorer: the pager keeps its de-duplication where it "
+           "state.namespace=%s (only the scorer: the pager keeps its de-duplication "
+           "where it "
            "is). It resumes from the lowest of the rebuild's positions and its committed "
            "offsets, so it applies whatever arrived after the rebuild.\n",
            ns, ns);

@@ -24,8 +24,8 @@
 #include "replay.h"
 
 #define CS_HDR_REDRIVE_OF "cs.redrive.of"
-#define BATCH 500
-#define LISTED_MAX 50 /* dry run: dead letters listed one per line, the rest counted */
+#define BATCH             500
+#define LISTED_MAX        50 /* dry run: dead letters listed one per line, the rest counted */
 
 /* Counts per (reason, origin topic). */
 typedef struct tally {
@@ -48,7 +48,8 @@ typedef struct redrive {
 static void tally_add(redrive_t *rd, const char *reason, const char *origin)
 {
     for (int i = 0; i < rd->ntallies; i++)
-        if (!strcmp(rd->tallies[i].reason, reason) && !strcmp(rd->tallies[i].origin, origin)) {
+        if (!strcmp(rd->tallies[i].reason, reason) &&
+            !strcmp(rd->tallies[i].origin, origin)) {
             rd->tallies[i].n++;
             return;
         }
@@ -68,7 +69,8 @@ static void tally_add(redrive_t *rd, const char *reason, const char *origin)
 static int redrivable(const cs_config_t *cfg, const char *origin)
 {
     return !strcmp(origin, cfg->topic_raw_nhse) || !strcmp(origin, cfg->topic_raw_ccg) ||
-           !strcmp(origin, cfg->topic_raw_ofsted_send) || !strcmp(origin, cfg->topic_alerts);
+           !strcmp(origin, cfg->topic_raw_ofsted_send) ||
+           !strcmp(origin, cfg->topic_alerts);
 }
 
 /* --where error=CODE: one of DESIGN §5's codes, or the pager's UNDELIVERABLE. */
@@ -81,11 +83,12 @@ static const char *where_code(const replay_ctx_t *ctx)
         cs_cli_fail(ctx->spec, "option --where: expected error=CODE, got '%s'", w);
     const char *code = w + 6;
     if (!cs_err_from_reason(code) && strcmp(code, "UNDELIVERABLE"))
-        cs_cli_fail(ctx->spec,
-                    "option --where: unknown error code '%s' (one of JSON_SYNTAX, NOT_OBJECT, "
-                    "SCHEMA_UNKNOWN, AVRO_DECODE, FIELD_MISSING, FIELD_TYPE, ENUM_UNKNOWN, "
-                    "ID_FORMAT, TIME_RANGE, TOO_LARGE, UNKNOWN_LOCATION, UNDELIVERABLE)",
-                    code);
+        cs_cli_fail(
+            ctx->spec,
+            "option --where: unknown error code '%s' (one of JSON_SYNTAX, NOT_OBJECT, "
+            "SCHEMA_UNKNOWN, AVRO_DECODE, FIELD_MISSING, FIELD_TYPE, ENUM_UNKNOWN, "
+            "ID_FORMAT, TIME_RANGE, TOO_LARGE, UNKNOWN_LOCATION, UNDELIVERABLE)",
+            code);
     return code;
 }
 
@@ -100,11 +103,13 @@ static int already_redriven(redrive_t *rd, char ids[][48], int n, int *seen)
     argv[1] = rd->setkey;
     for (int i = 0; i < n; i++)
         argv[i + 2] = ids[i];
-    redisReply *r = cs_redis_command(rd->redis, n + 2, argv, NULL, errstr, sizeof(errstr));
+    redisReply *r =
+        cs_redis_command(rd->redis, n + 2, argv, NULL, errstr, sizeof(errstr));
     free(argv);
     if (!r || r->type != REDIS_REPLY_ARRAY || (int)r->elements != n) {
         fprintf(stderr, "caresignal-replay: redis: %s\n",
-                r ? (r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply") : errstr);
+                r ? (r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply")
+                  : errstr);
         if (r)
             freeReplyObject(r);
         return -1;
@@ -130,9 +135,11 @@ static int record(redrive_t *rd, char ids[][48], const int *sent, int n)
             argv[argc++] = ids[i];
     int rc = 0;
     if (argc > 2) {
-        redisReply *r = cs_redis_command(rd->redis, argc, argv, NULL, errstr, sizeof(errstr));
+        redisReply *r =
+            cs_redis_command(rd->redis, argc, argv, NULL, errstr, sizeof(errstr));
         if (!r || r->type == REDIS_REPLY_ERROR) {
-            fprintf(stderr, "caresignal-replay: redis: recording re-driven dead letters: %s\n",
+            fprintf(stderr,
+                    "caresignal-replay: redis: recording re-driven dead letters: %s\n",
                     r ? r->str : errstr);
             rc = -1;
         }
@@ -193,11 +200,13 @@ static int redrive_batch(redrive_t *rd, rd_kafka_message_t **msgs, int n)
         if (!redrivable(cfg, origin[i])) {
             rd->skipped++;
             if (rd->skipped <= 10)
-                printf("  skipped %d:%" PRId64 " %s: origin topic '%s' is not re-driven\n",
+                printf("  skipped %d:%" PRId64
+                       " %s: origin topic '%s' is not re-driven\n",
                        (int)m->partition, m->offset, reason[i], origin[i]);
             continue;
         }
-        snprintf(ids[npick], sizeof(ids[npick]), "%d:%" PRId64, (int)m->partition, m->offset);
+        snprintf(ids[npick], sizeof(ids[npick]), "%d:%" PRId64, (int)m->partition,
+                 m->offset);
         pick[i] = ++npick;
     }
     if (!npick)
@@ -230,8 +239,8 @@ static int redrive_batch(redrive_t *rd, rd_kafka_message_t **msgs, int n)
                 cs_time_format(rd_kafka_message_timestamp(m, &tt), when, sizeof(when));
                 if (cs_kafka_header_get(m, CS_HDR_ERROR_FIELD, field, sizeof(field)))
                     field[0] = '\0';
-                printf("  would re-drive dead letter %s (%s) %s%s%s -> %s\n", ids[k], when,
-                       reason[i], *field ? " field " : "", field, origin[i]);
+                printf("  would re-drive dead letter %s (%s) %s%s%s -> %s\n", ids[k],
+                       when, reason[i], *field ? " field " : "", field, origin[i]);
             }
             continue;
         }
@@ -259,8 +268,9 @@ static int redrive_batch(redrive_t *rd, rd_kafka_message_t **msgs, int n)
     rd->redriven += delivered;
     rd->failed += tracker.failed;
     if (tracker.failed)
-        fprintf(stderr, "caresignal-replay: %ld re-drives not delivered (%s): run again to "
-                        "retry them\n",
+        fprintf(stderr,
+                "caresignal-replay: %ld re-drives not delivered (%s): run again to "
+                "retry them\n",
                 tracker.failed, rd_kafka_err2str(tracker.first_err));
     return record(rd, ids, sent, npick);
 }
@@ -283,13 +293,14 @@ int replay_redrive(const replay_ctx_t *ctx)
     char errstr[512];
     int rc = 1;
     cs_progress_t *progress = NULL;
-    cs_reader_t *reader = cs_reader_new(cfg, cfg->topic_deadletter, since, errstr,
-                                        sizeof(errstr));
+    cs_reader_t *reader =
+        cs_reader_new(cfg, cfg->topic_deadletter, since, errstr, sizeof(errstr));
     if (!reader) {
         fprintf(stderr, "caresignal-replay: %s\n", errstr);
         goto done;
     }
-    if (ctx->execute && !(rd.producer = cs_kafka_producer_new(cfg, errstr, sizeof(errstr)))) {
+    if (ctx->execute &&
+        !(rd.producer = cs_kafka_producer_new(cfg, errstr, sizeof(errstr)))) {
         fprintf(stderr, "caresignal-replay: %s\n", errstr);
         goto done;
     }
@@ -336,8 +347,8 @@ int replay_redrive(const replay_ctx_t *ctx)
         rc = 0;
         goto done;
     }
-    printf("re-driven %ld, already re-driven %ld, skipped %ld%s\n", rd.redriven, rd.already,
-           rd.skipped, rd.failed ? ", FAILED (see above)" : "");
+    printf("re-driven %ld, already re-driven %ld, skipped %ld%s\n", rd.redriven,
+           rd.already, rd.skipped, rd.failed ? ", FAILED (see above)" : "");
     rc = rd.failed ? 1 : 0;
 done:
     cs_progress_finish(progress);

@@ -19,14 +19,15 @@ typedef struct replay_ctx {
     int execute; /**< --execute: act; otherwise print exactly what would be done */
 } replay_ctx_t;
 
-/* Each returns the process exit status: 0 done (or the dry run printed), 1 runtime failure.
- * Usage and configuration errors stop the program with exit 2 (cs_cli_fail). */
+/* Each returns the process exit status: 0 done (or the dry run printed), 1 runtime
+ * failure. Usage and configuration errors stop the program with exit 2 (cs_cli_fail). */
 int replay_offsets(const replay_ctx_t *ctx);
 int replay_redrive(const replay_ctx_t *ctx);
 int replay_rebuild(const replay_ctx_t *ctx);
 int replay_whatif(const replay_ctx_t *ctx);
 
-/* ------------------------------------------------------------ events.c: rebuild, whatif */
+/* ------------------------------------------------------------ events.c: rebuild, whatif
+ */
 
 /** A scratch or target namespace being written by a replay. */
 typedef struct replay_target {
@@ -40,8 +41,8 @@ typedef struct replay_target {
     long applied, duplicates, alerts;
 } replay_target_t;
 
-/** Loads the scorer's Redis function for \p t (rules, namespace) on \p redis. Exit 2 on a bad
- *  namespace, 1 if Redis refuses. */
+/** Loads the scorer's Redis function for \p t (rules, namespace) on \p redis. Exit 2 on a
+ * bad namespace, 1 if Redis refuses. */
 void replay_target_init(const replay_ctx_t *ctx, replay_target_t *t, const char *ns,
                         cs_rules_t *rules, cs_redis_t *redis);
 void replay_target_release(replay_target_t *t);
@@ -60,8 +61,8 @@ long replay_namespace_delete(cs_redis_t *redis, const char *ns);
  * @returns the number of events read, or -1 on failure (logged).
  */
 long replay_events(const replay_ctx_t *ctx, cs_registry_t *reg, int64_t from_ms,
-                   replay_target_t *targets, int ntargets, int positions, const char *what,
-                   long *undecodable);
+                   replay_target_t *targets, int ntargets, int positions,
+                   const char *what, long *undecodable);
 
 /** Prints the range a replay of topic.events from \p from_ms would read (dry runs).
  *  @returns the number of events in it, or -1. */

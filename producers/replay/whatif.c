@@ -77,11 +77,11 @@ static json_t *brief_json(const brief_t *b)
 {
     char when[32];
     cs_time_format(b->as_of, when, sizeof(when));
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:f, s:s}", "subject", b->subject, "kind",
-                     cs_alert_kind_names[b->kind], "level", cs_level_names[b->level],
-                     "previous_level", cs_level_names[b->previous], "reason",
-                     cs_reason_names[b->reason], "triggered_by", b->triggered_by, "score",
-                     b->score, "as_of", when);
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:f, s:s}", "subject", b->subject,
+                     "kind", cs_alert_kind_names[b->kind], "level",
+                     cs_level_names[b->level], "previous_level",
+                     cs_level_names[b->previous], "reason", cs_reason_names[b->reason],
+                     "triggered_by", b->triggered_by, "score", b->score, "as_of", when);
 }
 
 static void print_brief(char sign, const brief_t *b)
@@ -89,8 +89,8 @@ static void print_brief(char sign, const brief_t *b)
     char when[32];
     cs_time_format(b->as_of, when, sizeof(when));
     printf("  %c %-7s %-7s %-28s at %.16s  score %6.1f  [%s] triggered by %s\n", sign,
-           cs_alert_kind_names[b->kind], cs_level_names[b->level], b->subject, when, b->score,
-           cs_reason_names[b->reason], b->triggered_by);
+           cs_alert_kind_names[b->kind], cs_level_names[b->level], b->subject, when,
+           b->score, cs_reason_names[b->reason], b->triggered_by);
 }
 
 /* The comparison, matched by (subject, triggering event): an alert only the new rules
@@ -113,8 +113,8 @@ static void report(briefs_t *live, briefs_t *fresh, int as_json, const char *fil
         }
         a->matched = b->matched = 1;
         if (a->kind != b->kind || a->level != b->level || a->reason != b->reason) {
-            json_array_append_new(changed, json_pack("{s:o, s:o}", "live", brief_json(a), "new",
-                                                     brief_json(b)));
+            json_array_append_new(changed, json_pack("{s:o, s:o}", "live", brief_json(a),
+                                                     "new", brief_json(b)));
             counts[2][b->level]++;
         }
     }
@@ -172,8 +172,9 @@ static void report(briefs_t *live, briefs_t *fresh, int as_json, const char *fil
                json_string_value(json_object_get(b, "level")),
                json_string_value(json_object_get(b, "reason")));
     }
-    printf("per level (of the new alert; removed: of the live one):\n  %-8s %8s %8s %8s\n",
-           "level", "added", "removed", "changed");
+    printf(
+        "per level (of the new alert; removed: of the live one):\n  %-8s %8s %8s %8s\n",
+        "level", "added", "removed", "changed");
     for (int l = 1; l < CS_LEVEL_COUNT; l++)
         printf("  %-8s %8ld %8ld %8ld\n", cs_level_names[l], counts[0][l], counts[1][l],
                counts[2][l]);
@@ -203,8 +204,10 @@ int replay_whatif(const replay_ctx_t *ctx)
     if (!new_rules)
         cs_cli_fail(ctx->spec, "%s (option --rules)", errstr);
     char ns_live[128], ns_new[128];
-    snprintf(ns_live, sizeof(ns_live), "%s-whatif-%d-live", cfg->state_namespace, (int)getpid());
-    snprintf(ns_new, sizeof(ns_new), "%s-whatif-%d-new", cfg->state_namespace, (int)getpid());
+    snprintf(ns_live, sizeof(ns_live), "%s-whatif-%d-live", cfg->state_namespace,
+             (int)getpid());
+    snprintf(ns_new, sizeof(ns_new), "%s-whatif-%d-new", cfg->state_namespace,
+             (int)getpid());
     cs_redis_t *redis = replay_redis(ctx);
     briefs_t live = {0}, fresh = {0};
     replay_target_t targets[2];
@@ -218,11 +221,14 @@ int replay_whatif(const replay_ctx_t *ctx)
 
     int rc = 0;
     if (!ctx->execute) {
-        printf("whatif: would replay the events below twice — under the live rules (%s, %s) "
-               "and under %s (%s) — into the scratch namespaces '%s' and '%s', compare the "
-               "alerts, and delete both namespaces. Nothing is paged, the live namespace and "
-               "consumer groups are not touched.\n",
-               cfg->rules_file, live_rules->version, file, new_rules->version, ns_live, ns_new);
+        printf(
+            "whatif: would replay the events below twice — under the live rules (%s, %s) "
+            "and under %s (%s) — into the scratch namespaces '%s' and '%s', compare the "
+            "alerts, and delete both namespaces. Nothing is paged, the live namespace "
+            "and "
+            "consumer groups are not touched.\n",
+            cfg->rules_file, live_rules->version, file, new_rules->version, ns_live,
+            ns_new);
         rc = replay_describe_range(ctx, from) < 0;
         if (!rc)
             printf("dry run: nothing written (add --execute)\n");
@@ -234,7 +240,8 @@ int replay_whatif(const replay_ctx_t *ctx)
         rc = 1;
     else
         report(&live, &fresh, as_json, file, live_rules, new_rules);
-    long deleted = replay_namespace_delete(redis, ns_live) + replay_namespace_delete(redis, ns_new);
+    long deleted =
+        replay_namespace_delete(redis, ns_live) + replay_namespace_delete(redis, ns_new);
     if (strcmp(new_rules->digest, live_rules->digest)) {
         /* the library built from the tried rules goes too (the live one stays) */
         char lib[64];
@@ -245,7 +252,8 @@ int replay_whatif(const replay_ctx_t *ctx)
             freeReplyObject(r);
     }
     if (!as_json)
-        printf("replayed %ld events; scratch namespaces deleted (%ld keys)\n", read, deleted);
+        printf("replayed %ld events; scratch namespaces deleted (%ld keys)\n", read,
+               deleted);
 done:
     replay_target_release(&targets[0]);
     replay_target_release(&targets[1]);
