@@ -1,0 +1,520 @@
+#!/usr/bin/env python3
+"""caresignal's benchmarks, in one run on this machine: every figure beside the raw limit it
+is measured against (same machine, same run), its DESIGN §10 target and the ratio.
+
+  bench/run.py [--smoke] [--build DIR] [--out FILE] [--scales 1,10,100]
+
+Measures: the raw limits (librdkafka consuming from the dev broker; redis-server running
+the scorer's own function calls, pipelined); normalise in process (beside jansson's
+json_loads on the same documents) and end to end through the broker, JSON and Avro;
+score end to end, as a ratio to Redis's rate for the same calls; raw publish -> alert on
+the pager's stdout latency at a fixed 5,000 events/s; the consumers' peak resident memory;
+Redis memory per subject after the 90-day synthetic feed; and how the throughputs move at
+10x and 100x the events and subjects. Prints a table and writes it as JSON (with the
+machine's description) to bench/results/. --smoke runs every part in seconds (the test
+suite runs it so the bench cannot rot); its figures are not measurements, and it writes
+to the build directory unless --out says otherwise.
+
+Every process it starts (the stack, the consumers, the tools) is stopped when it ends,
+on failure and on SIGINT/SIGTERM too; the consumers and tools also die with it if it is
+killed outright (PR_SET_PDEATHSIG), and the stack's watchdog stops the stack.
+"""
+import argparse
+import calendar
+import ctypes
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.join(TOP, "tests", "integration"))
+import cstest  # noqa: E402  (the Redis client)
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _die_with_parent():
+    """In the child before exec: killed when the bench process goes, however it goes."""
+    _libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def log(msg):
+    print("bench: " + msg, file=sys.stderr, flush=True)
+
+
+class Stopped(Exception):
+    pass
+
+
+def _on_signal(signum, frame):
+    raise Stopped("stopped by signal %d" % signum)
+
+
+def log_tail(path, lines=15):
+    try:
+        with open(path, "rb") as f:
+            return b"".join(f.readlines()[-lines:]).decode(errors="replace")
+    except OSError:
+        return ""
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.build = os.path.abspath(args.build)
+        self.smoke = args.smoke
+        self.dir = tempfile.mkdtemp(prefix="caresignal-bench-")
+        self.procs = []
+        self.rows = []      # (section, figure, value, unit, target, ratio)
+        self.results = {}
+        self.stack_started = False
+
+    def bin(self, name):
+        path = os.path.join(self.build, name)
+        if not os.access(path, os.X_OK):
+            raise RuntimeError("%s not found: build first (cmake --build %s)" % (path, self.build))
+        return path
+
+    # ------------------------------------------------------------------ stack
+    def start_stack(self, topics):
+        args = [os.path.join(TOP, "deploy/dev/stack.sh"), "start", "--dir", self.dir, "--build",
+                self.build, "--owner", str(os.getpid()), "--brokers", "1", "--quiet"]
+        for t, n in topics.items():
+            args += ["--partitions", "%s=%d" % (t, n)]
+        self.stack_started = True
+        subprocess.run(args, check=True, timeout=120)
+        env = dict(l.strip().split("=", 1) for l in open(os.path.join(self.dir, "stack.env")))
+        self.bootstrap = env["CS_BOOTSTRAP"]
+        self.redis_port = int(env["CS_REDIS_PORT"])
+        self.config = env["CS_CONFIG"]
+
+    def stop_stack(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
+        if self.stack_started:
+            subprocess.run([os.path.join(TOP, "deploy/dev/stack.sh"), "stop", "--dir", self.dir,
+                            "--quiet"], check=False, timeout=60)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def program(self, name, sets, stdout=None):
+        """Starts a consumer with the stack's configuration plus \\p sets; its log is kept."""
+        cmd = [self.bin(name), "--config", self.config]
+        for k, v in sets.items():
+            cmd += ["--set", "%s=%s" % (k, v)]
+        log_path = os.path.join(self.dir, "%s-%d.log" % (name, len(self.procs)))
+        with open(log_path, "wb") as logf:
+            p = subprocess.Popen(cmd, cwd=TOP, stdout=stdout or subprocess.DEVNULL, stderr=logf,
+                                 stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+        p.log_path = log_path
+        p.name = name
+        self.procs.append(p)
+        return p
+
+    def check_alive(self, procs):
+        for p in procs:
+            if p.poll() is not None:
+                raise RuntimeError("%s exited with %d; its log ends:\n%s"
+                                   % (p.name, p.returncode, log_tail(p.log_path)))
+
+    def wait_for(self, cond, timeout, what, procs=()):
+        """Polls cond() until it is true (returns its value); fails after \\p timeout s or
+        as soon as one of \\p procs has exited."""
+        deadline = time.monotonic() + timeout
+        while True:
+            v = cond()
+            if v:
+                return v
+            self.check_alive(procs)
+            if time.monotonic() > deadline:
+                tails = "".join("\n%s log ends:\n%s" % (p.name, log_tail(p.log_path))
+                                for p in procs)
+                raise RuntimeError("timed out after %.0f s waiting for %s%s" % (timeout, what, tails))
+            time.sleep(0.02)
+
+    def assigned_at(self, p, timeout=60):
+        """Wall-clock time (epoch s) of the program's 'partitions assigned' log line."""
+        def seen():
+            with open(p.log_path, "rb") as f:
+                for line in f:
+                    if b'"partitions assigned"' in line:
+                        ts = json.loads(line)["ts"]  # 2026-11-29T07:04:31.911Z
+                        return calendar.timegm(time.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S")) \
+                            + int(ts[20:23]) / 1000.0
+            return None
+        return self.wait_for(seen, timeout, "%s to get its partitions" % p.name, [p])
+
+    def stop(self, p):
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(60)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+    def run(self, *cmd, timeout=600):
+        r = subprocess.run(list(cmd), cwd=TOP, capture_output=True, timeout=timeout,
+                           preexec_fn=_die_with_parent)
+        if r.returncode:
+            raise RuntimeError("%s exited with %d:\n%s" % (" ".join(cmd), r.returncode,
+                                                           r.stderr.decode(errors="replace")[-3000:]))
+        return r.stdout
+
+    def tool_json(self, *cmd, timeout=600):
+        out = self.run(*cmd, timeout=timeout).decode().strip().splitlines()
+        return json.loads([l for l in out if l.startswith('{"bench"')][-1])
+
+    def until(self, topic, n, timeout=300):
+        """Waits until \\p topic holds \\p n messages: @returns the wall-clock time it did."""
+        return self.tool_json(self.bin("bench_consume"), "--bootstrap", self.bootstrap, "--topic",
+                              topic, "--until", str(n), "--timeout", str(timeout),
+                              timeout=timeout + 30)["at"]
+
+    def count(self, topic):
+        return int(self.run(self.bin("bench_consume"), "--bootstrap", self.bootstrap, "--topic",
+                            topic, "--watermarks", timeout=60))
+
+    def positions(self, r, ns, topic):
+        """Events the scorer has applied from \\p topic: its positions in Redis, summed."""
+        keys = r.cmd("KEYS", "%s:pos:%s:*" % (ns, topic))
+        return sum(int(v) for v in r.pipeline([("GET", k) for k in keys])) if keys else 0
+
+    def row(self, section, figure, value, unit, target=None, ratio=None, key=None):
+        self.rows.append((section, figure, value, unit, target, ratio))
+        if key:
+            self.results[key] = value
+
+    # ------------------------------------------------------------------ parts
+    def raw_limits(self, n):
+        log("raw limits: librdkafka consuming, redis-server running the scorer's calls")
+        self.run(self.bin("bench_load"), "--bootstrap", self.bootstrap, "--topic", "bench.raw",
+                 "--format", "intel", "--count", str(n))
+        c = self.tool_json(self.bin("bench_consume"), "--bootstrap", self.bootstrap, "--topic",
+                           "bench.raw")
+        self.consume_rate = c["messages_per_s"]
+        self.row("raw limits", "librdkafka consume from the dev broker (no processing)",
+                 c["messages_per_s"], "msg/s", key="raw_consume_per_s")
+        r = self.tool_json(self.bin("bench_redis"), "--port", str(self.redis_port), "--events",
+                           str(n), "--subjects", "3000", "--batch", "500", "--namespace",
+                           "bench-raw", "--json")
+        self.row("raw limits", "redis-server: scorer FCALLs, one per event, pipelined x500",
+                 r["per_event_events_per_s"], "events/s", key="redis_per_event_per_s")
+        self.row("raw limits", "  the same, us per FCALL", r["per_event_us_per_call"], "us",
+                 key="redis_us_per_event_call")
+        self.row("raw limits", "redis-server: as the scorer (1 call/subject/batch)",
+                 r["per_subject_events_per_s"], "events/s", key="redis_per_subject_per_s")
+        self.results["redis_calls"] = r
+
+    def normalise_in_process(self):
+        log("normalise in process (one core) beside json_loads")
+        n = self.tool_json(self.bin("bench_normalise"), "--seconds", "0.3" if self.smoke else "3",
+                           "--json")
+        self.row("normalise", "jansson json_loads alone, same documents (raw limit)",
+                 n["json_loads_per_s"], "docs/s", key="json_loads_per_s")
+        self.row("normalise", "in process, JSON: parse+validate+map+encode", n["normalise_json_per_s"],
+                 "events/s", ">= 0.80 of json_loads", n["json_ratio"], key="normalise_json_per_s")
+        self.row("normalise", "in process, Avro: check+decode+map+encode", n["normalise_avro_per_s"],
+                 "events/s", ">= 500000", n["normalise_avro_per_s"] / 500000.0,
+                 key="normalise_avro_per_s")
+
+    def normalise_through_broker(self, scale, n, fmt, directory):
+        topic_in = "bench.s%d.raw.%s" % (scale, fmt)
+        topic_out = "bench.s%d.events.%s" % (scale, fmt)
+        self.run(self.bin("bench_load"), "--bootstrap", self.bootstrap, "--topic", topic_in,
+                 "--format", fmt, "--count", str(n), "--directory", directory)
+        p = self.program("caresignal-normalise", {
+            "topic.raw.nhse": topic_in, "topic.raw.ccg": "bench.unused.ccg",
+            "topic.raw.ofsted-send": "bench.unused.ofsted", "topic.events": topic_out,
+            "topic.deadletter": "bench.dead", "directory.file": directory,
+            "group.id": "bench-norm-%d-%s" % (scale, fmt)})
+        t0 = self.assigned_at(p)
+        t1 = self.until(topic_out, n)
+        self.check_alive([p])
+        self.stop(p)
+        return n / (t1 - t0), topic_out
+
+    def score_through_broker(self, scale, topic, n):
+        ns = "bench%d" % scale
+        p = self.program("caresignal-score", {"topic.events": topic, "state.namespace": ns,
+                                              "group.id": "bench-score-%d" % scale,
+                                              "topic.deadletter": "bench.dead",
+                                              "topic.alerts": "bench.alerts.%d" % scale})
+        t0 = self.assigned_at(p)
+        r = cstest.Redis(self.redis_port)
+        try:
+            self.wait_for(lambda: self.positions(r, ns, topic) >= n, 300,
+                          "the scorer to apply %d events" % n, [p])
+        finally:
+            r.close()
+        t1 = time.time()
+        self.stop(p)
+        own = self.tool_json(self.bin("bench_redis"), "--port", str(self.redis_port),
+                             "--from-topic", topic, "--bootstrap", self.bootstrap, "--namespace",
+                             "bench-own-%d" % scale, "--only", "subject", "--json")
+        return n / (t1 - t0), own["per_subject_events_per_s"], own
+
+    def latency(self, seconds, rate, directory):
+        log("latency: raw publish -> alert on the pager's stdout at %d events/s for %d s"
+            % (rate, seconds))
+        sets = {"directory.file": directory, "topic.raw.nhse": "bench.lat.nhse",
+                "topic.raw.ccg": "bench.lat.ccg", "topic.raw.ofsted-send": "bench.lat.ofsted",
+                "topic.events": "bench.lat.events", "topic.alerts": "bench.lat.alerts",
+                "topic.deadletter": "bench.dead", "state.namespace": "benchlat"}
+        norm = self.program("caresignal-normalise", dict(sets, **{"group.id": "bench-lat-n"}))
+        score = self.program("caresignal-score", dict(sets, **{"group.id": "bench-lat-s"}))
+        page = self.program("caresignal-page", dict(sets, **{"group.id": "bench-lat-p"}),
+                            stdout=subprocess.PIPE)
+        procs = (norm, score, page)
+        arrivals = {}
+
+        def reader():
+            for line in page.stdout:
+                t = time.monotonic_ns()
+                try:
+                    arrivals[json.loads(line)["triggered_by"]] = t
+                except (ValueError, KeyError):
+                    pass
+        th = threading.Thread(target=reader, daemon=True)
+        th.start()
+        for p in procs:
+            self.assigned_at(p)
+        probes_file = os.path.join(self.dir, "probes.txt")
+        n = rate * seconds
+        # bench_load writes each probe's send time (CLOCK_MONOTONIC, as monotonic_ns here)
+        self.run(self.bin("bench_load"), "--bootstrap", self.bootstrap, "--topic",
+                 "bench.lat.nhse", "--format", "json", "--count", str(n), "--rate", str(rate),
+                 "--directory", directory, "--probe-every", "250", "--probes-out", probes_file)
+        probes = {}
+        for line in open(probes_file):
+            k, t = line.split()
+            probes[k] = int(t)
+        try:
+            self.wait_for(lambda: all(k in arrivals for k in probes), 30,
+                          "the probes' alerts on the pager's stdout", procs)
+        except RuntimeError as e:
+            log("latency: %s (reporting the probes that arrived)" % str(e).split("\n")[0])
+        # peak resident memory of each consumer over the run
+        rss = {}
+        for p in procs:
+            with open("/proc/%d/status" % p.pid) as f:
+                hwm = [l for l in f if l.startswith("VmHWM")][0]
+            rss[p.name] = int(hwm.split()[1]) / 1024.0
+        for p in procs:
+            self.stop(p)
+        lat = sorted((arrivals[k] - t) / 1e6 for k, t in probes.items() if k in arrivals)
+        missing = len(probes) - len(lat)
+        if not lat:
+            raise RuntimeError("no probe alert arrived")
+
+        def pct(q):
+            return lat[min(len(lat) - 1, int(round(q * (len(lat) - 1))))]
+        self.results["latency_probes"] = len(probes)
+        self.results["latency_probes_missing"] = missing
+        self.row("end to end", "raw publish -> pager stdout, p50 (%d probes, %d missing)"
+                 % (len(probes), missing), pct(0.50), "ms", key="latency_p50_ms")
+        self.row("end to end", "raw publish -> pager stdout, p95", pct(0.95), "ms",
+                 key="latency_p95_ms")
+        self.row("end to end", "raw publish -> pager stdout, p99", pct(0.99), "ms", "<= 25 ms",
+                 25.0 / pct(0.99) if pct(0.99) > 0 else None, key="latency_p99_ms")
+        for name, mb in rss.items():
+            self.row("memory", "%s peak resident memory (5,000 events/s)" % name, mb, "MB",
+                     "<= 50 MB", 50.0 / mb, key="rss_mb_" + name)
+
+    def redis_memory(self):
+        log("Redis memory per subject after the 90-day synthetic feed")
+        feed = os.path.join(self.dir, "feed")
+        now = time.strftime("%Y-%m-%dT%H:%M:00Z", time.gmtime())
+        self.run(sys.executable, os.path.join(TOP, "deploy/dev/gen-feed.py"), "--out-dir", feed,
+                 "--now", now, *(["--scale", "0.2"] if self.smoke else []))
+        directory = os.path.join(TOP, "deploy/dev/data/directory.csv")
+        ns = "benchmem"
+        sets = {"topic.raw.nhse": "bench.mem.nhse", "topic.raw.ccg": "bench.mem.ccg",
+                "topic.raw.ofsted-send": "bench.mem.ofsted", "topic.events": "bench.mem.events",
+                "topic.alerts": "bench.mem.alerts", "topic.deadletter": "bench.dead",
+                "directory.file": directory, "state.namespace": ns}
+        norm = self.program("caresignal-normalise", dict(sets, **{"group.id": "bench-mem-n"}))
+        score = self.program("caresignal-score", dict(sets, **{"group.id": "bench-mem-s"}))
+        for name, source in (("nhse", "nhse"), ("ccg", "ccg"), ("ofsted", "ofsted-send")):
+            src = os.path.join(self.dir, name + ".events.jsonl")
+            with open(os.path.join(feed, name + ".jsonl")) as f, open(src, "w") as out:
+                for line in f:
+                    out.write(json.dumps(json.loads(line)["value"]) + "\n")
+            self.run(self.bin("caresignal-publish"), "--config", self.config, "--set",
+                     "topic.raw.%s=bench.mem.%s" % (source, name), "--source", source, src)
+        expected = json.load(open(os.path.join(feed, "manifest.json")))["canonical_events"]
+        r = cstest.Redis(self.redis_port)
+        # every canonical event of the feed normalised, then applied by the scorer
+        self.wait_for(lambda: self.count("bench.mem.events") >= expected, 120,
+                      "%d canonical events" % expected, [norm, score])
+        self.wait_for(lambda: self.positions(r, ns, "bench.mem.events") >= expected, 120,
+                      "the scorer to apply them", [norm, score])
+        self.stop(norm)
+        self.stop(score)
+        per_subject, by_type = {}, {}
+        keys = r.scan_keys(ns + ":{*")
+        used = r.pipeline([("MEMORY", "USAGE", k, "SAMPLES", "0") for k in keys])
+        for k, u in zip(keys, used):
+            subject = k[len(ns + ":{"):k.index("}")]
+            kind = k[k.index("}") + 2:].split(":")[0]  # state, events, seen
+            per_subject[subject] = per_subject.get(subject, 0) + (u or 0)
+            by_type[kind] = by_type.get(kind, 0) + (u or 0)
+        states = [k for k in keys if k.endswith(":state")]
+        totals = r.pipeline([("HGET", k, "events_total") for k in states])
+        events_per = {k[len(ns + ":{"):k.index("}")]: int(v or 0) for k, v in zip(states, totals)}
+        rank = sum(r.cmd("MEMORY", "USAGE", k, "SAMPLES", "0") or 0
+                   for k in r.scan_keys(ns + ":rank:*"))
+        r.close()
+        sizes = sorted(per_subject.values())
+        typical = sorted(v for s, v in per_subject.items() if events_per.get(s, 0) <= 20)
+        self.results["redis_memory_subjects"] = len(sizes)
+        self.results["redis_bytes_per_subject_by_key_type"] = {
+            k: round(v / len(sizes), 1) for k, v in sorted(by_type.items())}
+        self.results["redis_bytes_per_subject_rank_sets"] = round(rank / len(sizes), 1)
+        self.row("memory", "Redis per subject, median (%d subjects)" % len(sizes),
+                 statistics.median(sizes), "bytes", "<= 2048", 2048.0 / statistics.median(sizes),
+                 key="redis_bytes_per_subject_median")
+        self.row("memory", "Redis per subject, mean", statistics.mean(sizes), "bytes",
+                 key="redis_bytes_per_subject_mean")
+        for kind, v in sorted(by_type.items()):
+            self.row("memory", "  of which %s keys (mean per subject)" % kind, v / len(sizes),
+                     "bytes")
+        self.row("memory", "  plus its share of the rank sets", rank / len(sizes), "bytes")
+        if typical:
+            p90 = typical[int(0.9 * (len(typical) - 1))]
+            self.row("memory", "Redis per typical subject (<= 20 events), p90", p90, "bytes",
+                     "<= 2048", 2048.0 / p90, key="redis_bytes_per_typical_subject_p90")
+
+    def scaling(self, scales, base_events, base_subjects):
+        for scale in scales:
+            n = base_events * scale
+            subjects = base_subjects * scale
+            log("throughput at %dx: %d events over %d locations" % (scale, n, subjects))
+            directory = os.path.join(self.dir, "directory-%d.csv" % scale)
+            self.run(sys.executable, os.path.join(TOP, "deploy/dev/gen-directory.py"),
+                     "--count", str(subjects), "--out", directory)
+            section = "scaling x%d" % scale
+            for fmt in ("json", "avro"):
+                rate, topic = self.normalise_through_broker(scale, n, fmt, directory)
+                self.row(section, "normalise end to end, %s, %d events" % (fmt, n),
+                         rate, "events/s", "(raw consume %.0f/s)" % self.consume_rate,
+                         rate / self.consume_rate, key="normalise_%s_e2e_per_s_x%d" % (fmt, scale))
+                if fmt == "json":
+                    events_topic = topic
+            rate, own, detail = self.score_through_broker(scale, events_topic, n)
+            self.results["score_redis_same_calls_x%d" % scale] = detail
+            self.row(section, "score end to end, %d events" % n, rate, "events/s",
+                     ">= 0.90 of Redis alone", rate / own, key="score_e2e_per_s_x%d" % scale)
+            self.row(section, "redis-server alone, the same calls", own, "events/s",
+                     key="score_redis_same_calls_per_s_x%d" % scale)
+
+    # ------------------------------------------------------------------ report
+    def machine(self):
+        cpu = ""
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        mem = [l for l in open("/proc/meminfo") if l.startswith("MemTotal")][0].split()[1]
+
+        def version(cmd):
+            try:
+                return subprocess.run(cmd, capture_output=True, text=True).stdout.strip().split("\n")[0]
+            except OSError:
+                return "?"
+        cache = os.path.join(self.build, "CMakeCache.txt")
+        cache = open(cache).read() if os.path.exists(cache) else ""
+        build_type = [l.split("=", 1)[1] for l in cache.splitlines()
+                      if l.startswith("CMAKE_BUILD_TYPE:")]
+        return {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": round(int(mem) / 1048576, 1),
+                "kernel": platform.release(), "librdkafka": version(["pkg-config", "--modversion", "rdkafka"]),
+                "avro-c": version(["pkg-config", "--modversion", "avro-c"]),
+                "jansson": version(["pkg-config", "--modversion", "jansson"]),
+                "redis": version(["redis-server", "--version"]),
+                "build_type": build_type[0] if build_type else "?",
+                "sanitized": "CS_SANITIZE:BOOL=ON" in cache, "smoke": self.smoke}
+
+    def report(self, started):
+        m = self.machine()
+        print("\ncaresignal bench%s — %s, %d cores, %s build%s"
+              % (" (SMOKE: not measurements)" if self.smoke else "", m["cpu"], os.cpu_count(),
+                 m["build_type"], ", sanitized" if m["sanitized"] else ""))
+        print("%-12s %-58s %14s  %-9s %-24s %s" % ("section", "figure", "value", "unit", "target", "ratio"))
+        for section, figure, value, unit, target, ratio in self.rows:
+            if value is None:
+                v = "%14s" % "-"
+            else:
+                v = ("%14.1f" if isinstance(value, float) and value < 1000 else "%14.0f") % value
+            print("%-12s %-58s %s  %-9s %-24s %s" % (section, figure[:58], v, unit, target or "",
+                                                     "%.2f" % ratio if ratio is not None else ""))
+        out = self.args.out
+        if not out and self.smoke:
+            out = os.path.join(self.build, "bench-smoke.json")
+        elif not out:
+            out = os.path.join(TOP, "bench", "results", time.strftime("%Y-%m-%dT%H%M%S") + ".json")
+        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+        doc = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": m,
+               "command": " ".join([os.path.relpath(__file__, TOP)] + sys.argv[1:]),
+               "seconds": round(time.monotonic() - started, 1), "results": self.results,
+               "table": [dict(zip(("section", "figure", "value", "unit", "target", "ratio"), r))
+                         for r in self.rows]}
+        with open(out, "w") as f:
+            json.dump(doc, f, indent=1)
+        print("\nwritten to %s (%.0f s)" % (out, time.monotonic() - started))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--smoke", action="store_true", help="every part, in seconds (for the test suite)")
+    ap.add_argument("--build", default=os.path.join(TOP, "build"))
+    ap.add_argument("--out", help="results file (default bench/results/<time>.json; "
+                    "with --smoke, <build>/bench-smoke.json)")
+    ap.add_argument("--scales", default="1,10,100",
+                    help="multiples of the base work (20,000 events over 3,000 locations)")
+    args = ap.parse_args()
+    scales = [1] if args.smoke else [int(x) for x in args.scales.split(",")]
+    base_events, base_subjects = (1000, 1000) if args.smoke else (20000, 3000)
+    b = Bench(args)
+    started = time.monotonic()
+    topics = {"bench.raw": 16, "bench.lat.nhse": 8, "bench.lat.events": 8, "bench.lat.alerts": 4,
+              "bench.mem.nhse": 8, "bench.mem.ccg": 8, "bench.mem.ofsted": 4, "bench.mem.events": 16}
+    for s in scales:
+        parts = max(8, 2 * s)
+        for fmt in ("json", "avro"):
+            topics["bench.s%d.raw.%s" % (s, fmt)] = parts
+            topics["bench.s%d.events.%s" % (s, fmt)] = parts
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, _on_signal)
+    ok = False
+    try:
+        b.start_stack(topics)
+        b.raw_limits(5000 if args.smoke else 200000)
+        b.normalise_in_process()
+        b.scaling(scales, base_events, base_subjects)
+        b.latency(2 if args.smoke else 20, 5000, os.path.join(TOP, "deploy/dev/data/directory.csv"))
+        b.redis_memory()
+        b.report(started)
+        ok = True
+    except (RuntimeError, Stopped, subprocess.SubprocessError, OSError) as e:
+        log("FAILED: %s" % e)
+    finally:
+        # no signal may interrupt the clean-up
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
+        b.stop_stack()
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
