@@ -92,6 +92,10 @@ static int cs_item_cmp(const void *a, const void *b)
 
 static cs_err_t cs_engine_keep_alerts(cs_engine_t *e, const cs_score_outcome_t *out)
 {
+    /* most calls raise nothing: out->alerts is then NULL, which memcpy must not get even
+     * for 0 bytes (UBSan stops the scorer on it) */
+    if (out->nalerts == 0)
+        return CS_OK;
     if (e->nalerts + out->nalerts > e->alerts_cap) {
         int cap = e->alerts_cap ? e->alerts_cap : 16;
         while (cap < e->nalerts + out->nalerts)
