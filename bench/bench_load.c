@@ -6,7 +6,7 @@
  *
  *   bench_load --bootstrap B --topic T --format json|avro|intel --count N
  *              [--rate R] [--directory CSV] [--subjects S] [--probe-every K]
- *              [--probes-out FILE] [--seed X]
+ *              [--probes-out FILE] [--probe-base N] [--seed X]
  * Run from the repository root (schemas/registry.json). Prints one JSON line at the end.
  */
 #include <stdio.h>
@@ -78,7 +78,7 @@ int main(int argc, char **argv)
 {
     const char *bootstrap = NULL, *topic = NULL, *format = NULL, *dirfile = NULL,
                *probes_out = NULL;
-    long count = 0, rate = 0, subjects = 3000, probe_every = 0;
+    long count = 0, rate = 0, subjects = 3000, probe_every = 0, probe_base = 0;
     for (int i = 1; i < argc; i++) {
         if (i + 1 >= argc)
             usage();
@@ -100,6 +100,8 @@ int main(int argc, char **argv)
             probe_every = atol(argv[++i]);
         else if (!strcmp(argv[i], "--probes-out"))
             probes_out = argv[++i];
+        else if (!strcmp(argv[i], "--probe-base"))
+            probe_base = atol(argv[++i]);
         else if (!strcmp(argv[i], "--seed"))
             rng ^= (uint64_t)atoll(argv[++i]) * 0x9E3779B97F4A7C15ULL;
         else
@@ -130,17 +132,19 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_load: %s\n", errstr);
         return 1;
     }
-    /* the last probe_count locations are kept for probes: a fresh one per probe, so each
-     * probe raises an alert (a location already at INSPECT would not) */
+    /* the last locations are kept for probes, a fresh one per probe, so each probe raises
+     * an alert (a location already at INSPECT would not): probe j of this run uses the
+     * (probe_base + j)-th location from the end, so runs with different bases (a warm-up,
+     * then the measurement) never share one */
     size_t nloc = dir ? cs_directory_count(dir) : 0;
     size_t nprobe_locs = probe_every ? (size_t)(count / probe_every + 1) : 0;
-    if (dir && nprobe_locs >= nloc) {
+    if (dir && (size_t)probe_base + nprobe_locs >= nloc) {
         fprintf(stderr,
                 "bench_load: the directory has too few locations for %zu probes\n",
-                nprobe_locs);
+                (size_t)probe_base + nprobe_locs);
         return 1;
     }
-    size_t nbackground = nloc - nprobe_locs;
+    size_t nbackground = nloc - (size_t)probe_base - nprobe_locs;
     FILE *pf = probes_out ? fopen(probes_out, "w") : NULL;
     cs_converter_t *conv = NULL;
     avro_value_t val;
@@ -177,9 +181,10 @@ int main(int argc, char **argv)
         int probe = probe_every && i % probe_every == probe_every - 1;
         if (fmt < 2) {
             const cs_location_t *loc =
-                probe ? cs_directory_at(dir, nbackground + (size_t)probes)
+                probe ? cs_directory_at(dir, nloc - 1 - (size_t)(probe_base + probes))
                       : cs_directory_at(dir, next_rand() % nbackground);
-            int jl = make_json(json, sizeof(json), i, loc->location_id, now, probe);
+            int jl = make_json(json, sizeof(json), probe ? probe_base + probes : i,
+                               loc->location_id, now, probe);
             snprintf(key, sizeof(key), "%s", loc->location_id);
             value = json;
             len = (size_t)jl;
@@ -224,8 +229,9 @@ int main(int argc, char **argv)
             }
             value = bytes;
         }
-        if (probe && pf)
-            fprintf(pf, "NHSE:RXQ:PROBE-%09ld %lld\n", i, (long long)mono_ns());
+        if (probe && pf) /* event key, send time (monotonic ns), location, wall ms */
+            fprintf(pf, "NHSE:RXQ:PROBE-%09ld %lld %s %lld\n", probe_base + probes,
+                    (long long)mono_ns(), key, (long long)cs_wall_ms());
         probes += probe;
         if (cs_kafka_produce(rk, &tracker, topic, RD_KAFKA_PARTITION_UA, key, strlen(key),
                              value, len, NULL, errstr, sizeof(errstr))) {

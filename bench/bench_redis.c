@@ -3,9 +3,9 @@
  * alone (no Kafka, no decoding, no reply parsing). Two ways of cutting the same events
  * into function calls: one FCALL per event, and one per subject per batch followed by
  * what caresignal-score also sends per batch (the partition position SETs on the same
- * pipeline, then one rank ZADD per subject touched).
- *   bench_redis --port P [--events N] [--subjects S] [--batch B] [--namespace NS]
- *               [--only event|subject] [--json]
+ * pipeline, then one rank ZADD per subject touched and the acknowledgement of its
+ * alerts). bench_redis --port P [--events N] [--subjects S] [--days D] [--batch B]
+ *               [--namespace NS] [--only event|subject] [--json]
  *               [--from-topic T --bootstrap B]   (the events on T instead of generated
  * ones) Each way writes under its own namespace (NS-e, NS-s): use a fresh NS for every
  * run, or the events are skipped as already applied. Run from the repository root (it
@@ -39,8 +39,8 @@ static uint64_t next_rand(void)
 }
 
 /* Events like the synthetic feed's: subjects chosen at random, mostly low-weight signals,
- * over 90 days, in arrival order. */
-static void make_events(cs_intel_event_t *ev, int n, int subjects,
+ * over \p days, in arrival order. */
+static void make_events(cs_intel_event_t *ev, int n, int subjects, int days,
                         const cs_rules_t *rules)
 {
     static const cs_signal_t signals[] = {
@@ -58,7 +58,7 @@ static void make_events(cs_intel_event_t *ev, int n, int subjects,
         e->signal = signals[next_rand() % 6];
         e->severity = (cs_severity_t)(next_rand() % 3);
         e->area = rules->area_of_signal[e->signal];
-        e->occurred_at = t0 + (int64_t)(next_rand() % (90ULL * 86400000ULL));
+        e->occurred_at = t0 + (int64_t)(next_rand() % ((uint64_t)days * 86400000ULL));
         snprintf(e->region, sizeof(e->region), "London");
         snprintf(e->local_authority_code, sizeof(e->local_authority_code), "E09000001");
     }
@@ -142,7 +142,8 @@ static double run(cs_redis_t *redis, cs_scorer_t *scorer, const cs_intel_event_t
         *calls += (long)ncalls;
         spent += timed_exec(redis, p);
         if (per_subject) {
-            /* the rank sets, from the replies (as the engine does) */
+            /* the rank sets and acknowledgements, from the replies (as the engine does)
+             */
             cs_redis_pipe_t *rank = cs_redis_pipe_new();
             for (size_t c = 0; c < ncalls; c++) {
                 cs_score_outcome_t o;
@@ -164,6 +165,10 @@ static double run(cs_redis_t *redis, cs_scorer_t *scorer, const cs_intel_event_t
                     const char *argv[] = {"ZADD", key, score, subject};
                     cs_redis_pipe_add(rank, 4, argv, NULL);
                 }
+                /* the scorer acknowledges the alerts it delivered: without it they would
+                 * pile up in the state's pending_alerts */
+                if (o.nalerts)
+                    cs_scorer_add_ack(scorer, rank, o.alerts, (size_t)o.nalerts);
                 cs_score_outcome_release(&o);
             }
             if (cs_redis_pipe_count(rank))
@@ -181,7 +186,7 @@ static double run(cs_redis_t *redis, cs_scorer_t *scorer, const cs_intel_event_t
 int main(int argc, char **argv)
 {
     int port = 6379, n = 50000, subjects = 3000, batch = 500, json_only = 0;
-    int do_event = 1, do_subject = 1;
+    int do_event = 1, do_subject = 1, days = 90;
     const char *from_topic = NULL, *bootstrap = NULL, *ns = "bench";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--port") && i + 1 < argc)
@@ -192,6 +197,8 @@ int main(int argc, char **argv)
             subjects = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--batch") && i + 1 < argc)
             batch = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--days") && i + 1 < argc)
+            days = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--namespace") && i + 1 < argc)
             ns = argv[++i];
         else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
@@ -274,7 +281,7 @@ int main(int argc, char **argv)
         subjects = -1;
     } else {
         ev = calloc((size_t)n, sizeof(*ev));
-        make_events(ev, n, subjects, rules);
+        make_events(ev, n, subjects, days, rules);
     }
     long calls_e = 0, calls_s = 0;
     double te = do_event ? run(redis, per_event, ev, n, batch, 0, &calls_e) : NAN;

@@ -21,6 +21,7 @@ killed outright (PR_SET_PDEATHSIG), and the stack's watchdog stops the stack.
 """
 import argparse
 import calendar
+import csv
 import ctypes
 import json
 import os
@@ -56,6 +57,31 @@ class Stopped(Exception):
 
 def _on_signal(signum, frame):
     raise Stopped("stopped by signal %d" % signum)
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def subject_memory(r, ns):
+    """MEMORY USAGE of every per-subject key of namespace \p ns: @returns bytes per
+    subject, bytes per key type (state, events, seen) over all subjects, and each
+    subject's events_total."""
+    per_subject, by_type = {}, {}
+    keys = r.scan_keys(ns + ":{*")
+    used = r.pipeline([("MEMORY", "USAGE", k, "SAMPLES", "0") for k in keys])
+    for k, u in zip(keys, used):
+        subject = k[len(ns + ":{"):k.index("}")]
+        kind = k[k.index("}") + 2:].split(":")[0]
+        per_subject[subject] = per_subject.get(subject, 0) + (u or 0)
+        by_type[kind] = by_type.get(kind, 0) + (u or 0)
+    states = [k for k in keys if k.endswith(":state")]
+    totals = r.pipeline([("HGET", k, "events_total") for k in states])
+    events_per = {k[len(ns + ":{"):k.index("}")]: int(v or 0) for k, v in zip(states, totals)}
+    return per_subject, by_type, events_per
 
 
 def log_tail(path, lines=15):
@@ -94,6 +120,8 @@ class Bench:
         env = dict(l.strip().split("=", 1) for l in open(os.path.join(self.dir, "stack.env")))
         self.bootstrap = env["CS_BOOTSTRAP"]
         self.redis_port = int(env["CS_REDIS_PORT"])
+        self.redis_pid = int(env["CS_REDIS_PID"])
+        self.broker_pid = int(env["CS_BROKER_PID"])
         self.config = env["CS_CONFIG"]
 
     def stop_stack(self):
@@ -277,34 +305,54 @@ class Bench:
         page = self.program("caresignal-page", dict(sets, **{"group.id": "bench-lat-p"}),
                             stdout=subprocess.PIPE)
         procs = (norm, score, page)
-        arrivals = {}
+        arrivals, arrivals_wall = {}, {}
 
         def reader():
             for line in page.stdout:
-                t = time.monotonic_ns()
+                t, wall = time.monotonic_ns(), time.time()
                 try:
-                    arrivals[json.loads(line)["triggered_by"]] = t
+                    k = json.loads(line)["triggered_by"]
                 except (ValueError, KeyError):
-                    pass
+                    continue
+                arrivals[k] = t
+                arrivals_wall[k] = wall
         th = threading.Thread(target=reader, daemon=True)
         th.start()
         for p in procs:
             self.assigned_at(p)
-        probes_file = os.path.join(self.dir, "probes.txt")
+
+        def load(count, base, probes_file):
+            # bench_load writes each probe's send time (CLOCK_MONOTONIC, as monotonic_ns)
+            self.run(self.bin("bench_load"), "--bootstrap", self.bootstrap, "--topic",
+                     "bench.lat.nhse", "--format", "json", "--count", str(count), "--rate",
+                     str(rate), "--directory", directory, "--probe-every", "250",
+                     "--probe-base", str(base), "--probes-out", probes_file)
+            probes = {}
+            for line in open(probes_file):
+                k, t, loc, wall = line.split()
+                probes[k] = int(t)
+                probe_info[k] = (loc, int(wall) / 1000.0)
+            return probes
+        probe_info = {}
+        # warm-up: the first messages meet cold clients (metadata, first fetches and
+        # produces of each stage); the figure is the steady state at this rate
+        warm = load(rate // 2, 0, os.path.join(self.dir, "warm.txt"))
+        self.wait_for(lambda: all(k in arrivals for k in warm), 60,
+                      "the warm-up probes' alerts on the pager's stdout", procs)
         n = rate * seconds
-        # bench_load writes each probe's send time (CLOCK_MONOTONIC, as monotonic_ns here)
-        self.run(self.bin("bench_load"), "--bootstrap", self.bootstrap, "--topic",
-                 "bench.lat.nhse", "--format", "json", "--count", str(n), "--rate", str(rate),
-                 "--directory", directory, "--probe-every", "250", "--probes-out", probes_file)
-        probes = {}
-        for line in open(probes_file):
-            k, t = line.split()
-            probes[k] = int(t)
+        cpu_pids = {p.name: p.pid for p in procs}
+        cpu_pids.update({"redis-server": self.redis_pid, "caresignal-devbroker": self.broker_pid})
+        cpu0 = {k: cpu_seconds(pid) for k, pid in cpu_pids.items()}
+        t0 = time.monotonic()
+        probes = load(n, len(warm) + 1, os.path.join(self.dir, "probes.txt"))
         try:
             self.wait_for(lambda: all(k in arrivals for k in probes), 30,
                           "the probes' alerts on the pager's stdout", procs)
         except RuntimeError as e:
             log("latency: %s (reporting the probes that arrived)" % str(e).split("\n")[0])
+        wall = time.monotonic() - t0
+        self.results["latency_cpu_share"] = {  # CPU seconds per wall second, each process
+            k: round((cpu_seconds(pid) - cpu0[k]) / wall, 3) for k, pid in cpu_pids.items()}
         # peak resident memory of each consumer over the run
         rss = {}
         for p in procs:
@@ -313,6 +361,10 @@ class Bench:
             rss[p.name] = int(hwm.split()[1]) / 1024.0
         for p in procs:
             self.stop(p)
+        t_first = min(probes.values())
+        self.results["latency_series"] = [  # (s after the first probe, ms) in send order
+            [round((t - t_first) / 1e9, 2), round((arrivals[k] - t) / 1e6, 1) if k in arrivals else None]
+            for k, t in sorted(probes.items(), key=lambda kv: kv[1])]
         lat = sorted((arrivals[k] - t) / 1e6 for k, t in probes.items() if k in arrivals)
         missing = len(probes) - len(lat)
         if not lat:
@@ -328,9 +380,42 @@ class Bench:
                  key="latency_p95_ms")
         self.row("end to end", "raw publish -> pager stdout, p99", pct(0.99), "ms", "<= 25 ms",
                  25.0 / pct(0.99) if pct(0.99) > 0 else None, key="latency_p99_ms")
+        self.latency_hops(probes, probe_info, arrivals_wall)
         for name, mb in rss.items():
             self.row("memory", "%s peak resident memory (5,000 events/s)" % name, mb, "MB",
                      "<= 50 MB", 50.0 / mb, key="rss_mb_" + name)
+
+    def latency_hops(self, probes, probe_info, arrivals_wall):
+        """Where the probes' time goes: the Kafka timestamp (CreateTime, ms, set when the
+        scorer produced it) of each probe's alert, keyed by the probe's location, which no
+        other message uses, splits it into publish -> alert produced (normalise and score,
+        two broker hops) and alert -> stdout (page, one broker hop). (Canonical events
+        carry their occurred_at as timestamp, so they cannot split it further.)"""
+        try:
+            out = subprocess.run(["kcat", "-C", "-b", self.bootstrap, "-t", "bench.lat.alerts",
+                                  "-e", "-q", "-f", "%k %T\n"], capture_output=True, text=True,
+                                 timeout=120, preexec_fn=_die_with_parent).stdout
+        except (OSError, subprocess.SubprocessError) as e:
+            log("latency: no per-stage breakdown (%s)" % e)
+            return
+        alerts = {}
+        for line in out.splitlines():
+            k, t = line.rsplit(" ", 1)
+            alerts.setdefault(k.split(":", 1)[-1], int(t) / 1000.0)
+        hops = {"publish -> alert produced": [], "alert -> pager stdout": []}
+        for k in probes:
+            loc, sent = probe_info[k]
+            if loc in alerts and k in arrivals_wall:
+                hops["publish -> alert produced"].append(1000 * (alerts[loc] - sent))
+                hops["alert -> pager stdout"].append(1000 * (arrivals_wall[k] - alerts[loc]))
+        self.results["latency_hops_ms"] = {}
+        for h, v in hops.items():
+            if not v:
+                continue
+            v.sort()
+            p50, p99 = statistics.median(v), v[min(len(v) - 1, int(0.99 * len(v)))]
+            self.results["latency_hops_ms"][h] = {"p50": round(p50, 1), "p99": round(p99, 1)}
+            self.row("end to end", "  of which %s, p50 (p99)" % h, p50, "ms", "(p99 %.0f ms)" % p99)
 
     def redis_memory(self):
         log("Redis memory per subject after the 90-day synthetic feed")
@@ -362,19 +447,17 @@ class Bench:
                       "the scorer to apply them", [norm, score])
         self.stop(norm)
         self.stop(score)
-        per_subject, by_type = {}, {}
-        keys = r.scan_keys(ns + ":{*")
-        used = r.pipeline([("MEMORY", "USAGE", k, "SAMPLES", "0") for k in keys])
-        for k, u in zip(keys, used):
-            subject = k[len(ns + ":{"):k.index("}")]
-            kind = k[k.index("}") + 2:].split(":")[0]  # state, events, seen
-            per_subject[subject] = per_subject.get(subject, 0) + (u or 0)
-            by_type[kind] = by_type.get(kind, 0) + (u or 0)
-        states = [k for k in keys if k.endswith(":state")]
-        totals = r.pipeline([("HGET", k, "events_total") for k in states])
-        events_per = {k[len(ns + ":{"):k.index("}")]: int(v or 0) for k, v in zip(states, totals)}
+        per_subject, by_type, events_per = subject_memory(r, ns)
         rank = sum(r.cmd("MEMORY", "USAGE", k, "SAMPLES", "0") or 0
                    for k in r.scan_keys(ns + ":rank:*"))
+        # DESIGN §10's typical subject also has <= 100 events in 13 months, which a
+        # 90-day feed cannot show (the seen sets live 400 days): 100 events each over
+        # 396 days, applied directly as the scorer would
+        n13 = 20 if self.smoke else 200
+        self.run(self.bin("bench_redis"), "--port", str(self.redis_port), "--events",
+                 str(100 * n13), "--subjects", str(n13), "--days", "396", "--namespace",
+                 "benchmem13", "--only", "subject", "--json")
+        per13, by13, _ = subject_memory(r, "benchmem13-s")
         r.close()
         sizes = sorted(per_subject.values())
         typical = sorted(v for s, v in per_subject.items() if events_per.get(s, 0) <= 20)
@@ -395,15 +478,40 @@ class Bench:
             p90 = typical[int(0.9 * (len(typical) - 1))]
             self.row("memory", "Redis per typical subject (<= 20 events), p90", p90, "bytes",
                      "<= 2048", 2048.0 / p90, key="redis_bytes_per_typical_subject_p90")
+        m13 = statistics.median(per13.values())
+        self.results["redis_bytes_per_subject_13_months_by_key_type"] = {
+            k: round(v / len(per13), 1) for k, v in sorted(by13.items())}
+        self.row("memory", "Redis per subject, 100 events over 13 months, median", m13,
+                 "bytes", "<= 2048", 2048.0 / m13, key="redis_bytes_per_subject_13_months")
+        for kind, v in sorted(by13.items()):
+            self.row("memory", "  of which %s keys (mean per subject)" % kind, v / len(per13),
+                     "bytes")
+
+    def directory(self, scale, count):
+        """A location directory of \p count locations: deploy/dev/gen-directory.py's (it
+        makes up to ~40,000), extended with copies of its rows under new location ids."""
+        path = os.path.join(self.dir, "directory-%d.csv" % scale)
+        made = min(count, 30000)
+        self.run(sys.executable, os.path.join(TOP, "deploy/dev/gen-directory.py"),
+                 "--count", str(made), "--out", path)
+        if count > made:
+            with open(path, newline="") as f:
+                rows = list(csv.reader(f))[1:]
+            with open(path, "a", newline="") as f:
+                w = csv.writer(f, lineterminator="\n")
+                for i in range(count - made):
+                    row = list(rows[i % len(rows)])
+                    row[0] = "1-%d" % (900000000 + i)
+                    row[2] += " %d" % i
+                    w.writerow(row)
+        return path
 
     def scaling(self, scales, base_events, base_subjects):
         for scale in scales:
             n = base_events * scale
             subjects = base_subjects * scale
             log("throughput at %dx: %d events over %d locations" % (scale, n, subjects))
-            directory = os.path.join(self.dir, "directory-%d.csv" % scale)
-            self.run(sys.executable, os.path.join(TOP, "deploy/dev/gen-directory.py"),
-                     "--count", str(subjects), "--out", directory)
+            directory = self.directory(scale, subjects)
             section = "scaling x%d" % scale
             for fmt in ("json", "avro"):
                 rate, topic = self.normalise_through_broker(scale, n, fmt, directory)
@@ -480,14 +588,16 @@ def main():
     ap.add_argument("--build", default=os.path.join(TOP, "build"))
     ap.add_argument("--out", help="results file (default bench/results/<time>.json; "
                     "with --smoke, <build>/bench-smoke.json)")
+    ap.add_argument("--parts", default="raw,normalise,scaling,latency,memory",
+                    help="which parts to run (comma-separated; the table needs them all)")
     ap.add_argument("--scales", default="1,10,100",
-                    help="multiples of the base work (20,000 events over 3,000 locations)")
+                    help="multiples of the base work (10,000 events over 2,000 locations)")
     args = ap.parse_args()
     scales = [1] if args.smoke else [int(x) for x in args.scales.split(",")]
-    base_events, base_subjects = (1000, 1000) if args.smoke else (20000, 3000)
+    base_events, base_subjects = (1000, 1000) if args.smoke else (10000, 2000)
     b = Bench(args)
     started = time.monotonic()
-    topics = {"bench.raw": 16, "bench.lat.nhse": 8, "bench.lat.events": 8, "bench.lat.alerts": 4,
+    topics = {"bench.raw": 16, "bench.lat.nhse": 16, "bench.lat.events": 8, "bench.lat.alerts": 4,
               "bench.mem.nhse": 8, "bench.mem.ccg": 8, "bench.mem.ofsted": 4, "bench.mem.events": 16}
     for s in scales:
         parts = max(8, 2 * s)
@@ -498,12 +608,18 @@ def main():
         signal.signal(sig, _on_signal)
     ok = False
     try:
+        parts = args.parts.split(",")
         b.start_stack(topics)
-        b.raw_limits(5000 if args.smoke else 200000)
-        b.normalise_in_process()
-        b.scaling(scales, base_events, base_subjects)
-        b.latency(2 if args.smoke else 20, 5000, os.path.join(TOP, "deploy/dev/data/directory.csv"))
-        b.redis_memory()
+        b.raw_limits(5000 if args.smoke else 100000)  # scaling needs the consume rate
+        if "normalise" in parts:
+            b.normalise_in_process()
+        if "scaling" in parts:
+            b.scaling(scales, base_events, base_subjects)
+        if "latency" in parts:
+            b.latency(2 if args.smoke else 20, 5000,
+                      os.path.join(TOP, "deploy/dev/data/directory.csv"))
+        if "memory" in parts:
+            b.redis_memory()
         b.report(started)
         ok = True
     except (RuntimeError, Stopped, subprocess.SubprocessError, OSError) as e:
