@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """caresignal-page against the devbroker and redis-server: a local HTTP receiver that
 checks the HMAC signature and fails the first requests gets every alert exactly once; a
-receiver that never accepts sends alerts to the dead-letter topic; exec and stdout (JSON
+receiver that never accepts sends alerts to the dead-letter topic, and re-driven after it is
+fixed they page once; exec and stdout (JSON
 and text) sinks; routing; an alert replayed twice pages once."""
 import hashlib
 import hmac
@@ -123,6 +124,22 @@ class Webhook(cstest.StackTest):
             self.assertEqual({d["headers"]["cs.error.field"] for d in dead}, {"default"})
             self.assertEqual({d["value"]["alert_id"] for d in dead}, {a["alert_id"] for a in alerts})
             self.assertEqual(rx.requests, 2 * 3)  # first try + 2 retries each
+            # the receiver is fixed: ops re-drive the undeliverable alerts, which page once
+            rx.always_fail = False
+            topics = {"topic.alerts": "it.alerts.fail", "topic.deadletter": "it.dead.fail"}
+            pager = s.program("caresignal-page", config_extra=dict(topics, **{
+                "page.sink": "webhook", "page.webhook.url": rx.url,
+                "page.webhook.secret": SECRET, "group.id": "page-fail"}))
+            for _ in range(2):  # the second run re-drives nothing
+                p = cstest.run("caresignal-replay", "redrive", "--where", "error=UNDELIVERABLE",
+                               "--execute", stack=s, config_extra=topics)
+                self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            self.assertIn(b"re-driven 0, already re-driven 2, skipped 0", p.stdout)
+            wait_until(lambda: len(rx.accepted) >= 2, 60, what="the re-driven alerts paged")
+            self.assertEqual(pager.stop(), 0)
+            self.assertEqual(sorted(a["alert_id"] for a in rx.accepted),
+                             sorted(a["alert_id"] for a in alerts))
+            self.assertEqual(len(cat(s, "it.dead.fail")), 2)
         finally:
             rx.close()
 
