@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """caresignal-page against the devbroker and redis-server: a local HTTP receiver that
 checks the HMAC signature and fails the first requests gets every alert exactly once; a
-receiver that never accepts sends alerts to the dead-letter topic, and re-driven after it is
-fixed they page once; exec and stdout (JSON
-and text) sinks; routing; an alert replayed twice pages once."""
+receiver that never accepts sends alerts to the dead-letter topic, and re-driven after it
+is fixed they page once; exec and stdout (JSON and text) sinks; routing; an alert
+replayed twice pages once."""
 import hashlib
 import hmac
 import http.server
