@@ -47,8 +47,11 @@ def _die_with_parent():
     _libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
+_t0 = time.monotonic()
+
+
 def log(msg):
-    print("bench: " + msg, file=sys.stderr, flush=True)
+    print("bench: %4.0f s  %s" % (time.monotonic() - _t0, msg), file=sys.stderr, flush=True)
 
 
 class Stopped(Exception):
@@ -116,6 +119,7 @@ class Bench:
         for t, n in topics.items():
             args += ["--partitions", "%s=%d" % (t, n)]
         self.stack_started = True
+        self.topics = topics
         subprocess.run(args, check=True, timeout=120)
         env = dict(l.strip().split("=", 1) for l in open(os.path.join(self.dir, "stack.env")))
         self.bootstrap = env["CS_BOOTSTRAP"]
@@ -205,19 +209,35 @@ class Bench:
         return json.loads([l for l in out if l.startswith('{"bench"')][-1])
 
     def until(self, topic, n, timeout=300):
-        """Waits until \\p topic holds \\p n messages: @returns the wall-clock time it did."""
-        return self.tool_json(self.bin("bench_consume"), "--bootstrap", self.bootstrap, "--topic",
-                              topic, "--until", str(n), "--timeout", str(timeout),
-                              timeout=timeout + 30)["at"]
+        """Waits until \p topic holds \p n messages. @returns (wall-clock time of the
+        first new message, messages then, time it held n)."""
+        r = self.tool_json(self.bin("bench_consume"), "--bootstrap", self.bootstrap, "--topic",
+                           topic, "--until", str(n), "--timeout", str(timeout),
+                           timeout=timeout + 30)
+        return r["first_at"], r["first_messages"], r["at"]
 
     def count(self, topic):
         return int(self.run(self.bin("bench_consume"), "--bootstrap", self.bootstrap, "--topic",
                             topic, "--watermarks", timeout=60))
 
     def positions(self, r, ns, topic):
-        """Events the scorer has applied from \\p topic: its positions in Redis, summed."""
-        keys = r.cmd("KEYS", "%s:pos:%s:*" % (ns, topic))
-        return sum(int(v) for v in r.pipeline([("GET", k) for k in keys])) if keys else 0
+        """Events the scorer has applied from \p topic: its positions in Redis, summed.
+        (GETs of the known keys: a KEYS over millions of subject keys would block Redis
+        for most of the time it is meant to be measured.)"""
+        keys = ["%s:pos:%s:%d" % (ns, topic, p) for p in range(self.topics[topic])]
+        return sum(int(v) for v in r.cmd("MGET", *keys) if v is not None)
+
+    def cpu_start(self, pids):
+        """Starts counting the CPU time of \p pids {name: pid}, Redis and the broker."""
+        pids = dict(pids, **{"redis-server": self.redis_pid,
+                             "caresignal-devbroker": self.broker_pid})
+        return (time.monotonic(), pids, {k: cpu_seconds(pid) for k, pid in pids.items()})
+
+    def cpu_share(self, started):
+        """CPU seconds per wall second of each process since cpu_start (1.0 = a core)."""
+        t0, pids, cpu0 = started
+        wall = time.monotonic() - t0
+        return {k: round((cpu_seconds(pid) - cpu0[k]) / wall, 3) for k, pid in pids.items()}
 
     def row(self, section, figure, value, unit, target=None, ratio=None, key=None):
         self.rows.append((section, figure, value, unit, target, ratio))
@@ -267,11 +287,17 @@ class Bench:
             "topic.raw.ofsted-send": "bench.unused.ofsted", "topic.events": topic_out,
             "topic.deadletter": "bench.dead", "directory.file": directory,
             "group.id": "bench-norm-%d-%s" % (scale, fmt)})
-        t0 = self.assigned_at(p)
-        t1 = self.until(topic_out, n)
+        assigned = self.assigned_at(p)
+        cpu = self.cpu_start({"caresignal-normalise": p.pid})
+        # from the first output to the last: the rate once running, not the time a
+        # consumer takes to start fetching
+        t0, n0, t1 = self.until(topic_out, n)
+        if n0 < 0:  # all there at the first look
+            t0, n0 = assigned, 0
+        self.results["normalise_%s_cpu_share_x%d" % (fmt, scale)] = self.cpu_share(cpu)
         self.check_alive([p])
         self.stop(p)
-        return n / (t1 - t0), topic_out
+        return (n - n0) / (t1 - t0), topic_out
 
     def score_through_broker(self, scale, topic, n):
         ns = "bench%d" % scale
@@ -279,19 +305,25 @@ class Bench:
                                               "group.id": "bench-score-%d" % scale,
                                               "topic.deadletter": "bench.dead",
                                               "topic.alerts": "bench.alerts.%d" % scale})
-        t0 = self.assigned_at(p)
+        self.assigned_at(p)
+        cpu = self.cpu_start({"caresignal-score": p.pid})
         r = cstest.Redis(self.redis_port)
         try:
+            # from the first batch applied to the last (as for normalise)
+            n0 = self.wait_for(lambda: self.positions(r, ns, topic), 120,
+                               "the scorer's first batch", [p])
+            t0 = time.time()
             self.wait_for(lambda: self.positions(r, ns, topic) >= n, 300,
                           "the scorer to apply %d events" % n, [p])
         finally:
             r.close()
         t1 = time.time()
+        self.results["score_cpu_share_x%d" % scale] = self.cpu_share(cpu)
         self.stop(p)
         own = self.tool_json(self.bin("bench_redis"), "--port", str(self.redis_port),
                              "--from-topic", topic, "--bootstrap", self.bootstrap, "--namespace",
                              "bench-own-%d" % scale, "--only", "subject", "--json")
-        return n / (t1 - t0), own["per_subject_events_per_s"], own
+        return (n - n0) / (t1 - t0), own["per_subject_events_per_s"], own
 
     def latency(self, seconds, rate, directory):
         log("latency: raw publish -> alert on the pager's stdout at %d events/s for %d s"
@@ -340,19 +372,14 @@ class Bench:
         self.wait_for(lambda: all(k in arrivals for k in warm), 60,
                       "the warm-up probes' alerts on the pager's stdout", procs)
         n = rate * seconds
-        cpu_pids = {p.name: p.pid for p in procs}
-        cpu_pids.update({"redis-server": self.redis_pid, "caresignal-devbroker": self.broker_pid})
-        cpu0 = {k: cpu_seconds(pid) for k, pid in cpu_pids.items()}
-        t0 = time.monotonic()
+        cpu = self.cpu_start({p.name: p.pid for p in procs})
         probes = load(n, len(warm) + 1, os.path.join(self.dir, "probes.txt"))
         try:
             self.wait_for(lambda: all(k in arrivals for k in probes), 30,
                           "the probes' alerts on the pager's stdout", procs)
         except RuntimeError as e:
             log("latency: %s (reporting the probes that arrived)" % str(e).split("\n")[0])
-        wall = time.monotonic() - t0
-        self.results["latency_cpu_share"] = {  # CPU seconds per wall second, each process
-            k: round((cpu_seconds(pid) - cpu0[k]) / wall, 3) for k, pid in cpu_pids.items()}
+        self.results["latency_cpu_share"] = self.cpu_share(cpu)
         # peak resident memory of each consumer over the run
         rss = {}
         for p in procs:
@@ -551,6 +578,8 @@ class Bench:
                 "jansson": version(["pkg-config", "--modversion", "jansson"]),
                 "redis": version(["redis-server", "--version"]),
                 "build_type": build_type[0] if build_type else "?",
+                # other work on the machine skews every figure: the load when it ended
+                "loadavg": open("/proc/loadavg").read().split()[:3],
                 "sanitized": "CS_SANITIZE:BOOL=ON" in cache, "smoke": self.smoke}
 
     def report(self, started):
@@ -591,12 +620,13 @@ def main():
     ap.add_argument("--parts", default="raw,normalise,scaling,latency,memory",
                     help="which parts to run (comma-separated; the table needs them all)")
     ap.add_argument("--scales", default="1,10,100",
-                    help="multiples of the base work (10,000 events over 2,000 locations)")
+                    help="multiples of the base work (8,000 events over 2,000 locations)")
     args = ap.parse_args()
     scales = [1] if args.smoke else [int(x) for x in args.scales.split(",")]
-    base_events, base_subjects = (1000, 1000) if args.smoke else (10000, 2000)
+    base_events, base_subjects = (1000, 1000) if args.smoke else (8000, 2000)
     b = Bench(args)
     started = time.monotonic()
+    b.results["loadavg_at_start"] = open("/proc/loadavg").read().split()[:3]
     topics = {"bench.raw": 16, "bench.lat.nhse": 16, "bench.lat.events": 8, "bench.lat.alerts": 4,
               "bench.mem.nhse": 8, "bench.mem.ccg": 8, "bench.mem.ofsted": 4, "bench.mem.events": 16}
     for s in scales:

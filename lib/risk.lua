@@ -16,14 +16,52 @@
 -- Every key shares the subject's hash tag, so the call touches one cluster slot.
 -- Numbers cross the boundary as strings: "%.17g" round-trips a double exactly, and
 -- RESP2 would truncate a Lua number to an integer.
+--
+-- Cost (bench/README.md has the profile): Redis runs this once per subject per batch,
+-- and its time is the scorer's ceiling. Most of it is per redis.call (argument and reply
+-- conversion, propagation to the AOF) and per number formatted, so the hot path makes
+-- one call where it can and formats nothing it need not: SADD's reply is the duplicate
+-- check; each seen set gets its EXPIRE once per call (time is frozen within a call, so
+-- the expiry is the same as after every SADD); the event list is trimmed once per call
+-- (and before an alert reads it) instead of after every event, which leaves the same
+-- members (both trims cut from the low end of the same order); arguments go to Redis as
+-- the strings they arrived as; the state hash is read once, last_alert only when a
+-- redelivery needs it, and written once with only the fields whose value changed.
 
 local NONE, WATCH, INSPECT = 0, 1, 2
 local LEVEL_NAME = {[0] = 'NONE', 'WATCH', 'INSPECT'}
 local LEVEL_OF = {NONE = 0, WATCH = 1, INSPECT = 2}
 local EVENT_ARGS = 11
+local SEEN_TTL = '' .. R.seen_ttl
+-- ZREMRANGEBYRANK 0 -(max+1) keeps the highest R.events_max members (nothing when
+-- fewer): the cap without a ZCARD
+local CAP_END = '' .. -(R.events_max + 1)
 
 local function fmt(x)
   return string.format('%.17g', x)
+end
+
+-- Small integers (kinds, counts, partitions, KEYS indexes, counters) both ways, by table
+-- lookup instead of strtod / printf: the same values and digits as tonumber and fmt.
+local SMALL, SMALL_STR = {}, {}
+for i = 0, 1023 do
+  SMALL['' .. i] = i
+  SMALL_STR[i] = '' .. i
+end
+local function num(x)
+  return SMALL[x] or tonumber(x)
+end
+
+-- fmt(x) for the integers the state holds (times in ms, offsets, counters): the same
+-- digits, without the cost of a floating-point conversion
+local INT_EXACT = 2 ^ 53
+local function ifmt(x)
+  local small = SMALL_STR[x]
+  if small then return small end
+  if x % 1 == 0 and x < INT_EXACT and x > -INT_EXACT then
+    return string.format('%d', x)
+  end
+  return fmt(x)
 end
 
 -- Level after applying an event, with hysteresis (DESIGN §6). hold: an immediate
@@ -56,43 +94,54 @@ local function recent(events_key)
   return out
 end
 
+-- The event list as DESIGN §7 defines it: members older than as_of - window go, then
+-- all but the newest R.events_max. Trimming by score and by rank both cut a prefix of
+-- the (score, member) order, so doing it once after several additions keeps exactly the
+-- members that trimming after each addition keeps.
+local function trim(events_key, cutoff)
+  redis.call('ZREMRANGEBYSCORE', events_key, '-inf', '(' .. ifmt(cutoff))
+  redis.call('ZREMRANGEBYRANK', events_key, 0, CAP_END)
+end
+
 local function apply(keys, args)
   local state_key, events_key = keys[1], keys[2]
-  local kind = tonumber(args[1])
-  local n = tonumber(args[2])
+  local kind = num(args[1])
+  local n = num(args[2])
   local L = R.levels[kind]
+  -- last_alert (an alert's JSON) is read only if a redelivery needs it
   local h = redis.call('HMGET', state_key, 'score', 'as_of', 'assurance', 'level',
-    'level_since', 'imm_at', 'events_total', 'last_partition', 'last_offset', 'last_alert',
+    'level_since', 'imm_at', 'events_total', 'last_partition', 'last_offset',
     'duplicates', 'pending_alerts', unpack(R.area_fields))
   local s = tonumber(h[1]) or 0
   local as_of = tonumber(h[2])
-  local assurance = tonumber(h[3]) or 0
+  local assurance = num(h[3]) or 0
   local level = LEVEL_OF[h[4]] or NONE
-  local level_since = tonumber(h[5]) or 0
+  local level_since = nil -- set when the level changes; the stored value stands otherwise
   local imm_at = tonumber(h[6])
-  local total = tonumber(h[7]) or 0
-  local last_p = tonumber(h[8])
+  local total = num(h[7]) or 0
+  local last_p = num(h[8])
   local last_o = tonumber(h[9])
-  local last_alert = h[10]
-  local dups = tonumber(h[11]) or 0
-  local pending = h[12] and cjson.decode(h[12]) or {}
-  local area = {}
-  for i = 1, #R.area_fields do area[i] = tonumber(h[12 + i]) or 0 end
+  local dups = num(h[10]) or 0
+  local pending = h[11] and cjson.decode(h[11]) or {}
+  local area, area0 = {}, {}
+  for i = 1, #R.area_fields do
+    area[i] = tonumber(h[11 + i]) or 0
+    area0[i] = area[i]
+  end
+  local s0, as_of0, assurance0, level0, imm_at0, total0, last_p0, last_o0, dups0 =
+    s, as_of, assurance, level, imm_at, total, last_p, last_o, dups
 
   local applied, skipped_dup, skipped_redelivery = 0, 0, 0
   local alerts, reemit, reemitted = {}, {}, {}
   local candidates = nil
+  local expire = {}       -- seen keys written by this call, in first-write order
+  local expire_set = {}
+  local untrimmed = false -- events applied since the list was last trimmed
 
   for e = 0, n - 1 do
     local b = 2 + e * EVENT_ARGS
-    local ekey, sig, sev = args[b + 1], args[b + 2], args[b + 3]
-    local a = tonumber(args[b + 4]) + 1
-    local t = tonumber(args[b + 5])
-    local w = tonumber(args[b + 6])
-    local immediate = args[b + 7] == '1'
-    local is_assurance = args[b + 8] == '1'
-    local p, o = tonumber(args[b + 9]), tonumber(args[b + 10])
-    local seen_key = keys[tonumber(args[b + 11])]
+    local ekey = args[b + 1]
+    local p, o = num(args[b + 9]), tonumber(args[b + 10])
 
     if last_p == p and last_o ~= nil and o <= last_o then
       -- redelivery (a crash or rebalance re-read this offset): re-publish the alert
@@ -101,6 +150,8 @@ local function apply(keys, args)
       if not candidates then
         candidates = {}
         for _, al in ipairs(pending) do candidates[#candidates + 1] = al end
+        -- the value at the start of the call: the hash is written at its end
+        local last_alert = redis.call('HGET', state_key, 'last_alert')
         if last_alert then candidates[#candidates + 1] = cjson.decode(last_alert) end
       end
       for _, al in ipairs(candidates) do
@@ -110,92 +161,137 @@ local function apply(keys, args)
           reemit[#reemit + 1] = al
         end
       end
-    elseif redis.call('SISMEMBER', seen_key, ekey) == 1 then
-      -- a partner duplicate: applied once already, whatever the arrival order
-      skipped_dup = skipped_dup + 1
-      dups = dups + 1
-      last_p, last_o = p, o
     else
-      redis.call('SADD', seen_key, ekey)
-      redis.call('EXPIRE', seen_key, R.seen_ttl)
-      if as_of == nil then
-        s = w
-        area[a] = w
-        as_of = t
-      elseif t >= as_of then
-        local f = 2 ^ (-(t - as_of) / R.half_life)
-        s = s * f + w
-        for i = 1, #area do area[i] = area[i] * f end
-        area[a] = area[a] + w
-        as_of = t
+      local seen_key = keys[num(args[b + 11])]
+      if redis.call('SADD', seen_key, ekey) == 0 then
+        -- a partner duplicate: applied once already, whatever the arrival order
+        skipped_dup = skipped_dup + 1
+        dups = dups + 1
+        last_p, last_o = p, o
       else
-        local dw = w * 2 ^ (-(as_of - t) / R.half_life)
-        s = s + dw
-        area[a] = area[a] + dw
-      end
-      if is_assurance then assurance = assurance + 1 end
-      total = total + 1
-      applied = applied + 1
-      last_p, last_o = p, o
+        if not expire_set[seen_key] then
+          expire_set[seen_key] = true
+          expire[#expire + 1] = seen_key
+        end
+        local sig, sev = args[b + 2], args[b + 3]
+        local a = num(args[b + 4]) + 1
+        local t_arg = args[b + 5]
+        local t = tonumber(t_arg)
+        local w = tonumber(args[b + 6])
+        local prev_cutoff = as_of and as_of - R.window
+        if as_of == nil then
+          s = w
+          area[a] = w
+          as_of = t
+        elseif t >= as_of then
+          local f = 2 ^ (-(t - as_of) / R.half_life)
+          s = s * f + w
+          for i = 1, #area do area[i] = area[i] * f end
+          area[a] = area[a] + w
+          as_of = t
+        else
+          local dw = w * 2 ^ (-(as_of - t) / R.half_life)
+          s = s + dw
+          area[a] = area[a] + dw
+        end
+        if args[b + 8] == '1' then assurance = assurance + 1 end
+        total = total + 1
+        applied = applied + 1
+        last_p, last_o = p, o
 
-      local cutoff = as_of - R.window
-      if t >= cutoff then
-        redis.call('ZADD', events_key, t, ekey .. ' ' .. sig .. ' ' .. sev)
-      end
-      redis.call('ZREMRANGEBYSCORE', events_key, '-inf', '(' .. fmt(cutoff))
-      local card = redis.call('ZCARD', events_key)
-      if card > R.events_max then
-        redis.call('ZREMRANGEBYRANK', events_key, 0, card - R.events_max - 1)
-      end
+        local cutoff = as_of - R.window
+        if t >= cutoff then
+          local member = ekey .. ' ' .. sig .. ' ' .. sev
+          if redis.call('ZADD', events_key, 'NX', t_arg, member) == 0 then
+            -- the member is there already (the same event resent with another
+            -- occurred_at, in another month): its score changes, which the one-trim
+            -- argument above does not cover, so bring the list to what trimming after
+            -- every event would have left before this one, then update it
+            if untrimmed then trim(events_key, prev_cutoff) end
+            redis.call('ZADD', events_key, t_arg, member)
+          end
+        end
+        untrimmed = true
 
-      local new_level, reason = level, 'THRESHOLD'
-      if immediate and as_of - t < R.hold then
-        -- "significant risk of harm": INSPECT at once, held for R.hold from the
-        -- latest immediate event
-        if imm_at == nil or t > imm_at then imm_at = t end
-        if level < INSPECT then new_level, reason = INSPECT, 'IMMEDIATE' end
-      else
-        local hold = imm_at ~= nil and as_of - imm_at < R.hold
-        new_level = threshold_level(L, level, s, hold)
-      end
-      if new_level ~= level then
-        local al = {
-          kind = (new_level > level) and 'RAISED' or 'CLEARED',
-          level = LEVEL_NAME[new_level], previous_level = LEVEL_NAME[level],
-          score = fmt(s), as_of = fmt(as_of), triggered_by = ekey, reason = reason,
-          recent = recent(events_key), area_scores = {}
-        }
-        for i = 1, #area do al.area_scores[i] = fmt(area[i]) end
-        alerts[#alerts + 1] = al
-        level = new_level
-        level_since = as_of
+        local new_level, reason = level, 'THRESHOLD'
+        if args[b + 7] == '1' and as_of - t < R.hold then
+          -- "significant risk of harm": INSPECT at once, held for R.hold from the
+          -- latest immediate event
+          if imm_at == nil or t > imm_at then imm_at = t end
+          if level < INSPECT then new_level, reason = INSPECT, 'IMMEDIATE' end
+        else
+          local hold = imm_at ~= nil and as_of - imm_at < R.hold
+          new_level = threshold_level(L, level, s, hold)
+        end
+        if new_level ~= level then
+          -- the alert's recent events are the list as it stands after this event
+          trim(events_key, cutoff)
+          untrimmed = false
+          local al = {
+            kind = (new_level > level) and 'RAISED' or 'CLEARED',
+            level = LEVEL_NAME[new_level], previous_level = LEVEL_NAME[level],
+            score = fmt(s), as_of = ifmt(as_of), triggered_by = ekey, reason = reason,
+            recent = recent(events_key), area_scores = {}
+          }
+          for i = 1, #area do al.area_scores[i] = fmt(area[i]) end
+          alerts[#alerts + 1] = al
+          level = new_level
+          level_since = as_of
+        end
       end
     end
   end
+  if untrimmed then trim(events_key, as_of - R.window) end
+  for _, k in ipairs(expire) do redis.call('EXPIRE', k, SEEN_TTL) end
 
-  local fields = {'score', fmt(s), 'assurance', assurance, 'level', LEVEL_NAME[level],
-    'level_since', fmt(level_since), 'events_total', total, 'duplicates', dups}
-  if as_of ~= nil then
-    fields[#fields + 1] = 'as_of'; fields[#fields + 1] = fmt(as_of)
+  -- the state hash: every field whose value changed (a field not there yet has
+  -- changed); the strings are those fmt() would give
+  local s_str = (s == s0 and h[1]) or fmt(s)
+  local as_of_str = as_of ~= nil and ((as_of == as_of0 and h[2]) or ifmt(as_of)) or nil
+  local f, nf = {}, 0
+  if s_str ~= h[1] then f[nf + 1] = 'score'; f[nf + 2] = s_str; nf = nf + 2 end
+  if assurance ~= assurance0 or not h[3] then
+    f[nf + 1] = 'assurance'; f[nf + 2] = ifmt(assurance); nf = nf + 2
   end
-  if imm_at ~= nil then
-    fields[#fields + 1] = 'imm_at'; fields[#fields + 1] = fmt(imm_at)
+  if level ~= level0 or not h[4] then
+    f[nf + 1] = 'level'; f[nf + 2] = LEVEL_NAME[level]; nf = nf + 2
+  end
+  if level_since ~= nil or not h[5] then
+    f[nf + 1] = 'level_since'; f[nf + 2] = ifmt(level_since or 0); nf = nf + 2
+  end
+  if total ~= total0 or not h[7] then
+    f[nf + 1] = 'events_total'; f[nf + 2] = ifmt(total); nf = nf + 2
+  end
+  if dups ~= dups0 or not h[10] then
+    f[nf + 1] = 'duplicates'; f[nf + 2] = ifmt(dups); nf = nf + 2
+  end
+  if as_of_str ~= nil and as_of_str ~= h[2] then
+    f[nf + 1] = 'as_of'; f[nf + 2] = as_of_str; nf = nf + 2
+  end
+  if imm_at ~= nil and (imm_at ~= imm_at0 or not h[6]) then
+    f[nf + 1] = 'imm_at'; f[nf + 2] = ifmt(imm_at); nf = nf + 2
   end
   if last_p ~= nil then
-    fields[#fields + 1] = 'last_partition'; fields[#fields + 1] = last_p
-    fields[#fields + 1] = 'last_offset'; fields[#fields + 1] = fmt(last_o)
+    if last_p ~= last_p0 or not h[8] then
+      f[nf + 1] = 'last_partition'; f[nf + 2] = ifmt(last_p); nf = nf + 2
+    end
+    if last_o ~= last_o0 or not h[9] then
+      f[nf + 1] = 'last_offset'; f[nf + 2] = ifmt(last_o); nf = nf + 2
+    end
   end
   for i = 1, #area do
-    fields[#fields + 1] = R.area_fields[i]; fields[#fields + 1] = fmt(area[i])
+    if area[i] ~= area0[i] or not h[11 + i] then
+      f[nf + 1] = R.area_fields[i]; f[nf + 2] = fmt(area[i]); nf = nf + 2
+    end
   end
   if #alerts > 0 then
-    fields[#fields + 1] = 'last_alert'; fields[#fields + 1] = cjson.encode(alerts[#alerts])
+    f[nf + 1] = 'last_alert'; f[nf + 2] = cjson.encode(alerts[#alerts]); nf = nf + 2
     for _, al in ipairs(alerts) do pending[#pending + 1] = al end
-    fields[#fields + 1] = 'pending_alerts'; fields[#fields + 1] = cjson.encode(pending)
+    f[nf + 1] = 'pending_alerts'; f[nf + 2] = cjson.encode(pending); nf = nf + 2
   end
-  redis.call('HSET', state_key, unpack(fields))
+  if nf > 0 then redis.call('HSET', state_key, unpack(f)) end
 
-  local out = {fmt(s), fmt(as_of or 0), LEVEL_NAME[level], applied, skipped_dup,
+  local out = {s_str, as_of_str or '0', LEVEL_NAME[level], applied, skipped_dup,
     skipped_redelivery, #alerts, #reemit}
   for _, al in ipairs(alerts) do out[#out + 1] = cjson.encode(al) end
   for _, al in ipairs(reemit) do out[#out + 1] = cjson.encode(al) end
