@@ -480,6 +480,47 @@ static void test_event_list_window_and_cap(void **state)
     fixture_free(f);
 }
 
+/* The list is trimmed once per call, not after every event (lib/risk.lua), which keeps
+ * the same members as long as no member changes score. One does when an event is resent
+ * with an occurred_at in another month (DESIGN §7's known limit: applied again, same
+ * member): the trims due before it must happen first. Here the list is full, X pushes
+ * out the oldest (C-000), then Y is re-scored below everything: trimming after each event
+ * keeps Y and drops C-000; trimming only at the end would have dropped Y instead. */
+static void test_event_list_rescored_member(void **state)
+{
+    (void)state;
+    fixture_t *f = fixture_new(rules);
+    cs_intel_event_t evs[64];
+    for (int done = 0; done < 255;) {
+        int n = 0;
+        for (; n < 64 && done < 255; n++, done++) {
+            char k[32];
+            snprintf(k, sizeof(k), "C-%03d", done);
+            evs[n] = LOC(k, COMPLAINT, INFO, T0 + 10 + done);
+        }
+        apply(f, evs, (size_t)n);
+    }
+    apply1(f, LOC("Y", COMPLAINT, INFO, T0 + 40 * DAY)); /* another month than T0 */
+    evs[0] = LOC("X", COMPLAINT, INFO, T0 + 41 * DAY);
+    evs[1] = LOC("Y", COMPLAINT, INFO, T0 + 5); /* the resend, in T0's month */
+    apply(f, evs, 2);
+    assert_int_equal(f->last.applied, 2);
+    char evkey[256];
+    cs_scorer_events_key(f->scorer, "LOCATION:1-101669119", evkey, sizeof(evkey));
+    const char *zr[] = {"ZRANGE", evkey, "0", "1", "WITHSCORES"};
+    redisReply *r = cs_redis_command(redis, 5, zr, NULL, errstr, sizeof(errstr));
+    assert_int_equal(r->elements, 4);
+    assert_string_equal(r->element[0]->str, "Y 7 0");
+    assert_string_equal(r->element[1]->str, "1795000000005");
+    assert_string_equal(r->element[2]->str, "C-001 7 0");
+    freeReplyObject(r);
+    const char *zc[] = {"ZCARD", evkey};
+    r = cs_redis_command(redis, 2, zc, NULL, errstr, sizeof(errstr));
+    assert_int_equal(r->integer, 256);
+    freeReplyObject(r);
+    fixture_free(f);
+}
+
 static void test_recent_in_alerts(void **state)
 {
     (void)state;
@@ -606,6 +647,7 @@ int main(void)
         cmocka_unit_test(test_duplicates_and_redelivery),
         cmocka_unit_test(test_redelivered_batch_reemits_last_alerts),
         cmocka_unit_test(test_event_list_window_and_cap),
+        cmocka_unit_test(test_event_list_rescored_member),
         cmocka_unit_test(test_recent_in_alerts),
         cmocka_unit_test(test_alert_id),
         cmocka_unit_test(test_any_order_same_state),
