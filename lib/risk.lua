@@ -44,7 +44,7 @@ end
 -- Small integers (kinds, counts, partitions, KEYS indexes, counters) both ways, by table
 -- lookup instead of strtod / printf: the same values and digits as tonumber and fmt.
 local SMALL, SMALL_STR = {}, {}
-for i = 0, 1023 do
+for i = 0, 255 do
   SMALL['' .. i] = i
   SMALL_STR[i] = '' .. i
 end
@@ -122,7 +122,7 @@ local function apply(keys, args)
   local last_p = num(h[8])
   local last_o = tonumber(h[9])
   local dups = num(h[10]) or 0
-  local pending = h[11] and cjson.decode(h[11]) or {}
+  local pending_json = h[11] -- decoded only when needed
   local area, area0 = {}, {}
   for i = 1, #R.area_fields do
     area[i] = tonumber(h[11 + i]) or 0
@@ -132,10 +132,10 @@ local function apply(keys, args)
     s, as_of, assurance, level, imm_at, total, last_p, last_o, dups
 
   local applied, skipped_dup, skipped_redelivery = 0, 0, 0
-  local alerts, reemit, reemitted = {}, {}, {}
-  local candidates = nil
-  local expire = {}       -- seen keys written by this call, in first-write order
-  local expire_set = {}
+  -- tables only when needed: most calls raise nothing, re-emit nothing, and write one
+  -- seen set (exp1)
+  local alerts, reemit, reemitted, candidates = nil, nil, nil, nil
+  local exp1, exp_more = nil, nil -- seen keys written by this call
   local untrimmed = false -- events applied since the list was last trimmed
 
   for e = 0, n - 1 do
@@ -148,8 +148,8 @@ local function apply(keys, args)
       -- this very event produced, if it is the one we kept, so none is lost
       skipped_redelivery = skipped_redelivery + 1
       if not candidates then
-        candidates = {}
-        for _, al in ipairs(pending) do candidates[#candidates + 1] = al end
+        candidates = pending_json and cjson.decode(pending_json) or {}
+        reemit, reemitted = {}, {}
         -- the value at the start of the call: the hash is written at its end
         local last_alert = redis.call('HGET', state_key, 'last_alert')
         if last_alert then candidates[#candidates + 1] = cjson.decode(last_alert) end
@@ -169,9 +169,14 @@ local function apply(keys, args)
         dups = dups + 1
         last_p, last_o = p, o
       else
-        if not expire_set[seen_key] then
-          expire_set[seen_key] = true
-          expire[#expire + 1] = seen_key
+        if exp1 == nil then
+          exp1 = seen_key
+        elseif seen_key ~= exp1 then
+          exp_more = exp_more or {}
+          if not exp_more[seen_key] then
+            exp_more[seen_key] = true
+            exp_more[#exp_more + 1] = seen_key
+          end
         end
         local sig, sev = args[b + 2], args[b + 3]
         local a = num(args[b + 4]) + 1
@@ -234,6 +239,7 @@ local function apply(keys, args)
             recent = recent(events_key), area_scores = {}
           }
           for i = 1, #area do al.area_scores[i] = fmt(area[i]) end
+          alerts = alerts or {}
           alerts[#alerts + 1] = al
           level = new_level
           level_since = as_of
@@ -242,7 +248,10 @@ local function apply(keys, args)
     end
   end
   if untrimmed then trim(events_key, as_of - R.window) end
-  for _, k in ipairs(expire) do redis.call('EXPIRE', k, SEEN_TTL) end
+  if exp1 then redis.call('EXPIRE', exp1, SEEN_TTL) end
+  if exp_more then
+    for _, k in ipairs(exp_more) do redis.call('EXPIRE', k, SEEN_TTL) end
+  end
 
   -- the state hash: every field whose value changed (a field not there yet has
   -- changed); the strings are those fmt() would give
@@ -284,17 +293,22 @@ local function apply(keys, args)
       f[nf + 1] = R.area_fields[i]; f[nf + 2] = fmt(area[i]); nf = nf + 2
     end
   end
-  if #alerts > 0 then
+  if alerts then
     f[nf + 1] = 'last_alert'; f[nf + 2] = cjson.encode(alerts[#alerts]); nf = nf + 2
+    local pending = pending_json and cjson.decode(pending_json) or {}
     for _, al in ipairs(alerts) do pending[#pending + 1] = al end
     f[nf + 1] = 'pending_alerts'; f[nf + 2] = cjson.encode(pending); nf = nf + 2
   end
   if nf > 0 then redis.call('HSET', state_key, unpack(f)) end
 
   local out = {s_str, as_of_str or '0', LEVEL_NAME[level], applied, skipped_dup,
-    skipped_redelivery, #alerts, #reemit}
-  for _, al in ipairs(alerts) do out[#out + 1] = cjson.encode(al) end
-  for _, al in ipairs(reemit) do out[#out + 1] = cjson.encode(al) end
+    skipped_redelivery, alerts and #alerts or 0, reemit and #reemit or 0}
+  if alerts then
+    for _, al in ipairs(alerts) do out[#out + 1] = cjson.encode(al) end
+  end
+  if reemit then
+    for _, al in ipairs(reemit) do out[#out + 1] = cjson.encode(al) end
+  end
   return out
 end
 
