@@ -69,6 +69,12 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def used_memory(r):
+    info = r.cmd("INFO", "memory")
+    info = info.decode() if isinstance(info, bytes) else info
+    return int([l for l in info.splitlines() if l.startswith("used_memory:")][0].split(":")[1])
+
+
 def subject_memory(r, ns):
     """MEMORY USAGE of every per-subject key of namespace \p ns: @returns bytes per
     subject, bytes per key type (state, events, seen) over all subjects, and each
@@ -456,6 +462,8 @@ class Bench:
                 "topic.raw.ofsted-send": "bench.mem.ofsted", "topic.events": "bench.mem.events",
                 "topic.alerts": "bench.mem.alerts", "topic.deadletter": "bench.dead",
                 "directory.file": directory, "state.namespace": ns}
+        r = cstest.Redis(self.redis_port)
+        used0 = used_memory(r)
         norm = self.program("caresignal-normalise", dict(sets, **{"group.id": "bench-mem-n"}))
         score = self.program("caresignal-score", dict(sets, **{"group.id": "bench-mem-s"}))
         for name, source in (("nhse", "nhse"), ("ccg", "ccg"), ("ofsted", "ofsted-send")):
@@ -466,7 +474,6 @@ class Bench:
             self.run(self.bin("caresignal-publish"), "--config", self.config, "--set",
                      "topic.raw.%s=bench.mem.%s" % (source, name), "--source", source, src)
         expected = json.load(open(os.path.join(feed, "manifest.json")))["canonical_events"]
-        r = cstest.Redis(self.redis_port)
         # every canonical event of the feed normalised, then applied by the scorer
         self.wait_for(lambda: self.count("bench.mem.events") >= expected, 120,
                       "%d canonical events" % expected, [norm, score])
@@ -474,6 +481,7 @@ class Bench:
                       "the scorer to apply them", [norm, score])
         self.stop(norm)
         self.stop(score)
+        grown = used_memory(r) - used0
         per_subject, by_type, events_per = subject_memory(r, ns)
         rank = sum(r.cmd("MEMORY", "USAGE", k, "SAMPLES", "0") or 0
                    for k in r.scan_keys(ns + ":rank:*"))
@@ -501,6 +509,8 @@ class Bench:
             self.row("memory", "  of which %s keys (mean per subject)" % kind, v / len(sizes),
                      "bytes")
         self.row("memory", "  plus its share of the rank sets", rank / len(sizes), "bytes")
+        self.row("memory", "  cross-check: INFO used_memory growth / subjects", grown / len(sizes),
+                 "bytes", key="redis_used_memory_growth_per_subject")
         if typical:
             p90 = typical[int(0.9 * (len(typical) - 1))]
             self.row("memory", "Redis per typical subject (<= 20 events), p90", p90, "bytes",
