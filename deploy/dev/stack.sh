@@ -90,7 +90,9 @@ start_redis() {
         echo "$port" >"$dir/redis.port"
         return 0
       fi
-      is_ours "$dir/redis.pid" redis-server || break
+      # alive, by pid: right after the fork the child may not have exec'd redis-server
+      # yet, so its name cannot be checked here (under load that race is real)
+      kill -0 "$(cat "$dir/redis.pid")" 2>/dev/null || break
       sleep 0.05
     done
     stop_one "$dir/redis.pid" redis-server
@@ -111,7 +113,7 @@ start_broker() {
   echo $! >"$dir/broker.pid"
   for i in $(seq 1 200); do
     [ -s "$dir/bootstrap" ] && return 0
-    is_ours "$dir/broker.pid" caresignal-devbroker || break
+    kill -0 "$(cat "$dir/broker.pid")" 2>/dev/null || break # by pid: see start_redis
     sleep 0.05
   done
   echo "stack: caresignal-devbroker did not start (see $dir/devbroker.log)" >&2
