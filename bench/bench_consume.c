@@ -7,7 +7,8 @@
  *   bench_consume --bootstrap B --topic T --until N [--timeout S]
  *       waits (one client, polling the watermarks every 10 ms) until the topic holds N
  *       messages and prints one JSON line with the wall-clock time it saw them (epoch
- *       seconds), for timing a stage by its output topic; exit 1 after the timeout. */
+ *       seconds), and when it first saw the topic grow (and to how many), for timing a
+ *       stage by its output topic; exit 1 after the timeout. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,15 +99,21 @@ int main(int argc, char **argv)
             rc = total < 0;
         } else {
             double deadline = now_s(CLOCK_MONOTONIC) + timeout;
+            long long start = total, first = -1;
+            double first_at = 0;
             while (total >= 0 && total < until && now_s(CLOCK_MONOTONIC) < deadline) {
                 struct timespec ts = {0, 10000000};
                 nanosleep(&ts, NULL);
                 total = topic_total(rk, topic);
+                if (first < 0 && total > start) {
+                    first = total;
+                    first_at = now_s(CLOCK_REALTIME);
+                }
             }
             if (total >= until)
                 printf("{\"bench\":\"until\",\"topic\":\"%s\",\"messages\":%lld,"
-                       "\"at\":%.3f}\n",
-                       topic, total, now_s(CLOCK_REALTIME));
+                       "\"at\":%.3f,\"first_messages\":%lld,\"first_at\":%.3f}\n",
+                       topic, total, now_s(CLOCK_REALTIME), first, first_at);
             else
                 fprintf(stderr,
                         "bench_consume: %s holds %lld messages, not %lld, after %.0f s\n",
