@@ -309,7 +309,11 @@ class Record:
 
 def _delimiter(payloads):
     while True:
-        d = bytes(random.randrange(1, 255) for _ in range(12))
+        # no NUL and no backslash: kcat reads the delimiter as an escaped C string, and a
+        # 0x5c byte followed by "x" would be read as the start of another \xNN escape
+        d = bytes(b for b in (random.randrange(1, 255) for _ in range(16)) if b != 0x5C)[:12]
+        if len(d) < 12:
+            continue
         if not any(d in p for p in payloads if p):
             return d
 
@@ -328,7 +332,10 @@ def kcat_produce(bootstrap, topic, records, partition=None, headers=None, timeou
         cmd += ["-p", str(partition)]
     for h in (headers or []):
         cmd += ["-H", h]
-    subprocess.run(cmd, input=body, check=True, timeout=timeout, capture_output=True)
+    p = subprocess.run(cmd, input=body, timeout=timeout, capture_output=True)
+    if p.returncode != 0:
+        raise AssertionError("kcat -P %s exited %d: %s" % (topic, p.returncode,
+                                                          p.stderr.decode(errors="replace")))
 
 
 def kcat_consume(bootstrap, topic, partition=None, offset="beginning", group=None,
