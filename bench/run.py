@@ -15,6 +15,8 @@ machine's description) to bench/results/. --smoke runs every part in seconds (th
 suite runs it so the bench cannot rot); its figures are not measurements, and it writes
 to the build directory unless --out says otherwise.
 
+CS_BENCH_KEEP=1 keeps its temporary directory (the consumers' logs).
+
 Every process it starts (the stack, the consumers, the tools) is stopped when it ends,
 on failure and on SIGINT/SIGTERM too; the consumers and tools also die with it if it is
 killed outright (PR_SET_PDEATHSIG), and the stack's watchdog stops the stack.
@@ -76,6 +78,18 @@ def steady(n, n0, t0, t1, started):
     if n0 < 0 or n - n0 < n / 4 or t1 - t0 < 0.05:
         return started, 0
     return t0, n0
+
+
+def command_calls(r):
+    """Calls so far of each Redis command (INFO commandstats)."""
+    info = r.cmd("INFO", "commandstats")
+    info = info.decode() if isinstance(info, bytes) else info
+    out = {}
+    for line in info.splitlines():
+        if line.startswith("cmdstat_"):
+            name, rest = line[len("cmdstat_"):].split(":", 1)
+            out[name] = int(rest.split(",")[0].split("=")[1])
+    return out
 
 
 def used_memory(r):
@@ -154,7 +168,10 @@ class Bench:
         if self.stack_started:
             subprocess.run([os.path.join(TOP, "deploy/dev/stack.sh"), "stop", "--dir", self.dir,
                             "--quiet"], check=False, timeout=60)
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if os.environ.get("CS_BENCH_KEEP"):  # the consumers' logs, for a look afterwards
+            log("logs kept in %s" % self.dir)
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     def program(self, name, sets, stdout=None):
         """Starts a consumer with the stack's configuration plus \\p sets; its log is kept."""
@@ -320,28 +337,40 @@ class Bench:
                                               "topic.deadletter": "bench.dead",
                                               "topic.alerts": "bench.alerts.%d" % scale})
         assigned = self.assigned_at(p)
-        cpu = self.cpu_start({"caresignal-score": p.pid})
         r = cstest.Redis(self.redis_port)
         try:
             # from the first batch applied to the last (as for normalise)
             n0 = self.wait_for(lambda: self.positions(r, ns, topic), 120,
                                "the scorer's first batch", [p])
             t0 = time.time()
+            cpu = self.cpu_start({"caresignal-score": p.pid})
+            calls0 = command_calls(r)
             self.wait_for(lambda: self.positions(r, ns, topic) >= n, 300,
                           "the scorer to apply %d events" % n, [p])
+            calls1 = command_calls(r)
         finally:
             r.close()
         t1 = time.time()
-        t0, n0 = steady(n, n0, t0, t1, assigned)
         share = self.results["score_cpu_share_x%d" % scale] = self.cpu_share(cpu)
+        t0, n0 = steady(n, n0, t0, t1, assigned)
         self.stop(p)
         redis0 = cpu_seconds(self.redis_pid)
+        r = cstest.Redis(self.redis_port)
+        calls2 = command_calls(r)
         own = self.tool_json(self.bin("bench_redis"), "--port", str(self.redis_port),
                              "--from-topic", topic, "--bootstrap", self.bootstrap, "--namespace",
                              "bench-own-%d" % scale, "--only", "subject", "--json")
         # Redis CPU per event in both runs: the same work, whatever else the machine ran
         own["redis_cpu_us_per_event"] = round(1e6 * (cpu_seconds(self.redis_pid) - redis0) / n, 1)
-        own["redis_cpu_us_per_event_e2e"] = round(1e6 * share["redis-server"] * (t1 - t0) / (n - n0), 1)
+        calls3 = command_calls(r)
+        r.close()
+        # how the two cut the same events into commands (the scorer's batches are what
+        # its polls return, up to score.batch.max)
+        own["commands_per_event_e2e"] = {k: round((calls1.get(k, 0) - calls0.get(k, 0)) / max(1, n - n0), 3)
+                                         for k in ("fcall", "set", "zadd")}
+        own["commands_per_event_alone"] = {k: round((calls3.get(k, 0) - calls2.get(k, 0)) / n, 3)
+                                           for k in ("fcall", "set", "zadd")}
+        own["redis_cpu_us_per_event_e2e"] = round(1e6 * share["redis-server"] * (t1 - t0) / max(1, n - n0), 1)
         own["redis_busy_e2e"] = share["redis-server"]
         return (n - n0) / (t1 - t0), own["per_subject_events_per_s"], own
 
