@@ -217,6 +217,18 @@ int cs_reader_done(const cs_reader_t *r)
     return r->remaining == 0;
 }
 
+/* The range entry of \p partition (r->n if none): partitions are numbered 0..n-1, so it
+ * is their own index unless the metadata said otherwise. */
+static int cs_reader_index(const cs_reader_t *r, int32_t partition)
+{
+    if (partition >= 0 && partition < r->n && r->range[partition].partition == partition)
+        return partition;
+    int i = 0;
+    while (i < r->n && r->range[i].partition != partition)
+        i++;
+    return i;
+}
+
 int cs_reader_next(cs_reader_t *r, rd_kafka_message_t **msgs, int max, int timeout_ms)
 {
     int got = 0;
@@ -226,9 +238,7 @@ int cs_reader_next(cs_reader_t *r, rd_kafka_message_t **msgs, int max, int timeo
         if (!m)
             break;
         timeout = 0;
-        int i = 0;
-        while (i < r->n && r->range[i].partition != m->partition)
-            i++;
+        int i = cs_reader_index(r, m->partition);
         if (m->err || i == r->n || r->done[i] || m->offset >= r->range[i].high) {
             if (m->err && m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
                 cs_log_warn("read error", "{s:s, s:s}", "topic", r->topic, "error",

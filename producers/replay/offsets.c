@@ -39,7 +39,7 @@ static int check_group_stopped(rd_kafka_t *rk, const char *group)
             rd_kafka_group_list_destroy(groups);
         return 0;
     }
-    int members = 0, known = 0;
+    int members = 0;
     for (int i = 0; i < groups->group_cnt; i++) {
         const struct rd_kafka_group_info *g = &groups->groups[i];
         if (strcmp(g->group, group))
@@ -51,7 +51,6 @@ static int check_group_stopped(rd_kafka_t *rk, const char *group)
             rd_kafka_group_list_destroy(groups);
             return 0;
         }
-        known = 1;
         members += g->member_cnt;
     }
     rd_kafka_group_list_destroy(groups);
@@ -62,7 +61,6 @@ static int check_group_stopped(rd_kafka_t *rk, const char *group)
             group, members, members == 1 ? "" : "s");
         return 1;
     }
-    (void)known; /* an unknown group has no members: nothing committed yet, or all gone */
     return 0;
 }
 

@@ -25,65 +25,86 @@ static const char *const compared[] = {"score",
                                        "last_alert"};
 #define NCOMPARED (sizeof(compared) / sizeof(compared[0]))
 
+/* Do two replies hold the same values (arrays element by element, as text)? */
+static int same_reply(const redisReply *a, const redisReply *b)
+{
+    if (a->type != b->type || a->elements != b->elements)
+        return 0;
+    for (size_t e = 0; e < a->elements; e++) {
+        const redisReply *x = a->element[e], *y = b->element[e];
+        if (x->type != y->type || (x->type == REDIS_REPLY_STRING &&
+                                   (x->len != y->len || memcmp(x->str, y->str, x->len))))
+            return 0;
+    }
+    return 1;
+}
+
 /* Compares every subject of the rebuilt namespace with the live one: the state fields
- * above (as text: bit-identical doubles print identically) and the event list. */
+ * above (as text: bit-identical doubles print identically) and the event list. One
+ * pipelined round trip per SCAN page. @returns 0, or -1 if Redis cannot be read (with
+ * the reason on stderr). */
 static int verify(cs_redis_t *redis, const char *live, const char *rebuilt,
                   long *subjects, long *differ)
 {
     char pattern[256], errstr[512], cursor[32] = "0";
     snprintf(pattern, sizeof(pattern), "%s:{*}:state", rebuilt);
     *subjects = *differ = 0;
+    cs_redis_pipe_t *p = cs_redis_pipe_new();
+    int rc = 0;
     do {
         const char *scan[] = {"SCAN", cursor, "MATCH", pattern, "COUNT", "500"};
         redisReply *r = cs_redis_command(redis, 6, scan, NULL, errstr, sizeof(errstr));
         if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+            fprintf(stderr, "caresignal-replay: verification: SCAN: %s\n",
+                    r && r->type == REDIS_REPLY_ERROR ? r->str : errstr);
             if (r)
                 freeReplyObject(r);
-            return -1;
+            rc = -1;
+            break;
         }
         snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
-        for (size_t i = 0; i < r->element[1]->elements; i++) {
-            const char *key = r->element[1]->element[i]->str;
+        const redisReply *keys = r->element[1];
+        cs_redis_pipe_reset(p);
+        for (size_t i = 0; i < keys->elements; i++) {
+            const char *key = keys->element[i]->str;
             const char *tag = key + strlen(rebuilt); /* ":{SUBJECT}:state" */
+            int taglen = (int)strlen(tag) - 6;       /* ":{SUBJECT}" */
             char live_key[512], ev_a[512], ev_b[512];
             snprintf(live_key, sizeof(live_key), "%s%s", live, tag);
-            snprintf(ev_a, sizeof(ev_a), "%s%.*s:events", rebuilt, (int)(strlen(tag) - 6),
-                     tag);
-            snprintf(ev_b, sizeof(ev_b), "%s%.*s:events", live, (int)(strlen(tag) - 6),
-                     tag);
-            cs_redis_pipe_t *p = cs_redis_pipe_new();
+            snprintf(ev_a, sizeof(ev_a), "%s%.*s:events", rebuilt, taglen, tag);
+            snprintf(ev_b, sizeof(ev_b), "%s%.*s:events", live, taglen, tag);
             const char *ha[NCOMPARED + 2] = {"HMGET", key};
             const char *hb[NCOMPARED + 2] = {"HMGET", live_key};
             for (size_t f = 0; f < NCOMPARED; f++)
                 ha[f + 2] = hb[f + 2] = compared[f];
-            cs_redis_pipe_add(p, (int)NCOMPARED + 2, ha, NULL);
-            cs_redis_pipe_add(p, (int)NCOMPARED + 2, hb, NULL);
             const char *za[] = {"ZRANGE", ev_a, "0", "-1", "WITHSCORES"};
             const char *zb[] = {"ZRANGE", ev_b, "0", "-1", "WITHSCORES"};
+            cs_redis_pipe_add(p, (int)NCOMPARED + 2, ha, NULL);
+            cs_redis_pipe_add(p, (int)NCOMPARED + 2, hb, NULL);
             cs_redis_pipe_add(p, 5, za, NULL);
             cs_redis_pipe_add(p, 5, zb, NULL);
-            int same = !cs_redis_pipe_exec(redis, p, errstr, sizeof(errstr));
-            for (int k = 0; same && k < 4; k += 2) {
-                const redisReply *a = cs_redis_pipe_reply(p, (size_t)k);
-                const redisReply *b = cs_redis_pipe_reply(p, (size_t)k + 1);
-                same = a->elements == b->elements;
-                for (size_t e = 0; same && e < a->elements; e++) {
-                    const redisReply *x = a->element[e], *y = b->element[e];
-                    same = x->type == y->type &&
-                           (x->type != REDIS_REPLY_STRING ||
-                            (x->len == y->len && !memcmp(x->str, y->str, x->len)));
-                }
-            }
-            cs_redis_pipe_destroy(p);
+        }
+        if (keys->elements && cs_redis_pipe_exec(redis, p, errstr, sizeof(errstr))) {
+            fprintf(stderr, "caresignal-replay: verification: %s\n", errstr);
+            freeReplyObject(r);
+            rc = -1;
+            break;
+        }
+        for (size_t i = 0; i < keys->elements; i++) {
+            size_t k = 4 * i;
+            int same =
+                same_reply(cs_redis_pipe_reply(p, k), cs_redis_pipe_reply(p, k + 1)) &&
+                same_reply(cs_redis_pipe_reply(p, k + 2), cs_redis_pipe_reply(p, k + 3));
             (*subjects)++;
-            if (!same) {
-                if (++*differ <= 10)
-                    printf("  differs: %.*s\n", (int)(strlen(tag) - 8), tag + 2);
+            if (!same && ++*differ <= 10) {
+                const char *tag = keys->element[i]->str + strlen(rebuilt);
+                printf("  differs: %.*s\n", (int)(strlen(tag) - 8), tag + 2);
             }
         }
         freeReplyObject(r);
     } while (strcmp(cursor, "0"));
-    return 0;
+    cs_redis_pipe_destroy(p);
+    return rc;
 }
 
 int replay_rebuild(const replay_ctx_t *ctx)
