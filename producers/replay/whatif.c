@@ -101,31 +101,49 @@ static void report(briefs_t *live, briefs_t *fresh, int as_json, const char *fil
 {
     qsort(live->v, live->n, sizeof(brief_t), brief_cmp);
     qsort(fresh->v, fresh->n, sizeof(brief_t), brief_cmp);
-    json_t *added = json_array(), *removed = json_array(), *changed = json_array();
-    long counts[3][CS_LEVEL_COUNT] = {{0}};
+    /* changed alerts as (live, new) pairs, copied: both lists are re-sorted below */
+    brief_t(*changed)[2] = calloc(fresh->n ? fresh->n : 1, sizeof(*changed));
+    if (!changed) {
+        fprintf(stderr, "caresignal-replay: out of memory\n");
+        exit(1);
+    }
+    size_t nchanged = 0, nadded = 0, nremoved = 0;
+    long counts[3][CS_LEVEL_COUNT] = {{0}}; /* added, removed, changed */
     for (size_t i = 0; i < fresh->n; i++) {
         brief_t *b = &fresh->v[i];
         brief_t *a = bsearch(b, live->v, live->n, sizeof(brief_t), brief_cmp);
         if (!a) {
-            json_array_append_new(added, brief_json(b));
+            nadded++;
             counts[0][b->level]++;
             continue;
         }
         a->matched = b->matched = 1;
         if (a->kind != b->kind || a->level != b->level || a->reason != b->reason) {
-            json_array_append_new(changed, json_pack("{s:o, s:o}", "live", brief_json(a),
-                                                     "new", brief_json(b)));
+            changed[nchanged][0] = *a;
+            changed[nchanged++][1] = *b;
             counts[2][b->level]++;
         }
     }
     for (size_t i = 0; i < live->n; i++)
         if (!live->v[i].matched) {
-            json_array_append_new(removed, brief_json(&live->v[i]));
+            nremoved++;
             counts[1][live->v[i].level]++;
         }
+    /* for reading: each subject's alerts in time order */
     qsort(live->v, live->n, sizeof(brief_t), brief_time_cmp);
     qsort(fresh->v, fresh->n, sizeof(brief_t), brief_time_cmp);
     if (as_json) {
+        json_t *added = json_array(), *removed = json_array(), *ch = json_array();
+        for (size_t k = 0; k < fresh->n; k++)
+            if (!fresh->v[k].matched)
+                json_array_append_new(added, brief_json(&fresh->v[k]));
+        for (size_t k = 0; k < live->n; k++)
+            if (!live->v[k].matched)
+                json_array_append_new(removed, brief_json(&live->v[k]));
+        for (size_t k = 0; k < nchanged; k++)
+            json_array_append_new(ch, json_pack("{s:o, s:o}", "live",
+                                                brief_json(&changed[k][0]), "new",
+                                                brief_json(&changed[k][1])));
         json_t *c = json_object();
         static const char *const what[] = {"added", "removed", "changed"};
         for (int k = 0; k < 3; k++) {
@@ -138,39 +156,32 @@ static void report(briefs_t *live, briefs_t *fresh, int as_json, const char *fil
                                 new_rules->version, "live_rules", live_rules->version,
                                 "alerts_live", (json_int_t)live->n, "alerts_new",
                                 (json_int_t)fresh->n, "added", added, "removed", removed,
-                                "changed", changed, "counts", c);
+                                "changed", ch, "counts", c);
         char *text = json_dumps(out, JSON_INDENT(1));
         puts(text);
         free(text);
         json_decref(out);
+        free(changed);
         return;
     }
     printf("whatif: %s (rules %s) against the live rules (%s): %zu alerts under the live "
            "rules, %zu under the new\n",
            file, new_rules->version, live_rules->version, live->n, fresh->n);
-    size_t i;
-    json_t *x;
-    printf("added (%zu):\n", json_array_size(added));
+    printf("added (%zu):\n", nadded);
     for (size_t k = 0; k < fresh->n; k++)
         if (!fresh->v[k].matched)
             print_brief('+', &fresh->v[k]);
-    printf("removed (%zu):\n", json_array_size(removed));
+    printf("removed (%zu):\n", nremoved);
     for (size_t k = 0; k < live->n; k++)
         if (!live->v[k].matched)
             print_brief('-', &live->v[k]);
-    printf("changed (%zu):\n", json_array_size(changed));
-    json_array_foreach(changed, i, x)
-    {
-        json_t *a = json_object_get(x, "live"), *b = json_object_get(x, "new");
-        printf("  ~ %-28s triggered by %s: %s %s [%s] -> %s %s [%s]\n",
-               json_string_value(json_object_get(a, "subject")),
-               json_string_value(json_object_get(a, "triggered_by")),
-               json_string_value(json_object_get(a, "kind")),
-               json_string_value(json_object_get(a, "level")),
-               json_string_value(json_object_get(a, "reason")),
-               json_string_value(json_object_get(b, "kind")),
-               json_string_value(json_object_get(b, "level")),
-               json_string_value(json_object_get(b, "reason")));
+    printf("changed (%zu):\n", nchanged);
+    for (size_t k = 0; k < nchanged; k++) {
+        const brief_t *a = &changed[k][0], *b = &changed[k][1];
+        printf("  ~ %-28s triggered by %s: %s %s [%s] -> %s %s [%s]\n", a->subject,
+               a->triggered_by, cs_alert_kind_names[a->kind], cs_level_names[a->level],
+               cs_reason_names[a->reason], cs_alert_kind_names[b->kind],
+               cs_level_names[b->level], cs_reason_names[b->reason]);
     }
     printf(
         "per level (of the new alert; removed: of the live one):\n  %-8s %8s %8s %8s\n",
@@ -180,9 +191,7 @@ static void report(briefs_t *live, briefs_t *fresh, int as_json, const char *fil
                counts[2][l]);
     printf("  %-8s %8ld %8ld %8ld  (clearances)\n", "NONE", counts[0][0], counts[1][0],
            counts[2][0]);
-    json_decref(added);
-    json_decref(removed);
-    json_decref(changed);
+    free(changed);
 }
 
 int replay_whatif(const replay_ctx_t *ctx)
