@@ -14,15 +14,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench.h"
 #include "caresignal/kafka.h"
 #include "caresignal/reader.h"
-
-static double now_s(clockid_t clock)
-{
-    struct timespec ts;
-    clock_gettime(clock, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static void usage(void)
 {
@@ -98,22 +92,23 @@ int main(int argc, char **argv)
                 printf("%lld\n", total);
             rc = total < 0;
         } else {
-            double deadline = now_s(CLOCK_MONOTONIC) + timeout;
+            double deadline = bench_now_s(CLOCK_MONOTONIC) + timeout;
             long long start = total, first = -1;
             double first_at = 0;
-            while (total >= 0 && total < until && now_s(CLOCK_MONOTONIC) < deadline) {
+            while (total >= 0 && total < until &&
+                   bench_now_s(CLOCK_MONOTONIC) < deadline) {
                 struct timespec ts = {0, 10000000};
                 nanosleep(&ts, NULL);
                 total = topic_total(rk, topic);
                 if (first < 0 && total > start) {
                     first = total;
-                    first_at = now_s(CLOCK_REALTIME);
+                    first_at = bench_now_s(CLOCK_REALTIME);
                 }
             }
             if (total >= until)
                 printf("{\"bench\":\"until\",\"topic\":\"%s\",\"messages\":%lld,"
                        "\"at\":%.3f,\"first_messages\":%lld,\"first_at\":%.3f}\n",
-                       topic, total, now_s(CLOCK_REALTIME), first, first_at);
+                       topic, total, bench_now_s(CLOCK_REALTIME), first, first_at);
             else
                 fprintf(stderr,
                         "bench_consume: %s holds %lld messages, not %lld, after %.0f s\n",
@@ -132,7 +127,7 @@ int main(int argc, char **argv)
     rd_kafka_message_t *msgs[1000];
     long n = 0;
     long long bytes = 0;
-    double t0 = now_s(CLOCK_MONOTONIC);
+    double t0 = bench_now_s(CLOCK_MONOTONIC);
     while (!cs_reader_done(r)) {
         int got = cs_reader_next(r, msgs, 1000, 5000);
         if (!got && !cs_reader_done(r)) {
@@ -147,7 +142,7 @@ int main(int argc, char **argv)
         }
         n += got;
     }
-    double secs = now_s(CLOCK_MONOTONIC) - t0;
+    double secs = bench_now_s(CLOCK_MONOTONIC) - t0;
     printf("{\"bench\":\"consume\",\"topic\":\"%s\",\"messages\":%ld,\"bytes\":%lld,"
            "\"seconds\":%.3f,\"messages_per_s\":%.0f}\n",
            topic, n, bytes, secs, n / secs);

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench.h"
 #include "caresignal/codec.h"
 #include "caresignal/convert.h"
 #include "caresignal/directory.h"
@@ -23,14 +24,6 @@
 #include "caresignal/timeutil.h"
 
 static uint64_t rng = 0x243F6A8885A308D3ULL;
-static uint64_t next_rand(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
-}
-
 static int64_t mono_ns(void)
 {
     struct timespec ts;
@@ -56,7 +49,7 @@ static int make_json(char *buf, size_t size, long i, const char *loc, int64_t no
 {
     static const char *const cats[] = {"SERIOUS_INCIDENT", "IPC_CONCERN", "OUTBREAK",
                                        "VACCINATION_INCIDENT", "WORKFORCE_SHORTFALL"};
-    int64_t at = now - (int64_t)(next_rand() % (80ULL * 86400000ULL)) - 60000;
+    int64_t at = now - (int64_t)(bench_rand(&rng) % (80ULL * 86400000ULL)) - 60000;
     if (probe)
         return snprintf(
             buf, size,
@@ -71,7 +64,7 @@ static int make_json(char *buf, size_t size, long i, const char *loc, int64_t no
         "\"occurred_at\":%lld,\"reported_at\":%lld,\"description\":\"Synthetic "
         "bench text: the patient was reviewed and the family informed; no harm "
         "came of it and the ward reviewed its procedures.\"}",
-        i, loc, cats[next_rand() % 5], (long long)at, (long long)at + 60000);
+        i, loc, cats[bench_rand(&rng) % 5], (long long)at, (long long)at + 60000);
 }
 
 int main(int argc, char **argv)
@@ -182,7 +175,7 @@ int main(int argc, char **argv)
         if (fmt < 2) {
             const cs_location_t *loc =
                 probe ? cs_directory_at(dir, nloc - 1 - (size_t)(probe_base + probes))
-                      : cs_directory_at(dir, next_rand() % nbackground);
+                      : cs_directory_at(dir, bench_rand(&rng) % nbackground);
             int jl = make_json(json, sizeof(json), probe ? probe_base + probes : i,
                                loc->location_id, now, probe);
             snprintf(key, sizeof(key), "%s", loc->location_id);
@@ -208,13 +201,13 @@ int main(int argc, char **argv)
             snprintf(e.source_org, sizeof(e.source_org), "RXQ");
             e.subject_kind = CS_SUBJECT_LOCATION;
             snprintf(e.subject_id, sizeof(e.subject_id), "1-%09ld",
-                     100000000 + (long)(next_rand() % (uint64_t)subjects));
-            e.signal = (cs_signal_t)(next_rand() % 3 ? CS_SIGNAL_COMPLAINT
-                                                     : CS_SIGNAL_IPC_CONCERN);
-            e.severity = (cs_severity_t)(next_rand() % 3);
+                     100000000 + (long)(bench_rand(&rng) % (uint64_t)subjects));
+            e.signal = (cs_signal_t)(bench_rand(&rng) % 3 ? CS_SIGNAL_COMPLAINT
+                                                          : CS_SIGNAL_IPC_CONCERN);
+            e.severity = (cs_severity_t)(bench_rand(&rng) % 3);
             e.area =
                 e.signal == CS_SIGNAL_COMPLAINT ? CS_AREA_ASSURANCE : CS_AREA_SAFE_CARE;
-            e.occurred_at = now - (int64_t)(next_rand() % (90ULL * 86400000ULL));
+            e.occurred_at = now - (int64_t)(bench_rand(&rng) % (90ULL * 86400000ULL));
             e.received_at = now;
             snprintf(e.origin_topic, sizeof(e.origin_topic), "intel.raw.nhse");
             e.origin_offset = i;

@@ -17,27 +17,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench.h"
 #include "caresignal/engine.h"
 #include "caresignal/reader.h"
 #include "caresignal/redis.h"
 #include "caresignal/score.h"
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static uint64_t rng = 0x9E3779B97F4A7C15ULL;
-static uint64_t next_rand(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
-}
-
 /* Events like the synthetic feed's: subjects chosen at random, mostly low-weight signals,
  * over \p days, in arrival order. */
 static void make_events(cs_intel_event_t *ev, int n, int subjects, int days,
@@ -54,11 +40,12 @@ static void make_events(cs_intel_event_t *ev, int n, int subjects, int days,
         snprintf(e->event_key, sizeof(e->event_key), "NHSE:RXQ:B-%09d", i);
         e->subject_kind = CS_SUBJECT_LOCATION;
         snprintf(e->subject_id, sizeof(e->subject_id), "1-%09d",
-                 100000000 + (int)(next_rand() % (uint64_t)subjects));
-        e->signal = signals[next_rand() % 6];
-        e->severity = (cs_severity_t)(next_rand() % 3);
+                 100000000 + (int)(bench_rand(&rng) % (uint64_t)subjects));
+        e->signal = signals[bench_rand(&rng) % 6];
+        e->severity = (cs_severity_t)(bench_rand(&rng) % 3);
         e->area = rules->area_of_signal[e->signal];
-        e->occurred_at = t0 + (int64_t)(next_rand() % ((uint64_t)days * 86400000ULL));
+        e->occurred_at =
+            t0 + (int64_t)(bench_rand(&rng) % ((uint64_t)days * 86400000ULL));
         snprintf(e->region, sizeof(e->region), "London");
         snprintf(e->local_authority_code, sizeof(e->local_authority_code), "E09000001");
     }
@@ -76,12 +63,12 @@ static void check_replies(const cs_redis_pipe_t *p)
 static double timed_exec(cs_redis_t *redis, cs_redis_pipe_t *p)
 {
     char errstr[512];
-    double t0 = now_s();
+    double t0 = bench_now_s(CLOCK_MONOTONIC);
     if (cs_redis_pipe_exec(redis, p, errstr, sizeof(errstr))) {
         fprintf(stderr, "bench_redis: %s\n", errstr);
         exit(1);
     }
-    double spent = now_s() - t0;
+    double spent = bench_now_s(CLOCK_MONOTONIC) - t0;
     check_replies(p);
     return spent;
 }
