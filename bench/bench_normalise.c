@@ -153,7 +153,8 @@ int main(int argc, char **argv)
     t0 = bench_now_s(CLOCK_MONOTONIC);
     do {
         for (int i = 0; i < n; i++) {
-            cs_raw_msg_t raw = {docs[i].topic, 0, i, now_ms, docs[i].json, docs[i].len};
+            cs_raw_msg_t raw = {docs[i].topic, 0,           i,     now_ms,
+                                docs[i].json,  docs[i].len, now_ms};
             const cs_normalised_event_t *ev;
             size_t cnt;
             cs_error_t err;
@@ -168,8 +169,8 @@ int main(int argc, char **argv)
     t0 = bench_now_s(CLOCK_MONOTONIC);
     do {
         for (int i = 0; i < n; i++) {
-            cs_raw_msg_t raw = {docs[i].topic,   0, i, now_ms, docs[i].avro,
-                                docs[i].avro_len};
+            cs_raw_msg_t raw = {docs[i].topic,    0,     i, now_ms, docs[i].avro,
+                                docs[i].avro_len, now_ms};
             const cs_normalised_event_t *ev;
             size_t cnt;
             cs_error_t err;

@@ -15,6 +15,7 @@
 #include "caresignal/codec.h"
 #include "caresignal/convert.h"
 #include "caresignal/ids.h"
+#include "caresignal/signals.h"
 #include "caresignal/timeutil.h"
 
 enum { R_REF, R_ORG, R_SUBJECT, R_OCCURRED, R_SIGNAL, R_SEVERITY, R_NAMED, R_COUNT };
@@ -527,19 +528,23 @@ cs_err_t cs_normalise(cs_normaliser_t *n, const cs_raw_msg_t *msg,
                                 cs_id_kind_names[cs_role_id_kind(m, r)]);
     }
 
-    /* TIME_RANGE against the raw message's Kafka timestamp */
+    /* TIME_RANGE (DESIGN §5): the partner's CreateTime can be anything, so the upper
+     * bound is the earlier of it and our clock (an event dated 2100 would pin its
+     * subject's as_of and silence it); a message without one is judged by the clock.
+     * A replay is unaffected: a message re-read later is older than the clock. */
     const cs_rules_t *rules = n->rules;
+    int64_t now = msg->now_ms > 0 ? msg->now_ms : cs_wall_ms();
     int64_t ts = msg->timestamp_ms;
-    if (ts >= 0) {
-        int future = m->occurred_is_date
-                         ? occurred / CS_MS_PER_DAY >
-                               (ts / CS_MS_PER_DAY) + rules->date_future_days
-                         : occurred > ts + rules->future_tolerance_ms;
-        if (future || occurred < ts - rules->past_horizon_ms)
-            return cs_error_set(err, CS_ERR_TIME_RANGE, m->field[R_OCCURRED],
-                                future ? "occurred in the future of the message"
-                                       : "older than the de-duplication horizon");
-    }
+    int64_t upper = ts >= 0 && ts < now ? ts : now;
+    int64_t lower = (ts >= 0 ? ts : now) - rules->past_horizon_ms;
+    int future = m->occurred_is_date ? occurred / CS_MS_PER_DAY >
+                                           upper / CS_MS_PER_DAY + rules->date_future_days
+                                     : occurred > upper + rules->future_tolerance_ms;
+    if (future || occurred < lower)
+        return cs_error_set(err, CS_ERR_TIME_RANGE, m->field[R_OCCURRED],
+                            future
+                                ? "occurred in the future (of the message or the clock)"
+                                : "older than the de-duplication horizon");
 
     /* UNKNOWN_LOCATION: the subject, then every named location */
     const cs_location_t *loc = NULL;

@@ -163,7 +163,12 @@ cs_err_t cs_publisher_send(cs_publisher_t *p, const char *json, size_t len, void
         }
         value = bytes;
     }
-    cs_raw_msg_t raw = {p->topic, 0, 0, cs_wall_ms(), value, value_len};
+    int64_t now = cs_wall_ms(); /* the CreateTime our producer will give it */
+    cs_raw_msg_t raw = {.topic = p->topic,
+                        .timestamp_ms = now,
+                        .value = value,
+                        .value_len = value_len,
+                        .now_ms = now};
     const cs_normalised_event_t *events;
     size_t count;
     cs_err_t rc = cs_normalise(p->norm, &raw, &events, &count, err);

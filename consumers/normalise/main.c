@@ -86,12 +86,13 @@ static cs_err_t process(cs_normaliser_t *n, rd_kafka_t *producer, const cs_confi
                         stats_t *st)
 {
     rd_kafka_timestamp_type_t tstype;
-    cs_raw_msg_t raw = {rd_kafka_topic_name(m->rkt),
-                        m->partition,
-                        m->offset,
-                        rd_kafka_message_timestamp(m, &tstype),
-                        m->payload,
-                        m->len};
+    cs_raw_msg_t raw = {.topic = rd_kafka_topic_name(m->rkt),
+                        .partition = m->partition,
+                        .offset = m->offset,
+                        .timestamp_ms = rd_kafka_message_timestamp(m, &tstype),
+                        .value = m->payload,
+                        .value_len = m->len,
+                        .now_ms = cs_wall_ms()};
     const cs_normalised_event_t *out;
     size_t count;
     cs_error_t err;

@@ -24,6 +24,10 @@ typedef struct cs_raw_msg {
     int64_t timestamp_ms; /**< Kafka timestamp; -1 if the broker gave none */
     const void *value;    /**< may be NULL (a tombstone: rejected as JSON_SYNTAX) */
     size_t value_len;
+    /** the normaliser's clock (epoch ms) for TIME_RANGE; 0 or less: the wall clock.
+     *  A partner sets its CreateTime to anything, so the upper bound is the earlier of
+     *  the two, and a message without a timestamp is judged against the clock. */
+    int64_t now_ms;
 } cs_raw_msg_t;
 
 /** One canonical output. `value` is borrowed until the next cs_normalise call. */
@@ -72,6 +76,9 @@ int cs_normaliser_source_of(const cs_normaliser_t *n, const char *topic);
  * JSON_SYNTAX / NOT_OBJECT or SCHEMA_UNKNOWN / AVRO_DECODE; the schema's fields in
  * order (FIELD_MISSING, FIELD_TYPE, ENUM_UNKNOWN); identifiers (ID_FORMAT);
  * TIME_RANGE; UNKNOWN_LOCATION. Free-text and personal fields are never read.
+ * TIME_RANGE: occurred_at more than the rules' tolerance after min(timestamp, clock)
+ * (a date: its day after that day + date_future_days), or more than the horizon
+ * before the timestamp (the clock when there is none).
  * @returns CS_OK with \p *events (borrowed until the next call) and \p *count >= 1,
  *          or the reason code with \p err (code, field path, message without data).
  */

@@ -81,6 +81,21 @@ class Publish(cstest.StackTest):
         self.assertEqual(summary(p), "nhse -> intel.raw.nhse: 5 read, 3 sent, 2 rejected, 0 undelivered")
         self.assertEqual(len(kcat_consume(self.stack.bootstrap, "intel.raw.nhse")) - before, 3)
 
+    def test_regression_event_dated_2100_rejected(self):
+        """An event dated 2100 (ISO or epoch ms) would pin its subject's as_of: the
+        publisher judges it against the clock exactly as the normaliser does."""
+        d = self.stack.dir
+        path = write(os.path.join(d, "future.jsonl"),
+                     json.dumps(incident("F/1", occurred_at="2100-01-01T00:00:00Z")) + "\n" +
+                     json.dumps(incident("F/2", occurred_at=4102444800000)) + "\n" +
+                     json.dumps(incident("F/3")) + "\n")
+        p = self.publish("--source", "nhse", "--dry-run", path)
+        self.assertEqual(p.returncode, 1, p.stdout)
+        out = p.stdout.decode()
+        self.assertIn("line 1: TIME_RANGE occurred_at", out)
+        self.assertIn("line 2: TIME_RANGE occurred_at", out)
+        self.assertNotIn("line 3", out)
+
     def test_arrays_pretty_objects_and_stdin(self):
         d = self.stack.dir
         text = json.dumps([incident("A-1"), incident("A-2", category="SPILL")], indent=2) + "\n" + \

@@ -208,7 +208,7 @@ static cs_err_t normalise_on(cs_normaliser_t *n, const char *topic, int64_t ts,
                              const cs_normalised_event_t **evs, size_t *count,
                              cs_error_t *err)
 {
-    cs_raw_msg_t msg = {topic, partition, offset, ts, r->data, r->len};
+    cs_raw_msg_t msg = {topic, partition, offset, ts, r->data, r->len, 0};
     cs_err_t e = cs_normalise(n, &msg, evs, count, err);
     if (e) {
         /* a rejection is one reason code, no outputs */
@@ -1172,6 +1172,80 @@ static void test_regression_json_scalar_is_not_object(void **state)
     raw_free(&r);
 }
 
+/* Regression: TIME_RANGE trusted the partner's CreateTime and was skipped when a message
+ * had none, so an event dated 2100 (CreateTime 2100, or no timestamp, or epoch ms) was
+ * accepted and pinned its subject's as_of there for ever. The upper bound is now the
+ * earlier of the timestamp and the normaliser's clock; no timestamp: the clock. */
+static cs_err_t normalise_at(const char *topic, int64_t ts, int64_t now, const raw_t *r,
+                             cs_error_t *err)
+{
+    const cs_normalised_event_t *evs;
+    size_t count;
+    cs_raw_msg_t msg = {.topic = topic,
+                        .partition = 0,
+                        .offset = 1,
+                        .timestamp_ms = ts,
+                        .value = r->data,
+                        .value_len = r->len,
+                        .now_ms = now};
+    return cs_normalise(fx.n, &msg, &evs, &count, err);
+}
+
+static void test_regression_future_timestamp_pinned_as_of(void **state)
+{
+    (void)state;
+    int64_t now = ms_of("2026-11-20T10:00:00Z"), y2100 = ms_of("2100-01-01T00:00:00Z");
+    static const char nhse_fmt[] =
+        "{\"incident_id\":\"INC-F\",\"reporting_org_ods\":\"RXQ\",\"location_id\":"
+        "\"1-101669119\",\"category\":\"NEVER_EVENT\",\"harm\":\"DEATH\",\"occurred_at\":"
+        "%s,\"reported_at\":\"2026-11-19T09:00:00Z\"}";
+    static const char ccg_fmt[] =
+        "{\"concern_ref\":\"CC-F\",\"ccg_ods\":\"15E\",\"location_id\":\"1-101669119\","
+        "\"concern_type\":\"COMPLAINT\",\"rag\":\"RED\",\"received_on\":\"%s\"}";
+    struct {
+        const char *name, *fmt, *occurred, *topic;
+        int64_t ts;
+        cs_err_t want;
+    } cases[] = {
+        {"CreateTime 2100, occurred 2100", nhse_fmt, "\"2100-01-01T00:00:00Z\"",
+         TOPIC_NHSE, y2100, CS_ERR_TIME_RANGE},
+        {"no timestamp, occurred 2100", nhse_fmt, "\"2100-01-01T00:00:00Z\"", TOPIC_NHSE,
+         -1, CS_ERR_TIME_RANGE},
+        {"epoch ms in 2100", nhse_fmt, "4102444800000", TOPIC_NHSE, now,
+         CS_ERR_TIME_RANGE},
+        {"CreateTime 2100, occurred 6 min after the clock", nhse_fmt,
+         "\"2026-11-20T10:06:00Z\"", TOPIC_NHSE, y2100, CS_ERR_TIME_RANGE},
+        {"CreateTime an hour ahead, occurred 4 min after the clock (tolerance)", nhse_fmt,
+         "\"2026-11-20T10:04:00Z\"", TOPIC_NHSE, now + 3600000, CS_OK},
+        {"CreateTime 2100, occurred now: still 396 days before the timestamp", nhse_fmt,
+         "\"2026-11-20T10:00:00Z\"", TOPIC_NHSE, y2100, CS_ERR_TIME_RANGE},
+        {"no timestamp, occurred yesterday", nhse_fmt, "\"2026-11-19T10:00:00Z\"",
+         TOPIC_NHSE, -1, CS_OK},
+        {"no timestamp, occurred 397 days before the clock", nhse_fmt,
+         "\"2025-10-19T10:00:00Z\"", TOPIC_NHSE, -1, CS_ERR_TIME_RANGE},
+        {"date 2100, CreateTime 2100", ccg_fmt, "2100-01-01", TOPIC_CCG, y2100,
+         CS_ERR_TIME_RANGE},
+        {"date 2 days after the clock, CreateTime 2100", ccg_fmt, "2026-11-22", TOPIC_CCG,
+         y2100, CS_ERR_TIME_RANGE},
+        {"date 1 day after the clock, no timestamp", ccg_fmt, "2026-11-21", TOPIC_CCG, -1,
+         CS_OK},
+        {"replay: an old message re-read today keeps its own bounds", nhse_fmt,
+         "\"2026-01-10T00:00:00Z\"", TOPIC_NHSE, ms_of("2026-01-10T00:01:00Z"), CS_OK},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char text[512];
+        snprintf(text, sizeof(text), cases[i].fmt, cases[i].occurred);
+        raw_t r = raw_text(text);
+        cs_error_t err;
+        cs_err_t e = normalise_at(cases[i].topic, cases[i].ts, now, &r, &err);
+        if (e != cases[i].want)
+            fail_msg("%s: expected %s, got %s (%s)", cases[i].name,
+                     cases[i].want ? cs_err_str(cases[i].want) : "OK",
+                     e ? cs_err_str(e) : "OK", e ? err.msg : "");
+        raw_free(&r);
+    }
+}
+
 /* ------------------------------------------------------------------ many outputs */
 
 /* An outcome naming many locations: one event each, in order, repeats once, every
@@ -1302,6 +1376,7 @@ int main(void)
         cmocka_unit_test(test_ofsted_many_named_locations),
         cmocka_unit_test(test_older_writer_versions),
         cmocka_unit_test(test_regression_json_scalar_is_not_object),
+        cmocka_unit_test(test_regression_future_timestamp_pinned_as_of),
         cmocka_unit_test(test_topics),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
