@@ -179,6 +179,7 @@ cs_err_t cs_engine_apply(cs_engine_t *e, const cs_engine_event_t *events, size_t
         out->applied += o.applied;
         out->duplicates += o.duplicates;
         out->redeliveries += o.redeliveries;
+        out->regressions += o.regressions;
         out->nreemitted += o.nreemitted;
         rc = cs_engine_keep_alerts(e, &o);
         if (!rc && o.applied) {

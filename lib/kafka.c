@@ -180,6 +180,7 @@ typedef struct cs_consumer_ctx {
 
 static long cs_resets;
 static long cs_skipped;
+static long cs_refused;
 
 long cs_kafka_offset_resets(void)
 {
@@ -189,6 +190,11 @@ long cs_kafka_offset_resets(void)
 long cs_kafka_offsets_skipped(void)
 {
     return cs_skipped;
+}
+
+long cs_kafka_positions_refused(void)
+{
+    return cs_refused;
 }
 
 static int cs_is_cooperative(rd_kafka_t *rk)
@@ -210,7 +216,8 @@ static void cs_log_parts(const char *what, const rd_kafka_topic_partition_list_t
 
 /* Fills in the committed offsets; a partition the group never committed starts at
  * the beginning, so a new group reads everything rather than skipping. */
-static cs_err_t cs_assign_offsets(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts)
+static cs_err_t cs_committed_offsets(rd_kafka_t *rk,
+                                     rd_kafka_topic_partition_list_t *parts)
 {
     rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
     for (int attempt = 0; attempt < 5; attempt++) {
@@ -233,15 +240,81 @@ static cs_err_t cs_assign_offsets(rd_kafka_t *rk, rd_kafka_topic_partition_list_
     return CS_OK;
 }
 
+/* A start offset above the partition's high watermark points past everything the broker
+ * has: the topic was recreated or migrated (or the dev broker restarted) under a group
+ * or a Redis that kept the old positions. Reading from there would skip every message
+ * until the new log grows past it, in silence; instead the position is refused, loudly,
+ * and the partition is read from its beginning (the scorer's seen sets absorb what it
+ * had already applied). A broker that cannot say is not a reason to stop: the fetch
+ * itself then reports an out-of-range offset. */
+static void cs_refuse_past_high_watermark(rd_kafka_t *rk,
+                                          rd_kafka_topic_partition_list_t *parts)
+{
+    int64_t deadline = cs_mono_ms() + 10000;
+    for (int i = 0; i < parts->cnt; i++) {
+        rd_kafka_topic_partition_t *tp = &parts->elems[i];
+        if (tp->offset < 0)
+            continue;
+        int64_t lo = -1, hi = -1;
+        int64_t left = deadline - cs_mono_ms();
+        rd_kafka_resp_err_t err =
+            left > 0
+                ? rd_kafka_query_watermark_offsets(rk, tp->topic, tp->partition, &lo, &hi,
+                                                   (int)(left < 5000 ? left : 5000))
+                : RD_KAFKA_RESP_ERR__TIMED_OUT;
+        if (err) {
+            cs_log_warn("cannot check the start offset against the high watermark",
+                        "{s:s, s:i, s:I, s:s}", "topic", tp->topic, "partition",
+                        (int)tp->partition, "offset", (json_int_t)tp->offset, "error",
+                        rd_kafka_err2name(err));
+            continue;
+        }
+        if (tp->offset <= hi)
+            continue;
+        cs_refused++;
+        cs_log_error("stored position above the partition's high watermark: refused "
+                     "(the topic was recreated or migrated); reading it from the "
+                     "beginning",
+                     "{s:s, s:i, s:I, s:I, s:I}", "topic", tp->topic, "partition",
+                     (int)tp->partition, "position", (json_int_t)tp->offset,
+                     "high_watermark", (json_int_t)hi, "resume_offset", (json_int_t)lo);
+        tp->offset = lo >= 0 ? lo : RD_KAFKA_OFFSET_BEGINNING;
+    }
+}
+
+/* The one place where a partition's start offset is decided (DESIGN §7, §8), for a
+ * rebalance and for a restart after an offset reset alike: the committed offset (none:
+ * the beginning), then the program's hook (the scorer lowers it to its Redis position),
+ * then the high-watermark check. */
+static cs_err_t cs_start_offsets(rd_kafka_t *rk, cs_consumer_ctx_t *ctx,
+                                 rd_kafka_topic_partition_list_t *parts)
+{
+    cs_err_t err = cs_committed_offsets(rk, parts);
+    if (!err && ctx->hooks.on_assign)
+        err = ctx->hooks.on_assign(ctx->hooks.opaque, rk, parts);
+    if (!err)
+        cs_refuse_past_high_watermark(rk, parts);
+    return err;
+}
+
+/* Commits what the program stored, synchronously, and says so when the broker refuses:
+ * on revoke (the next owner starts there) and on close. Nothing stored is no error. */
+static void cs_commit_stored(rd_kafka_t *rk, const char *when)
+{
+    rd_kafka_resp_err_t err = rd_kafka_commit(rk, NULL, 0);
+    if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET && err != RD_KAFKA_RESP_ERR__STATE)
+        cs_log_error("commit of the stored offsets failed: the next owner re-reads from "
+                     "the last commit",
+                     "{s:s, s:s}", "when", when, "error", rd_kafka_err2name(err));
+}
+
 static void cs_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                             rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
     cs_consumer_ctx_t *ctx = opaque;
     int coop = cs_is_cooperative(rk);
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        cs_err_t cerr = cs_assign_offsets(rk, parts);
-        if (!cerr && ctx->hooks.on_assign)
-            cerr = ctx->hooks.on_assign(ctx->hooks.opaque, rk, parts);
+        cs_err_t cerr = cs_start_offsets(rk, ctx, parts);
         if (cerr) {
             /* Without a safe start offset we must not fetch: assign paused and
              * stop; on close the group moves the partitions to a healthy member. */
@@ -259,10 +332,7 @@ static void cs_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     } else {
         if (ctx->hooks.on_revoke)
             ctx->hooks.on_revoke(ctx->hooks.opaque, rk, parts);
-        rd_kafka_resp_err_t cerr = rd_kafka_commit(rk, parts, 0);
-        if (cerr && cerr != RD_KAFKA_RESP_ERR__NO_OFFSET)
-            cs_log_warn("commit on revoke failed", "{s:s}", "error",
-                        rd_kafka_err2name(cerr));
+        cs_commit_stored(rk, "revoke");
         cs_log_parts("partitions revoked", parts);
         if (coop)
             rd_kafka_error_destroy(rd_kafka_incremental_unassign(rk, parts));
@@ -339,6 +409,7 @@ rd_kafka_t *cs_kafka_consumer_new(const cs_config_t *cfg, const char *group,
 static void cs_restart_partition(rd_kafka_t *rk, const char *topic, int32_t partition,
                                  int64_t offset)
 {
+    cs_consumer_ctx_t *ctx = rd_kafka_opaque(rk);
     rd_kafka_topic_partition_list_t *one = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(one, topic, partition)->offset = offset;
     if (cs_is_cooperative(rk)) {
@@ -362,9 +433,13 @@ static void cs_restart_partition(rd_kafka_t *rk, const char *topic, int32_t part
         else if (p->offset < 0)
             rd_kafka_topic_partition_list_add(unknown, p->topic, p->partition);
     }
-    if (unknown->cnt)
-        cs_assign_offsets(rk,
-                          unknown); /* nothing consumed yet: committed, or the start */
+    /* nothing consumed from these yet: they start where an assignment would start them
+     * (the scorer's Redis position included), not merely at the committed offset */
+    if (unknown->cnt && cs_start_offsets(rk, ctx, unknown)) {
+        cs_request_fail();
+        for (int i = 0; i < unknown->cnt; i++)
+            unknown->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
+    }
     for (int i = 0; i < unknown->cnt; i++)
         rd_kafka_topic_partition_list_find(all, unknown->elems[i].topic,
                                            unknown->elems[i].partition)
@@ -413,6 +488,8 @@ void cs_kafka_consumer_destroy(rd_kafka_t *rk)
     if (!rk)
         return;
     void *ctx = rd_kafka_opaque(rk);
+    /* with kafka.enable.auto.commit=false nothing else would commit what was stored */
+    cs_commit_stored(rk, "close");
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
     free(ctx);

@@ -6,6 +6,9 @@
 --       <subject kind index> <n> then n events of 10 arguments each:
 --       event_key signal severity area occurred_at weight immediate assurance partition
 --       offset, plus one more: the index (3..) of the event's seen key in KEYS.
+-- Reply: score, as_of, level, applied, partner duplicates, redeliveries, offset
+--        regressions (unseen events applied at or below the subject's last offset on
+--        their partition), n new alerts, n re-emitted alerts, then the alerts as JSON.
 --
 -- Alerts a call produces are kept in the state's pending_alerts until the scorer has
 -- delivered them and calls ACK_NAME; a redelivered event re-emits the pending alert it
@@ -131,7 +134,7 @@ local function apply(keys, args)
   local s0, as_of0, assurance0, level0, imm_at0, total0, last_p0, last_o0, dups0 =
     s, as_of, assurance, level, imm_at, total, last_p, last_o, dups
 
-  local applied, skipped_dup, skipped_redelivery = 0, 0, 0
+  local applied, skipped_dup, skipped_redelivery, regressions = 0, 0, 0, 0
   -- tables only when needed: most calls raise nothing, re-emit nothing, and write one
   -- seen set (exp1)
   local alerts, reemit, reemitted, candidates = nil, nil, nil, nil
@@ -143,107 +146,113 @@ local function apply(keys, args)
     local ekey = args[b + 1]
     local p, o = num(args[b + 9]), tonumber(args[b + 10])
 
-    if last_p == p and last_o ~= nil and o <= last_o then
-      -- redelivery (a crash or rebalance re-read this offset): re-publish the alert
-      -- this very event produced, if it is the one we kept, so none is lost
-      skipped_redelivery = skipped_redelivery + 1
-      if not candidates then
-        candidates = pending_json and cjson.decode(pending_json) or {}
-        reemit, reemitted = {}, {}
-        -- the value at the start of the call: the hash is written at its end
-        local last_alert = redis.call('HGET', state_key, 'last_alert')
-        if last_alert then candidates[#candidates + 1] = cjson.decode(last_alert) end
-      end
-      for _, al in ipairs(candidates) do
-        local id = alert_identity(al)
-        if al.triggered_by == ekey and not reemitted[id] then
-          reemitted[id] = true
-          reemit[#reemit + 1] = al
+    local seen_key = keys[num(args[b + 11])]
+    -- The seen set decides whether the event was applied, never the offset alone: offsets
+    -- start again when intel.events is recreated or migrated, and an unseen event is
+    -- applied whatever its offset (counted as an offset regression). SADD's reply is
+    -- the check.
+    local behind = last_p == p and last_o ~= nil and o <= last_o
+    if redis.call('SADD', seen_key, ekey) == 0 then
+      if behind then
+        -- redelivery (a crash or rebalance re-read this offset): re-publish the alert
+        -- this very event produced, if it is the one we kept, so none is lost
+        skipped_redelivery = skipped_redelivery + 1
+        if not candidates then
+          candidates = pending_json and cjson.decode(pending_json) or {}
+          reemit, reemitted = {}, {}
+          -- the value at the start of the call: the hash is written at its end
+          local last_alert = redis.call('HGET', state_key, 'last_alert')
+          if last_alert then candidates[#candidates + 1] = cjson.decode(last_alert) end
         end
-      end
-    else
-      local seen_key = keys[num(args[b + 11])]
-      if redis.call('SADD', seen_key, ekey) == 0 then
+        for _, al in ipairs(candidates) do
+          local id = alert_identity(al)
+          if al.triggered_by == ekey and not reemitted[id] then
+            reemitted[id] = true
+            reemit[#reemit + 1] = al
+          end
+        end
+      else
         -- a partner duplicate: applied once already, whatever the arrival order
         skipped_dup = skipped_dup + 1
         dups = dups + 1
         last_p, last_o = p, o
+      end
+    else
+      if behind then regressions = regressions + 1 end
+      if exp1 == nil then
+        exp1 = seen_key
+      elseif seen_key ~= exp1 then
+        exp_more = exp_more or {}
+        if not exp_more[seen_key] then
+          exp_more[seen_key] = true
+          exp_more[#exp_more + 1] = seen_key
+        end
+      end
+      local sig, sev = args[b + 2], args[b + 3]
+      local a = num(args[b + 4]) + 1
+      local t_arg = args[b + 5]
+      local t = tonumber(t_arg)
+      local w = tonumber(args[b + 6])
+      local prev_cutoff = as_of and as_of - R.window
+      if as_of == nil then
+        s = w
+        area[a] = w
+        as_of = t
+      elseif t >= as_of then
+        local f = 2 ^ (-(t - as_of) / R.half_life)
+        s = s * f + w
+        for i = 1, #area do area[i] = area[i] * f end
+        area[a] = area[a] + w
+        as_of = t
       else
-        if exp1 == nil then
-          exp1 = seen_key
-        elseif seen_key ~= exp1 then
-          exp_more = exp_more or {}
-          if not exp_more[seen_key] then
-            exp_more[seen_key] = true
-            exp_more[#exp_more + 1] = seen_key
-          end
-        end
-        local sig, sev = args[b + 2], args[b + 3]
-        local a = num(args[b + 4]) + 1
-        local t_arg = args[b + 5]
-        local t = tonumber(t_arg)
-        local w = tonumber(args[b + 6])
-        local prev_cutoff = as_of and as_of - R.window
-        if as_of == nil then
-          s = w
-          area[a] = w
-          as_of = t
-        elseif t >= as_of then
-          local f = 2 ^ (-(t - as_of) / R.half_life)
-          s = s * f + w
-          for i = 1, #area do area[i] = area[i] * f end
-          area[a] = area[a] + w
-          as_of = t
-        else
-          local dw = w * 2 ^ (-(as_of - t) / R.half_life)
-          s = s + dw
-          area[a] = area[a] + dw
-        end
-        if args[b + 8] == '1' then assurance = assurance + 1 end
-        total = total + 1
-        applied = applied + 1
-        last_p, last_o = p, o
+        local dw = w * 2 ^ (-(as_of - t) / R.half_life)
+        s = s + dw
+        area[a] = area[a] + dw
+      end
+      if args[b + 8] == '1' then assurance = assurance + 1 end
+      total = total + 1
+      applied = applied + 1
+      last_p, last_o = p, o
 
-        local cutoff = as_of - R.window
-        if t >= cutoff then
-          local member = ekey .. ' ' .. sig .. ' ' .. sev
-          if redis.call('ZADD', events_key, 'NX', t_arg, member) == 0 then
-            -- the member is there already (the same event resent with another
-            -- occurred_at, in another month): its score changes, which the one-trim
-            -- argument above does not cover, so bring the list to what trimming after
-            -- every event would have left before this one, then update it
-            if untrimmed then trim(events_key, prev_cutoff) end
-            redis.call('ZADD', events_key, t_arg, member)
-          end
+      local cutoff = as_of - R.window
+      if t >= cutoff then
+        local member = ekey .. ' ' .. sig .. ' ' .. sev
+        if redis.call('ZADD', events_key, 'NX', t_arg, member) == 0 then
+          -- the member is there already (the same event resent with another
+          -- occurred_at, in another month): its score changes, which the one-trim
+          -- argument above does not cover, so bring the list to what trimming after
+          -- every event would have left before this one, then update it
+          if untrimmed then trim(events_key, prev_cutoff) end
+          redis.call('ZADD', events_key, t_arg, member)
         end
-        untrimmed = true
+      end
+      untrimmed = true
 
-        local new_level, reason = level, 'THRESHOLD'
-        if args[b + 7] == '1' and as_of - t < R.hold then
-          -- "significant risk of harm": INSPECT at once, held for R.hold from the
-          -- latest immediate event
-          if imm_at == nil or t > imm_at then imm_at = t end
-          if level < INSPECT then new_level, reason = INSPECT, 'IMMEDIATE' end
-        else
-          local hold = imm_at ~= nil and as_of - imm_at < R.hold
-          new_level = threshold_level(L, level, s, hold)
-        end
-        if new_level ~= level then
-          -- the alert's recent events are the list as it stands after this event
-          trim(events_key, cutoff)
-          untrimmed = false
-          local al = {
-            kind = (new_level > level) and 'RAISED' or 'CLEARED',
-            level = LEVEL_NAME[new_level], previous_level = LEVEL_NAME[level],
-            score = fmt(s), as_of = ifmt(as_of), triggered_by = ekey, reason = reason,
-            recent = recent(events_key), area_scores = {}
-          }
-          for i = 1, #area do al.area_scores[i] = fmt(area[i]) end
-          alerts = alerts or {}
-          alerts[#alerts + 1] = al
-          level = new_level
-          level_since = as_of
-        end
+      local new_level, reason = level, 'THRESHOLD'
+      if args[b + 7] == '1' and as_of - t < R.hold then
+        -- "significant risk of harm": INSPECT at once, held for R.hold from the
+        -- latest immediate event
+        if imm_at == nil or t > imm_at then imm_at = t end
+        if level < INSPECT then new_level, reason = INSPECT, 'IMMEDIATE' end
+      else
+        local hold = imm_at ~= nil and as_of - imm_at < R.hold
+        new_level = threshold_level(L, level, s, hold)
+      end
+      if new_level ~= level then
+        -- the alert's recent events are the list as it stands after this event
+        trim(events_key, cutoff)
+        untrimmed = false
+        local al = {
+          kind = (new_level > level) and 'RAISED' or 'CLEARED',
+          level = LEVEL_NAME[new_level], previous_level = LEVEL_NAME[level],
+          score = fmt(s), as_of = ifmt(as_of), triggered_by = ekey, reason = reason,
+          recent = recent(events_key), area_scores = {}
+        }
+        for i = 1, #area do al.area_scores[i] = fmt(area[i]) end
+        alerts = alerts or {}
+        alerts[#alerts + 1] = al
+        level = new_level
+        level_since = as_of
       end
     end
   end
@@ -302,7 +311,7 @@ local function apply(keys, args)
   if nf > 0 then redis.call('HSET', state_key, unpack(f)) end
 
   local out = {s_str, as_of_str or '0', LEVEL_NAME[level], applied, skipped_dup,
-    skipped_redelivery, alerts and #alerts or 0, reemit and #reemit or 0}
+    skipped_redelivery, regressions, alerts and #alerts or 0, reemit and #reemit or 0}
   if alerts then
     for _, al in ipairs(alerts) do out[#out + 1] = cjson.encode(al) end
   end

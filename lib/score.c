@@ -416,13 +416,16 @@ cs_err_t cs_scorer_parse_reply(const cs_scorer_t *s, const redisReply *reply,
         snprintf(errstr, errstr_size, "redis FCALL %s: %s", s->function, reply->str);
         return CS_ERR_REDIS;
     }
+    /* score, as_of, level, applied, duplicates, redeliveries, regressions, new,
+     * re-emitted, then the alerts (lib/risk.lua) */
+    enum { HEAD = 9 };
     double as_of;
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 8 ||
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < HEAD ||
         cs_reply_double(reply->element[0], &out->score) ||
         cs_reply_double(reply->element[1], &as_of) ||
         reply->element[2]->type != REDIS_REPLY_STRING)
         goto malformed;
-    for (int i = 3; i < 8; i++)
+    for (int i = 3; i < HEAD; i++)
         if (reply->element[i]->type != REDIS_REPLY_INTEGER)
             goto malformed;
     out->as_of = llround(as_of);
@@ -433,10 +436,11 @@ cs_err_t cs_scorer_parse_reply(const cs_scorer_t *s, const redisReply *reply,
     out->applied = (int)reply->element[3]->integer;
     out->duplicates = (int)reply->element[4]->integer;
     out->redeliveries = (int)reply->element[5]->integer;
-    int nnew = (int)reply->element[6]->integer;
-    out->nreemitted = (int)reply->element[7]->integer;
+    out->regressions = (int)reply->element[6]->integer;
+    int nnew = (int)reply->element[7]->integer;
+    out->nreemitted = (int)reply->element[8]->integer;
     out->nalerts = nnew + out->nreemitted;
-    if (nnew < 0 || out->nreemitted < 0 || reply->elements != 8 + (size_t)out->nalerts)
+    if (nnew < 0 || out->nreemitted < 0 || reply->elements != HEAD + (size_t)out->nalerts)
         goto malformed;
     if (out->nalerts) {
         out->alerts = calloc((size_t)out->nalerts, sizeof(cs_alert_t));
@@ -446,7 +450,7 @@ cs_err_t cs_scorer_parse_reply(const cs_scorer_t *s, const redisReply *reply,
         }
     }
     for (int i = 0; i < out->nalerts; i++) {
-        const redisReply *r = reply->element[8 + i];
+        const redisReply *r = reply->element[HEAD + i];
         if (r->type != REDIS_REPLY_STRING ||
             cs_parse_alert(s, r->str, r->len, in, n, &out->alerts[i])) {
             cs_score_outcome_release(out);

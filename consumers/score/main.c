@@ -52,7 +52,7 @@ typedef struct scorer_ctx {
     long backoff;
     rd_kafka_message_t **carry; /* fetched before the pause took effect: the next batch */
     int ncarry;
-    long events, applied, duplicates, redeliveries, alerts, reemitted, dead;
+    long events, applied, duplicates, redeliveries, regressions, alerts, reemitted, dead;
 } scorer_ctx_t;
 
 /* Where to resume a partition (DESIGN §7): the lowest of the position recorded in
@@ -86,8 +86,19 @@ static cs_err_t on_assign(void *opaque, rd_kafka_t *rk,
         const redisReply *r = cs_redis_pipe_reply(p, (size_t)i);
         rd_kafka_topic_partition_t *tp = &parts->elems[i];
         int64_t committed = tp->offset;
+        char *end = NULL;
+        int64_t pos = r && r->type == REDIS_REPLY_STRING ? strtoll(r->str, &end, 10) : -1;
+        if (!r || (r->type != REDIS_REPLY_NIL &&
+                   (r->type != REDIS_REPLY_STRING || *end || pos < 0))) {
+            /* an error reply is not "no position": that would replay the partition from
+             * the beginning, or worse, hide a Redis that refuses us */
+            snprintf(errstr, sizeof(errstr), "position of %s[%d]: %s", tp->topic,
+                     (int)tp->partition,
+                     r && r->type == REDIS_REPLY_ERROR ? r->str : "not an offset");
+            err = CS_ERR_REDIS;
+            break;
+        }
         if (r->type == REDIS_REPLY_STRING) {
-            int64_t pos = strtoll(r->str, NULL, 10);
             if (committed >= 0 && pos < committed) {
                 tp->offset = pos;
                 cs_log_warn(
@@ -219,6 +230,11 @@ static cs_err_t process_batch(scorer_ctx_t *ctx, cs_engine_t *engine,
         ctx->applied += res.applied;
         ctx->duplicates += res.duplicates;
         ctx->redeliveries += res.redeliveries;
+        ctx->regressions += res.regressions;
+        if (res.regressions)
+            cs_log_warn("events applied at or below their subject's last offset: "
+                        "intel.events was recreated or migrated",
+                        "{s:I}", "events", (json_int_t)res.regressions);
         ctx->alerts += res.nalerts - res.nreemitted;
         ctx->reemitted += res.nreemitted;
         for (int a = 0; a < res.nalerts && !rc; a++) {
@@ -247,12 +263,14 @@ static cs_err_t process_batch(scorer_ctx_t *ctx, cs_engine_t *engine,
 
 static void log_totals(const scorer_ctx_t *c)
 {
-    cs_log_info("score totals", "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "events",
-                (json_int_t)c->events, "applied", (json_int_t)c->applied, "duplicates",
-                (json_int_t)c->duplicates, "redeliveries", (json_int_t)c->redeliveries,
-                "alerts", (json_int_t)c->alerts, "alerts_reemitted",
-                (json_int_t)c->reemitted, "dead_letters", (json_int_t)c->dead,
-                "offset_resets", (json_int_t)cs_kafka_offset_resets());
+    cs_log_info(
+        "score totals", "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "events",
+        (json_int_t)c->events, "applied", (json_int_t)c->applied, "duplicates",
+        (json_int_t)c->duplicates, "redeliveries", (json_int_t)c->redeliveries,
+        "offset_regressions", (json_int_t)c->regressions, "alerts", (json_int_t)c->alerts,
+        "alerts_reemitted", (json_int_t)c->reemitted, "dead_letters", (json_int_t)c->dead,
+        "offset_resets", (json_int_t)cs_kafka_offset_resets(), "positions_refused",
+        (json_int_t)cs_kafka_positions_refused());
 }
 
 static int run_consumer(const cs_config_t *cfg, cs_registry_t *reg, cs_rules_t *rules,

@@ -31,6 +31,7 @@ typedef struct cs_engine_result {
     int nalerts;
     int nreemitted;
     long applied, duplicates, redeliveries;
+    long regressions; /**< applied at or below the subject's last offset (see score.h) */
 } cs_engine_result_t;
 
 /**

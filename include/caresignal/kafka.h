@@ -89,14 +89,16 @@ cs_err_t cs_kafka_tracker_wait(rd_kafka_t *rk, cs_kafka_tracker_t *tracker,
 /** Hooks a consumer calls on rebalance. Both optional. */
 typedef struct cs_consumer_hooks {
     /**
-     * Called with the partitions about to be assigned, each with its start offset
-     * already set (the committed offset, or the beginning for a group with none).
-     * May lower or change offsets. Return non-CS_OK to stop the program.
+     * Called with the partitions about to start fetching, each with its start offset
+     * already set (the committed offset, or the beginning for a group with none): on
+     * assignment, and for partitions restarted after another one's offset reset.
+     * May lower or change offsets; an offset above the high watermark is then refused
+     * (read from the beginning instead). Return non-CS_OK to stop the program.
      */
     cs_err_t (*on_assign)(void *opaque, rd_kafka_t *rk,
                           rd_kafka_topic_partition_list_t *parts);
-    /** Called before partitions are revoked (after which stored offsets are
-     *  committed synchronously). */
+    /** Called before partitions are revoked (after which the stored offsets are
+     *  committed synchronously, and a refused commit is logged as an error). */
     void (*on_revoke)(void *opaque, rd_kafka_t *rk,
                       rd_kafka_topic_partition_list_t *parts);
     void *opaque;
@@ -105,7 +107,8 @@ typedef struct cs_consumer_hooks {
 /**
  * A group consumer for \p topics (\p ntopics names, borrowed) in group \p group.
  * Offsets are stored explicitly (enable.auto.offset.store=false) and committed
- * automatically and on revoke/close, so only what the caller stored is committed.
+ * automatically (unless kafka.enable.auto.commit=false) and always, synchronously, on
+ * revoke and on close, so only what the caller stored is committed.
  * A group with no committed offset starts at the beginning (nothing is skipped).
  * An offset the broker no longer has is logged as an error with the partition and
  * the offsets skipped, and counted (cs_kafka_offset_resets()).
@@ -143,6 +146,10 @@ long cs_kafka_offset_resets(void);
 
 /** @returns how many messages were skipped by those resets (where known). */
 long cs_kafka_offsets_skipped(void);
+
+/** @returns how many start positions above a partition's high watermark were refused
+ *  (the topic was recreated or migrated; the partition was then read from its start). */
+long cs_kafka_positions_refused(void);
 
 /**
  * Reads the value of header \p name of \p msg into \p buf (NUL-terminated,

@@ -60,9 +60,11 @@ typedef struct cs_score_outcome {
     int64_t as_of;
     cs_level_t level;
     int applied, duplicates, redeliveries;
-    int nalerts;    /**< alerts to publish */
-    int nreemitted; /**< of which re-emitted for redelivered events (same ids as before)
-                     */
+    int regressions; /**< of the applied: unseen events at or below the subject's last
+                          offset on their partition (intel.events recreated, migrated) */
+    int nalerts;     /**< alerts to publish */
+    int nreemitted;  /**< of which re-emitted for redelivered events (same ids as before)
+                      */
     cs_alert_t *alerts;
 } cs_score_outcome_t;
 

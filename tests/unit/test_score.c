@@ -447,6 +447,43 @@ static void test_redelivered_batch_reemits_last_alerts(void **state)
     fixture_free(f);
 }
 
+/* Regression: the function skipped every event at or below the subject's last offset on
+ * its partition as a "redelivery" without looking at the seen sets, so once intel.events
+ * was recreated or migrated (offsets start again at 0) every new event of a known
+ * subject was dropped. An unseen event is applied whatever its offset (and counted as an
+ * offset regression); a seen one at or below the last offset is still a redelivery. */
+static void test_regression_offsets_restart_after_topic_recreated(void **state)
+{
+    (void)state;
+    fixture_t *f = fixture_new(rules);
+    cs_intel_event_t old = LOC("NHSE:RXQ:OLD", COMPLAINT, MEDIUM, T0); /* 5 */
+    int64_t off = 900;
+    apply_at(f, &old, 1, 2, &off);
+    assert_int_equal(f->last.applied, 1);
+    /* the topic is recreated: new events arrive at offsets 0 and 1 of partition 2 */
+    cs_intel_event_t fresh[2] = {LOC("NHSE:RXQ:NEW1", WHISTLEBLOWING, HIGH, T0 + DAY),
+                                 LOC("NHSE:RXQ:NEW2", COMPLAINT, MEDIUM, T0 + DAY + 1)};
+    int64_t offs[2] = {0, 1};
+    apply_at(f, fresh, 2, 2, offs);
+    assert_int_equal(f->last.applied, 2);
+    assert_int_equal(f->last.regressions, 1); /* offset 0 <= 900; then 1 > 0 */
+    assert_int_equal(f->last.redeliveries, 0);
+    assert_int_equal(f->last.nalerts, 1); /* 5/2^(1/30) + 60 + 5: WATCH */
+    assert_string_equal(state_field(f, "LOCATION:1-101669119", "events_total"), "3");
+    assert_string_equal(state_field(f, "LOCATION:1-101669119", "last_offset"), "1");
+    /* a crash re-reads offset 1 of the new topic: a redelivery, nothing applied twice */
+    apply_at(f, &fresh[1], 1, 2, &offs[1]);
+    assert_int_equal(f->last.applied, 0);
+    assert_int_equal(f->last.redeliveries, 1);
+    /* and the old event resent by the partner on the new topic: a duplicate */
+    int64_t off2 = 2;
+    apply_at(f, &old, 1, 2, &off2);
+    assert_int_equal(f->last.applied, 0);
+    assert_int_equal(f->last.duplicates, 1);
+    assert_string_equal(state_field(f, "LOCATION:1-101669119", "events_total"), "3");
+    fixture_free(f);
+}
+
 /* ------------------------------------------------------------------ the event list */
 
 static void test_event_list_window_and_cap(void **state)
@@ -646,6 +683,7 @@ int main(void)
         cmocka_unit_test(test_immediate_and_hold),
         cmocka_unit_test(test_duplicates_and_redelivery),
         cmocka_unit_test(test_redelivered_batch_reemits_last_alerts),
+        cmocka_unit_test(test_regression_offsets_restart_after_topic_recreated),
         cmocka_unit_test(test_event_list_window_and_cap),
         cmocka_unit_test(test_event_list_rescored_member),
         cmocka_unit_test(test_recent_in_alerts),
