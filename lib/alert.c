@@ -9,6 +9,7 @@
 
 #include "caresignal/codec.h"
 #include "caresignal/convert.h"
+#include "caresignal/ids.h"
 
 const char *const cs_level_names[CS_LEVEL_COUNT] = {"NONE", "WATCH", "INSPECT"};
 const char *const cs_alert_kind_names[CS_ALERT_KIND_COUNT] = {"RAISED", "CLEARED"};
@@ -211,4 +212,25 @@ cs_err_t cs_alert_decode(cs_alert_codec_t *c, const void *buf, size_t len, cs_al
     return rc ? cs_error_set(err, CS_ERR_AVRO_DECODE, NULL,
                              "RiskAlert with missing fields")
               : CS_OK;
+}
+
+cs_err_t cs_alert_validate(const cs_alert_t *a, cs_error_t *err)
+{
+    size_t n = strspn(a->alert_id, "0123456789abcdef");
+    if (n != 32 || a->alert_id[32])
+        return cs_error_set(err, CS_ERR_ID_FORMAT, "alert_id", "not 32 hex digits");
+    cs_id_kind_t subject =
+        a->subject_kind == CS_SUBJECT_LOCATION ? CS_ID_LOCATION : CS_ID_GSS;
+    if (!cs_id_valid(subject, a->subject_id, strlen(a->subject_id)))
+        return cs_error_set(err, CS_ERR_ID_FORMAT, "subject_id", "not a valid %s id",
+                            cs_subject_kind_names[a->subject_kind]);
+    if (!cs_event_key_valid(a->triggered_by))
+        return cs_error_set(err, CS_ERR_ID_FORMAT, "triggered_by", "not an event key");
+    if (!cs_event_label_valid(a->region))
+        return cs_error_set(err, CS_ERR_ID_FORMAT, "region",
+                            "not 1 to 64 printable characters");
+    if (!cs_event_label_valid(a->local_authority_code))
+        return cs_error_set(err, CS_ERR_ID_FORMAT, "local_authority_code",
+                            "not 1 to 64 printable characters");
+    return CS_OK;
 }

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "caresignal/backoff.h"
+#include "caresignal/log.h"
 #include "caresignal/signals.h"
 
 struct cs_engine {
@@ -18,7 +20,17 @@ struct cs_engine {
     void *opaque;
     cs_alert_t *alerts; /* of the last apply */
     int nalerts, alerts_cap;
+    size_t *failed; /* of the last apply: indexes of events whose subject's call failed */
+    size_t nfailed, failed_cap;
+    char failure[256];
+    int fail_run; /* calls failed in a row, across applies (a success resets it) */
+    long rank_errors;
 };
+
+/* How many failed calls in a row, with no success between, mean that the function fails
+ * for everyone (a broken library, a Redis refusing every call) rather than for one
+ * subject's state: then the batch waits and retries instead of being dead-lettered. */
+#define CS_ENGINE_SYSTEMIC_RUN 3
 
 cs_engine_t *cs_engine_new(cs_scorer_t *scorer, cs_redis_t *redis,
                            cs_engine_waiting_cb *waiting, cs_engine_back_cb *back,
@@ -40,15 +52,29 @@ void cs_engine_destroy(cs_engine_t *e)
     if (!e)
         return;
     free(e->alerts);
+    free(e->failed);
     free(e);
 }
 
-/* Runs a pipeline until Redis answers (re-sending it whole after a dropped connection:
- * everything in it is idempotent) or the waiting callback gives up. */
+/* One wait before another attempt: the program's callback (which pauses consumption and
+ * backs off) or our own backoff. @returns non-zero to give up. */
+static int cs_engine_wait(cs_engine_t *e, cs_backoff_t *backoff, const char *error,
+                          int first)
+{
+    if (e->waiting)
+        return e->waiting(e->opaque, error, first);
+    cs_backoff_sleep(backoff);
+    return !cs_running();
+}
+
+/* Runs a pipeline until Redis answers (re-sending it whole after a dropped connection or
+ * a retriable error reply: everything in it is idempotent) or the waiting callback gives
+ * up. */
 static cs_err_t cs_engine_exec(cs_engine_t *e, cs_redis_pipe_t *p, char *errstr,
                                size_t errstr_size)
 {
-    long backoff = 100;
+    cs_backoff_t backoff;
+    cs_backoff_init(&backoff, CS_BACKOFF_STORE_INITIAL_MS, CS_BACKOFF_STORE_MAX_MS);
     int waited = 0;
     for (;;) {
         cs_err_t err = cs_redis_pipe_exec(e->redis, p, errstr, errstr_size);
@@ -59,15 +85,8 @@ static cs_err_t cs_engine_exec(cs_engine_t *e, cs_redis_pipe_t *p, char *errstr,
         }
         if (err != CS_ERR_RETRY)
             return CS_ERR_FATAL;
-        if (e->waiting) {
-            if (e->waiting(e->opaque, errstr, !waited))
-                return CS_ERR_RETRY;
-        } else {
-            cs_sleep_ms(backoff);
-            backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
-            if (!cs_running())
-                return CS_ERR_RETRY;
-        }
+        if (cs_engine_wait(e, &backoff, errstr, !waited))
+            return CS_ERR_RETRY;
         waited = 1;
         if (!cs_redis_connected(e->redis))
             cs_redis_connect(e->redis, errstr, errstr_size);
@@ -112,21 +131,100 @@ static cs_err_t cs_engine_keep_alerts(cs_engine_t *e, const cs_score_outcome_t *
     return CS_OK;
 }
 
+static cs_err_t cs_engine_keep_failed(cs_engine_t *e, const cs_engine_event_t *events,
+                                      const cs_item_t *items, size_t from, size_t to)
+{
+    for (size_t i = from; i < to; i++) {
+        if (e->nfailed == e->failed_cap) {
+            size_t cap = e->failed_cap ? e->failed_cap * 2 : 16;
+            size_t *grown = realloc(e->failed, cap * sizeof(*grown));
+            if (!grown)
+                return CS_ERR_NOMEM;
+            e->failed = grown;
+            e->failed_cap = cap;
+        }
+        e->failed[e->nfailed++] = (size_t)(items[i].ev - events);
+    }
+    return CS_OK;
+}
+
+/* Every reply of the positions must be +OK: without them the recovery rule (DESIGN §7)
+ * has nothing to resume from. */
+static cs_err_t cs_engine_check_positions(const cs_redis_pipe_t *pipe, size_t from,
+                                          char *errstr, size_t errstr_size)
+{
+    for (size_t i = from; i < cs_redis_pipe_count(pipe); i++) {
+        const redisReply *r = cs_redis_pipe_reply(pipe, i);
+        if (!r || r->type != REDIS_REPLY_STATUS) {
+            snprintf(errstr, errstr_size, "redis refused a position: %.200s",
+                     r && r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+            return CS_ERR_FATAL;
+        }
+    }
+    return CS_OK;
+}
+
+/* Parses every call's reply into \p outs (released first), marking \p bad the ones that
+ * failed; e->failure says why the first did. @returns how many failed. */
+static size_t cs_engine_parse(cs_engine_t *e, const cs_redis_pipe_t *pipe,
+                              const cs_item_t *items, const cs_score_input_t *inputs,
+                              const size_t *starts, size_t ncalls,
+                              cs_score_outcome_t *outs, char *bad)
+{
+    size_t nbad = 0;
+    e->failure[0] = '\0';
+    for (size_t c = 0; c < ncalls; c++) {
+        char why[256];
+        cs_score_outcome_release(&outs[c]);
+        bad[c] = cs_scorer_parse_reply(e->scorer, cs_redis_pipe_reply(pipe, c),
+                                       &inputs[starts[c]], starts[c + 1] - starts[c],
+                                       &outs[c], why, sizeof(why)) != CS_OK;
+        if (bad[c] && !nbad++)
+            snprintf(e->failure, sizeof(e->failure), "%s: %s", items[starts[c]].subject,
+                     why);
+    }
+    return nbad;
+}
+
+/* The rank sets are an index derived from the state (eventually consistent): a refused
+ * update is logged and counted, never a reason to stop scoring. */
+static void cs_engine_check_rank(cs_engine_t *e, const cs_redis_pipe_t *rank)
+{
+    for (size_t i = 0; i < cs_redis_pipe_count(rank); i++) {
+        const redisReply *r = cs_redis_pipe_reply(rank, i);
+        if (r && r->type == REDIS_REPLY_INTEGER)
+            continue;
+        if (!e->rank_errors++ || e->rank_errors % 1000 == 0)
+            cs_log_error("redis refused a rank update (the --top order may lag)",
+                         "{s:s, s:I}", "error",
+                         r && r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply",
+                         "count", (json_int_t)e->rank_errors);
+    }
+}
+
+long cs_engine_rank_errors(const cs_engine_t *e)
+{
+    return e->rank_errors;
+}
+
 cs_err_t cs_engine_apply(cs_engine_t *e, const cs_engine_event_t *events, size_t n,
                          int positions, cs_engine_result_t *out, char *errstr,
                          size_t errstr_size)
 {
     memset(out, 0, sizeof(*out));
     e->nalerts = 0;
+    e->nfailed = 0;
     if (n == 0)
         return CS_OK;
     cs_item_t *items = calloc(n, sizeof(*items));
     cs_score_input_t *inputs = calloc(n, sizeof(*inputs));
     size_t *starts = calloc(n + 1, sizeof(*starts));
+    cs_score_outcome_t *outs = calloc(n, sizeof(*outs)); /* one per call, at most n */
+    char *bad = calloc(n, 1);
     cs_redis_pipe_t *pipe = cs_redis_pipe_new(), *rank = cs_redis_pipe_new();
     cs_err_t rc = CS_OK;
     size_t ncalls = 0;
-    if (!items || !inputs || !starts || !pipe || !rank) {
+    if (!items || !inputs || !starts || !outs || !bad || !pipe || !rank) {
         rc = CS_ERR_NOMEM;
         goto done;
     }
@@ -164,45 +262,74 @@ cs_err_t cs_engine_apply(cs_engine_t *e, const cs_engine_event_t *events, size_t
         const char *argv[] = {"SET", key, val};
         rc = cs_redis_pipe_add(pipe, 3, argv, NULL);
     }
-    if (rc || (rc = cs_engine_exec(e, pipe, errstr, errstr_size)))
+    if (rc)
         goto done;
+    cs_backoff_t backoff;
+    cs_backoff_init(&backoff, CS_BACKOFF_STORE_INITIAL_MS, CS_BACKOFF_STORE_MAX_MS);
+    for (int attempt = 0;; attempt++) {
+        if ((rc = cs_engine_exec(e, pipe, errstr, errstr_size)) ||
+            (rc = cs_engine_check_positions(pipe, ncalls, errstr, errstr_size)))
+            goto done;
+        /* one subject's call failing (an error reply, a reply we cannot read) must not
+         * stop the batch: its events are dead-lettered (STATE_ERROR) and the others go
+         * on. If every call fails and failures run on, the function fails for everyone:
+         * wait and retry the whole batch (its calls are idempotent) rather than
+         * dead-letter the stream. */
+        size_t nbad = cs_engine_parse(e, pipe, items, inputs, starts, ncalls, outs, bad);
+        if (!nbad || nbad < ncalls || e->fail_run + (int)nbad < CS_ENGINE_SYSTEMIC_RUN)
+            break;
+        cs_log_error("the risk function fails for every subject: waiting, then retrying "
+                     "the batch",
+                     "{s:s, s:i}", "error", e->failure, "attempt", attempt + 1);
+        if (cs_engine_wait(e, &backoff, e->failure, attempt == 0)) {
+            rc = CS_ERR_RETRY;
+            goto done;
+        }
+    }
 
     for (size_t c = 0; c < ncalls; c++) {
         const cs_score_input_t *in = &inputs[starts[c]];
-        size_t cn = starts[c + 1] - starts[c];
-        cs_score_outcome_t o;
-        if ((rc = cs_scorer_parse_reply(e->scorer, cs_redis_pipe_reply(pipe, c), in, cn,
-                                        &o, errstr, errstr_size))) {
-            rc = CS_ERR_FATAL;
-            goto done;
+        cs_score_outcome_t *o = &outs[c];
+        if (bad[c]) {
+            e->fail_run++;
+            if ((rc = cs_engine_keep_failed(e, events, items, starts[c], starts[c + 1])))
+                goto done;
+            continue;
         }
-        out->applied += o.applied;
-        out->duplicates += o.duplicates;
-        out->redeliveries += o.redeliveries;
-        out->regressions += o.regressions;
-        out->nreemitted += o.nreemitted;
-        rc = cs_engine_keep_alerts(e, &o);
-        if (!rc && o.applied) {
+        e->fail_run = 0;
+        out->applied += o->applied;
+        out->duplicates += o->duplicates;
+        out->redeliveries += o->redeliveries;
+        out->regressions += o->regressions;
+        out->nreemitted += o->nreemitted;
+        rc = cs_engine_keep_alerts(e, o);
+        if (!rc && o->applied) {
             char key[256], score[40];
             cs_scorer_rank_key(e->scorer, in[0].ev->subject_kind, key, sizeof(key));
-            double r = cs_scorer_rank_value(e->scorer, o.score, o.as_of);
+            double r = cs_scorer_rank_value(e->scorer, o->score, o->as_of);
             snprintf(score, sizeof(score), isinf(r) ? "-inf" : "%.17g", r);
             const char *argv[] = {"ZADD", key, score, items[starts[c]].subject};
             rc = cs_redis_pipe_add(rank, 4, argv, NULL);
         }
-        cs_score_outcome_release(&o);
         if (rc)
             goto done;
     }
     /* the rank sets are eventually consistent: computed from this batch's replies */
-    if (cs_redis_pipe_count(rank))
-        rc = cs_engine_exec(e, rank, errstr, errstr_size);
+    if (cs_redis_pipe_count(rank) && !(rc = cs_engine_exec(e, rank, errstr, errstr_size)))
+        cs_engine_check_rank(e, rank);
     out->alerts = e->alerts;
     out->nalerts = e->nalerts;
+    out->failed = e->failed;
+    out->nfailed = e->nfailed;
+    out->failure = e->failure;
 done:
     free(items);
     free(inputs);
     free(starts);
+    for (size_t c = 0; outs && c < n; c++)
+        cs_score_outcome_release(&outs[c]);
+    free(outs);
+    free(bad);
     cs_redis_pipe_destroy(pipe);
     cs_redis_pipe_destroy(rank);
     return rc;
@@ -225,6 +352,17 @@ cs_err_t cs_engine_ack(cs_engine_t *e, char *errstr, size_t errstr_size)
     }
     if (!rc)
         rc = cs_engine_exec(e, p, errstr, errstr_size);
+    /* an acknowledgement refused leaves the alert pending: it would be re-emitted on
+     * every redelivery and the state would depend on batching; say so and stop */
+    for (size_t i = 0; !rc && i < cs_redis_pipe_count(p); i++) {
+        const redisReply *r = cs_redis_pipe_reply(p, i);
+        if (!r || r->type != REDIS_REPLY_INTEGER) {
+            snprintf(errstr, errstr_size,
+                     "redis refused an alert acknowledgement: %.200s",
+                     r && r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+            rc = CS_ERR_FATAL;
+        }
+    }
     cs_redis_pipe_destroy(p);
     return rc;
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "caresignal/codec.h"
+#include "caresignal/ids.h"
 
 const char *const cs_source_names[CS_SOURCE_COUNT] = {"NHSE", "CCG", "OFSTED_SEND"};
 const char *const cs_subject_kind_names[CS_SUBJECT_COUNT] = {"LOCATION", "LOCAL_AREA"};
@@ -301,5 +302,69 @@ cs_err_t cs_event_decode(cs_event_codec_t *c, const void *buf, size_t len,
     ev->signal = (cs_signal_t)sig;
     ev->area = (cs_area_t)area;
     ev->severity = (cs_severity_t)sev;
+    return CS_OK;
+}
+
+/* ------------------------------------------------------------------ validation */
+
+int cs_event_key_valid(const char *key)
+{
+    const char *c1 = strchr(key, ':');
+    const char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+    if (!c2)
+        return 0;
+    int src = -1;
+    for (int i = 0; i < CS_SOURCE_COUNT; i++)
+        if ((size_t)(c1 - key) == strlen(cs_source_names[i]) &&
+            !strncmp(key, cs_source_names[i], (size_t)(c1 - key)))
+            src = i;
+    const char *org = c1 + 1, *ref = c2 + 1;
+    size_t org_len = (size_t)(c2 - org);
+    if (src < 0 ||
+        !(cs_id_valid(CS_ID_ODS, org, org_len) || cs_id_valid(CS_ID_GSS, org, org_len)))
+        return 0;
+    const char *hash = strchr(ref, '#');
+    size_t ref_len = hash ? (size_t)(hash - ref) : strlen(ref);
+    if (!cs_id_valid(CS_ID_EVENT_REF, ref, ref_len))
+        return 0;
+    return !hash || cs_id_valid(CS_ID_LOCATION, hash + 1, strlen(hash + 1));
+}
+
+int cs_event_label_valid(const char *s)
+{
+    size_t n = 0;
+    for (; s[n]; n++)
+        if ((unsigned char)s[n] < 0x20 || (unsigned char)s[n] > 0x7e)
+            return 0;
+    return n >= 1 && n <= CS_ID_MAX;
+}
+
+cs_err_t cs_event_validate(const cs_intel_event_t *ev, cs_error_t *err)
+{
+    cs_id_kind_t subject =
+        ev->subject_kind == CS_SUBJECT_LOCATION ? CS_ID_LOCATION : CS_ID_GSS;
+    const char *src = cs_source_names[ev->source];
+    size_t src_len = strlen(src), org_len = strlen(ev->source_org);
+    if (!cs_id_valid(CS_ID_ODS, ev->source_org, org_len) &&
+        !cs_id_valid(CS_ID_GSS, ev->source_org, org_len))
+        return cs_error_set(err, CS_ERR_ID_FORMAT, "source_org",
+                            "not an ODS or GSS code");
+    if (!cs_event_key_valid(ev->event_key) || strncmp(ev->event_key, src, src_len) ||
+        ev->event_key[src_len] != ':' ||
+        strncmp(ev->event_key + src_len + 1, ev->source_org, org_len) ||
+        ev->event_key[src_len + 1 + org_len] != ':')
+        return cs_error_set(err, CS_ERR_ID_FORMAT, "event_key",
+                            "not <SOURCE>:<org>:<ref> of this event's source and org");
+    if (!cs_id_valid(subject, ev->subject_id, strlen(ev->subject_id)))
+        return cs_error_set(err, CS_ERR_ID_FORMAT, "subject_id", "not a valid %s id",
+                            cs_subject_kind_names[ev->subject_kind]);
+    if (strcmp(ev->local_authority_code, "UNKNOWN") &&
+        !cs_id_valid(CS_ID_GSS, ev->local_authority_code,
+                     strlen(ev->local_authority_code)))
+        return cs_error_set(err, CS_ERR_ID_FORMAT, "local_authority_code",
+                            "not a GSS code or UNKNOWN");
+    if (!cs_event_label_valid(ev->region))
+        return cs_error_set(err, CS_ERR_ID_FORMAT, "region",
+                            "not 1 to 64 printable characters");
     return CS_OK;
 }

@@ -314,21 +314,21 @@ static void cs_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     cs_consumer_ctx_t *ctx = opaque;
     int coop = cs_is_cooperative(rk);
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        cs_err_t cerr = cs_start_offsets(rk, ctx, parts);
-        if (cerr) {
-            /* Without a safe start offset we must not fetch: assign paused and
-             * stop; on close the group moves the partitions to a healthy member. */
+        if (cs_start_offsets(rk, ctx, parts)) {
+            /* Without a safe start offset we must not fetch (an unset offset would be
+             * the committed one): take nothing and stop; on close the group moves the
+             * partitions to a healthy member. */
             cs_request_fail();
-            for (int i = 0; i < parts->cnt; i++)
-                parts->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
+            cs_log_parts("partitions not taken: no safe start offset", parts);
+            if (!coop)
+                rd_kafka_assign(rk, NULL);
+            return;
         }
         cs_log_parts("partitions assigned", parts);
         if (coop)
             rd_kafka_error_destroy(rd_kafka_incremental_assign(rk, parts));
         else
             rd_kafka_assign(rk, parts);
-        if (cerr)
-            rd_kafka_pause_partitions(rk, parts);
     } else {
         if (ctx->hooks.on_revoke)
             ctx->hooks.on_revoke(ctx->hooks.opaque, rk, parts);
@@ -436,9 +436,12 @@ static void cs_restart_partition(rd_kafka_t *rk, const char *topic, int32_t part
     /* nothing consumed from these yet: they start where an assignment would start them
      * (the scorer's Redis position included), not merely at the committed offset */
     if (unknown->cnt && cs_start_offsets(rk, ctx, unknown)) {
-        cs_request_fail();
-        for (int i = 0; i < unknown->cnt; i++)
-            unknown->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
+        cs_request_fail(); /* no safe start offset: fetch nothing more, stop */
+        rd_kafka_assign(rk, NULL);
+        rd_kafka_topic_partition_list_destroy(unknown);
+        rd_kafka_topic_partition_list_destroy(all);
+        rd_kafka_topic_partition_list_destroy(one);
+        return;
     }
     for (int i = 0; i < unknown->cnt; i++)
         rd_kafka_topic_partition_list_find(all, unknown->elems[i].topic,
@@ -500,7 +503,7 @@ int cs_kafka_poll_batch(rd_kafka_t *rk, rd_kafka_message_t **msgs, int max,
 {
     int n = 0;
     int timeout = timeout_ms;
-    while (n < max) {
+    while (n < max && cs_running()) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, timeout);
         if (!m)
             break;

@@ -6,8 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "caresignal/signals.h"
+#include "caresignal/backoff.h"
 #include "caresignal/log.h"
+#include "caresignal/signals.h"
 
 struct cs_redis {
     char *host;
@@ -159,7 +160,9 @@ cs_err_t cs_redis_connect(cs_redis_t *r, char *errstr, size_t errstr_size)
 cs_err_t cs_redis_connect_retry(cs_redis_t *r, long max_wait_ms, char *errstr,
                                 size_t errstr_size)
 {
-    long waited = 0, backoff = 100;
+    cs_backoff_t b;
+    cs_backoff_init(&b, CS_BACKOFF_STORE_INITIAL_MS, CS_BACKOFF_STORE_MAX_MS);
+    long waited = 0;
     for (;;) {
         cs_err_t err = cs_redis_connect(r, errstr, errstr_size);
         if (err == CS_OK) {
@@ -177,9 +180,7 @@ cs_err_t cs_redis_connect_retry(cs_redis_t *r, long max_wait_ms, char *errstr,
         r->was_down = 1;
         if (!cs_running() || (max_wait_ms >= 0 && waited >= max_wait_ms))
             return CS_ERR_RETRY;
-        cs_sleep_ms(backoff);
-        waited += backoff;
-        backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+        waited += cs_backoff_sleep(&b);
     }
 }
 
@@ -266,15 +267,22 @@ cs_err_t cs_redis_pipe_add(cs_redis_pipe_t *p, int argc, const char **argv,
     return CS_OK;
 }
 
-static int cs_redis_retriable_reply(const redisReply *reply)
+int cs_redis_reply_retriable(const redisReply *reply)
 {
-    static const char *const prefixes[] = {"LOADING", "BUSY", "READONLY", "MASTERDOWN",
-                                           "TRYAGAIN"};
-    if (reply->type != REDIS_REPLY_ERROR)
+    /* DESIGN §8's retriable store errors: the server is loading, busy running a script,
+     * a replica or a master without its replicas, out of memory, unable to persist, or
+     * a cluster moving slots. None of them means the command was wrong. */
+    static const char *const codes[] = {"LOADING",    "BUSY",       "READONLY",
+                                        "MASTERDOWN", "TRYAGAIN",   "OOM",
+                                        "MISCONF",    "NOREPLICAS", "CLUSTERDOWN"};
+    if (!reply || reply->type != REDIS_REPLY_ERROR || !reply->str)
         return 0;
-    for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
-        if (!strncmp(reply->str, prefixes[i], strlen(prefixes[i])))
+    for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
+        size_t n = strlen(codes[i]);
+        /* the error code is the first word: "BUSY" is not "BUSYKEY" */
+        if (!strncmp(reply->str, codes[i], n) && (reply->str[n] == ' ' || !reply->str[n]))
             return 1;
+    }
     return 0;
 }
 
@@ -302,8 +310,9 @@ static cs_err_t cs_redis_pipe_send(cs_redis_t *r, cs_redis_pipe_t *p, int *missi
             return cs_redis_io_error(r, errstr, errstr_size);
         }
         p->replies[p->nreplies++] = reply;
-        if (cs_redis_retriable_reply(reply)) {
-            snprintf(errstr, errstr_size, "redis busy: %s", ((redisReply *)reply)->str);
+        if (cs_redis_reply_retriable(reply)) {
+            snprintf(errstr, errstr_size, "redis %s:%d refuses for now: %.200s", r->host,
+                     r->port, ((redisReply *)reply)->str);
             retry = 1;
         }
         if (cs_redis_missing_function(reply))
@@ -336,4 +345,37 @@ cs_err_t cs_redis_pipe_exec(cs_redis_t *r, cs_redis_pipe_t *p, char *errstr,
 const redisReply *cs_redis_pipe_reply(const cs_redis_pipe_t *p, size_t i)
 {
     return i < p->nreplies ? p->replies[i] : NULL;
+}
+
+cs_err_t cs_redis_check_noeviction(cs_redis_t *r, char *errstr, size_t errstr_size)
+{
+    /* INFO, not CONFIG GET: managed Redis services often rename or disable CONFIG */
+    const char *argv[] = {"INFO", "memory"};
+    redisReply *reply = cs_redis_command(r, 2, argv, NULL, errstr, errstr_size);
+    if (!reply)
+        return CS_ERR_RETRY;
+    cs_err_t err = CS_OK;
+    const char *field = "maxmemory_policy:";
+    const char *at = reply->type == REDIS_REPLY_STRING ? strstr(reply->str, field) : NULL;
+    if (!at) {
+        snprintf(errstr, errstr_size,
+                 "redis %s:%d: INFO memory does not say its maxmemory-policy (%s)",
+                 r->host, r->port,
+                 reply->type == REDIS_REPLY_ERROR ? reply->str : "no such field");
+        err = cs_redis_reply_retriable(reply) ? CS_ERR_RETRY : CS_ERR_CONFIG;
+    } else {
+        at += strlen(field);
+        size_t n = strcspn(at, "\r\n");
+        if (n != strlen("noeviction") || strncmp(at, "noeviction", n)) {
+            snprintf(
+                errstr, errstr_size,
+                "redis %s:%d: maxmemory-policy is '%.*s': Redis could evict "
+                "caresignal's state and de-duplication records (events counted twice, "
+                "alerts paged twice); set maxmemory-policy noeviction",
+                r->host, r->port, (int)(n < 64 ? n : 64), at);
+            err = CS_ERR_CONFIG;
+        }
+    }
+    freeReplyObject(reply);
+    return err;
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "caresignal/app.h"
+#include "caresignal/backoff.h"
 #include "caresignal/deadletter.h"
 #include "caresignal/engine.h"
 #include "caresignal/log.h"
@@ -49,7 +50,7 @@ typedef struct scorer_ctx {
     cs_redis_t *redis;
     rd_kafka_t *consumer;
     int paused; /* consumption paused while Redis is unreachable */
-    long backoff;
+    cs_backoff_t backoff;
     rd_kafka_message_t **carry; /* fetched before the pause took effect: the next batch */
     int ncarry;
     long events, applied, duplicates, redeliveries, regressions, alerts, reemitted, dead;
@@ -151,11 +152,11 @@ static int redis_waiting(void *opaque, const char *error, int first)
         if (!ctx->paused)
             cs_log_error("redis unavailable: consumption paused, retrying with backoff",
                          "{s:s}", "error", error);
-        ctx->backoff = 100;
+        cs_backoff_init(&ctx->backoff, CS_BACKOFF_STORE_INITIAL_MS,
+                        CS_BACKOFF_STORE_MAX_MS);
     }
     set_paused(ctx, 1);
-    cs_sleep_ms(ctx->backoff);
-    ctx->backoff = ctx->backoff * 2 > 5000 ? 5000 : ctx->backoff * 2;
+    cs_backoff_sleep(&ctx->backoff);
     rd_kafka_message_t *m;
     while ((m = rd_kafka_consumer_poll(ctx->consumer, 0))) {
         if (m->err) {
@@ -183,13 +184,52 @@ static void redis_back(void *opaque)
     }
 }
 
-/* One batch: decode (an undecodable message is dead-lettered), apply, publish the alerts,
+/* Dead-letters one input message of the batch (its bytes, the reason, the field). */
+static cs_err_t dead_letter(scorer_ctx_t *ctx, rd_kafka_t *producer,
+                            cs_kafka_tracker_t *tracker, const rd_kafka_message_t *m,
+                            const char *reason, const char *field)
+{
+    char errstr[512];
+    ctx->dead++;
+    if (cs_deadletter_produce(producer, tracker, ctx->cfg->topic_deadletter, m, reason,
+                              field, errstr, sizeof(errstr)) == CS_OK)
+        return CS_OK;
+    cs_log_fatal("cannot dead-letter an event: stopping without storing offsets",
+                 "{s:s, s:i, s:I, s:s}", "topic", rd_kafka_topic_name(m->rkt),
+                 "partition", (int)m->partition, "offset", (json_int_t)m->offset, "error",
+                 errstr);
+    return CS_ERR_FATAL;
+}
+
+/* Decodes and checks one message into \p ev: what is not a valid IntelEvent (undecodable,
+ * or an identifier outside DESIGN §4.3 that would reach a Redis key or a reply) is
+ * dead-lettered with its reason. @returns 1 if \p ev is to be applied, 0 if it was
+ * dead-lettered, -1 if that failed. */
+static int decode_one(scorer_ctx_t *ctx, cs_event_codec_t *codec, rd_kafka_t *producer,
+                      cs_kafka_tracker_t *tracker, const rd_kafka_message_t *m,
+                      cs_intel_event_t *ev)
+{
+    cs_error_t err;
+    cs_err_t drc = cs_event_decode(codec, m->payload, m->len, ev, &err);
+    if (drc == CS_OK)
+        drc = cs_event_validate(ev, &err);
+    if (drc == CS_OK)
+        return 1;
+    const char *reason = cs_err_is_reason(drc) ? cs_err_str(drc) : "AVRO_DECODE";
+    cs_log_error("invalid event: sent to the dead-letter topic", "{s:s, s:s, s:i, s:I}",
+                 "reason", reason, "field", err.field, "partition", (int)m->partition,
+                 "offset", (json_int_t)m->offset);
+    return dead_letter(ctx, producer, tracker, m, reason, err.field) ? -1 : 0;
+}
+
+/* One batch: decode (what is not a valid event is dead-lettered), apply (a subject whose
+ * call fails is dead-lettered, STATE_ERROR, and the others go on), publish the alerts,
  * acknowledge them. @returns CS_OK (offsets may be stored), CS_ERR_RETRY (a stop during a
  * Redis outage: nothing stored, read again) or CS_ERR_FATAL. */
 static cs_err_t process_batch(scorer_ctx_t *ctx, cs_engine_t *engine,
                               cs_event_codec_t *codec, cs_alert_codec_t *acodec,
                               rd_kafka_t *producer, rd_kafka_message_t **msgs, int n,
-                              cs_engine_event_t *events)
+                              cs_engine_event_t *events, int *msg_of)
 {
     const cs_config_t *cfg = ctx->cfg;
     char errstr[512];
@@ -198,25 +238,15 @@ static cs_err_t process_batch(scorer_ctx_t *ctx, cs_engine_t *engine,
     size_t nevents = 0;
     cs_err_t rc = CS_OK;
     for (int i = 0; i < n && !rc; i++) {
-        cs_error_t err;
-        cs_err_t drc = cs_event_decode(codec, msgs[i]->payload, msgs[i]->len,
-                                       &events[nevents].ev, &err);
-        if (drc) {
-            /* not an IntelEvent: keep it, with the reason, in the dead-letter topic */
-            ctx->dead++;
-            cs_log_error("undecodable event: sent to the dead-letter topic",
-                         "{s:s, s:i, s:I}", "reason", cs_err_str(drc), "partition",
-                         (int)msgs[i]->partition, "offset", (json_int_t)msgs[i]->offset);
-            if (cs_deadletter_produce(producer, &tracker, cfg->topic_deadletter, msgs[i],
-                                      cs_err_is_reason(drc) ? cs_err_str(drc)
-                                                            : "AVRO_DECODE",
-                                      "", errstr, sizeof(errstr)))
-                rc = CS_ERR_FATAL;
+        int ok = decode_one(ctx, codec, producer, &tracker, msgs[i], &events[nevents].ev);
+        if (ok < 0)
+            rc = CS_ERR_FATAL;
+        if (ok <= 0)
             continue;
-        }
         events[nevents].topic = rd_kafka_topic_name(msgs[i]->rkt);
         events[nevents].partition = msgs[i]->partition;
         events[nevents].offset = msgs[i]->offset;
+        msg_of[nevents] = i;
         nevents++;
     }
     ctx->events += (long)nevents;
@@ -226,6 +256,15 @@ static cs_err_t process_batch(scorer_ctx_t *ctx, cs_engine_t *engine,
              cs_engine_apply(engine, events, nevents, 1, &res, errstr, sizeof(errstr))) &&
         rc != CS_ERR_RETRY)
         cs_log_fatal("the risk function failed", "{s:s}", "error", errstr);
+    if (!rc && res.nfailed) {
+        cs_log_error("the risk function failed for a subject: its events are sent to the "
+                     "dead-letter topic (STATE_ERROR), the rest of the batch goes on",
+                     "{s:s, s:I}", "error", res.failure, "events",
+                     (json_int_t)res.nfailed);
+        for (size_t k = 0; k < res.nfailed && !rc; k++)
+            rc = dead_letter(ctx, producer, &tracker, msgs[msg_of[res.failed[k]]],
+                             CS_DL_STATE_ERROR, "");
+    }
     if (!rc) {
         ctx->applied += res.applied;
         ctx->duplicates += res.duplicates;
@@ -256,8 +295,8 @@ static cs_err_t process_batch(scorer_ctx_t *ctx, cs_engine_t *engine,
         rc = CS_ERR_FATAL;
     }
     /* delivered: the alerts leave the subjects' pending lists */
-    if (!rc)
-        rc = cs_engine_ack(engine, errstr, sizeof(errstr));
+    if (!rc && (rc = cs_engine_ack(engine, errstr, sizeof(errstr))) && rc != CS_ERR_RETRY)
+        cs_log_fatal("alerts not acknowledged", "{s:s}", "error", errstr);
     return rc;
 }
 
@@ -299,6 +338,9 @@ static int run_consumer(const cs_config_t *cfg, cs_registry_t *reg, cs_rules_t *
     int batch_max = (int)cfg->score_batch_max;
     rd_kafka_message_t **msgs = calloc((size_t)batch_max, sizeof(*msgs));
     cs_engine_event_t *events = calloc((size_t)batch_max, sizeof(*events));
+    int *msg_of = calloc((size_t)batch_max, sizeof(*msg_of));
+    if (!msgs || !events || !msg_of)
+        cs_cli_fail(&spec, "out of memory");
     int64_t next_stats = cs_mono_ms() + 10000;
     while (cs_running()) {
         /* messages kept from a Redis outage come first, in their order */
@@ -310,8 +352,8 @@ static int run_consumer(const cs_config_t *cfg, cs_registry_t *reg, cs_rules_t *
         got +=
             cs_kafka_poll_batch(ctx.consumer, msgs + got, batch_max - got, got ? 0 : 100);
         if (got) {
-            cs_err_t rc =
-                process_batch(&ctx, engine, codec, acodec, producer, msgs, got, events);
+            cs_err_t rc = process_batch(&ctx, engine, codec, acodec, producer, msgs, got,
+                                        events, msg_of);
             if (rc == CS_OK)
                 cs_kafka_store_offsets(ctx.consumer, msgs, got);
             else if (rc == CS_ERR_RETRY)
@@ -337,6 +379,7 @@ static int run_consumer(const cs_config_t *cfg, cs_registry_t *reg, cs_rules_t *
     rd_kafka_destroy(producer);
     free(msgs);
     free(events);
+    free(msg_of);
     cs_engine_destroy(engine);
     cs_alert_codec_destroy(acodec);
     cs_event_codec_destroy(codec);
@@ -500,6 +543,9 @@ int main(int argc, char **argv)
         rc = run_top(&cfg, &cli, rules, scorer, redis);
     } else {
         cs_err_t err = cs_redis_connect_retry(redis, -1, errstr, sizeof(errstr));
+        if (err == CS_OK &&
+            cs_redis_check_noeviction(redis, errstr, sizeof(errstr)) == CS_ERR_CONFIG)
+            cs_cli_fail(&spec, "%s", errstr);
         if (err == CS_OK)
             err = cs_redis_function_load(redis, cs_scorer_library(scorer), errstr,
                                          sizeof(errstr));

@@ -97,6 +97,14 @@ void cs_alert_codec_destroy(cs_alert_codec_t *c);
 cs_err_t cs_alert_encode(cs_alert_codec_t *c, const cs_alert_t *a, const uint8_t **out,
                          size_t *out_len);
 
+/**
+ * Checks the identifiers of a decoded alert before they reach a Redis key, a command's
+ * environment or a webhook: alert_id (32 lowercase hex digits), subject_id by kind,
+ * triggered_by (an event key), region and local authority (cs_event_label_valid).
+ * @returns CS_OK or CS_ERR_ID_FORMAT with \p err's field naming the field.
+ */
+cs_err_t cs_alert_validate(const cs_alert_t *a, cs_error_t *err);
+
 /** @returns CS_OK, CS_ERR_SCHEMA_UNKNOWN or CS_ERR_AVRO_DECODE (with \p err). */
 cs_err_t cs_alert_decode(cs_alert_codec_t *c, const void *buf, size_t len, cs_alert_t *a,
                          cs_error_t *err);

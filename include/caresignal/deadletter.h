@@ -20,6 +20,12 @@ extern "C" {
 /** the original message's Kafka timestamp (ms), so a re-drive can keep it */
 #define CS_HDR_ORIGIN_TIMESTAMP "cs.origin.timestamp"
 
+/* Reasons beyond DESIGN §5's codes: an alert the pager could not deliver after its
+ * retries, and an event whose subject's Redis function call failed (its state refused
+ * it: re-drivable to intel.events once the state is repaired). */
+#define CS_DL_UNDELIVERABLE "UNDELIVERABLE"
+#define CS_DL_STATE_ERROR   "STATE_ERROR"
+
 /**
  * Produces \p orig's key and value byte-for-byte to \p topic with the headers
  * cs.error = \p reason, cs.error.field = \p field ("" if none: a field path, never a

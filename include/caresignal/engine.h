@@ -32,6 +32,13 @@ typedef struct cs_engine_result {
     int nreemitted;
     long applied, duplicates, redeliveries;
     long regressions; /**< applied at or below the subject's last offset (see score.h) */
+    /** indexes (into the apply's \p events) of events whose subject's call failed (an
+     *  error reply or one we cannot read): not applied; the caller dead-letters them.
+     *  Owned by the engine, valid until its next apply; `failure` says why (the first).
+     */
+    const size_t *failed;
+    size_t nfailed;
+    const char *failure;
 } cs_engine_result_t;
 
 /**
@@ -57,9 +64,13 @@ void cs_engine_destroy(cs_engine_t *e);
  * Applies \p n events (any subjects, any partitions, in consumption order). With
  * \p positions, records `<ns>:pos:<topic>:<partition>` = the next offset after them,
  * in the same pipeline after the function calls. Updates the rank sets afterwards.
+ * One subject's call failing never fails the batch: its events are listed in
+ * out->failed. If every call fails, 3 calls in a row with no success between, the
+ * function fails for everyone: the engine waits (the waiting callback) and retries the
+ * batch.
  * @returns CS_OK, CS_ERR_RETRY (the waiting callback gave up: nothing was applied, or
  *          the function calls were but may be repeated safely), CS_ERR_FATAL (Redis
- *          refused the function, or answered nonsense: \p errstr).
+ *          refused a position, or the connection cannot be set up: \p errstr).
  */
 cs_err_t cs_engine_apply(cs_engine_t *e, const cs_engine_event_t *events, size_t n,
                          int positions, cs_engine_result_t *out, char *errstr,
@@ -70,6 +81,9 @@ cs_err_t cs_engine_apply(cs_engine_t *e, const cs_engine_event_t *events, size_t
  * pending lists). @returns as cs_engine_apply.
  */
 cs_err_t cs_engine_ack(cs_engine_t *e, char *errstr, size_t errstr_size);
+
+/** @returns how many rank-set updates Redis refused (logged; scoring goes on). */
+long cs_engine_rank_errors(const cs_engine_t *e);
 
 #ifdef __cplusplus
 }

@@ -127,6 +127,29 @@ cs_err_t cs_event_encode(cs_event_codec_t *c, const cs_intel_event_t *ev,
                          const uint8_t **out, size_t *out_len);
 
 /**
+ * @returns non-zero if \p key is an event key of DESIGN §5's shape:
+ * `<SOURCE>:<org>:<partner ref>` with a source name, an ODS or GSS code and an event
+ * reference (DESIGN §4.3), optionally followed by `#<CQC location id>` (an Ofsted
+ * outcome's named location). No byte outside those formats can be in one.
+ */
+int cs_event_key_valid(const char *key);
+
+/**
+ * @returns non-zero if \p s is a value the directory may give a region or local
+ * authority: 1 to 64 printable ASCII characters (spaces allowed, nothing else).
+ */
+int cs_event_label_valid(const char *s);
+
+/**
+ * Checks the identifiers of a decoded event (DESIGN §4.3) before it reaches a Redis
+ * key, a Lua reply or an alert: intel.events is a topic anyone with write access can
+ * fill. event_key (its source and org matching source and source_org), source_org,
+ * subject_id by subject kind, local_authority_code (GSS or UNKNOWN), region.
+ * @returns CS_OK or CS_ERR_ID_FORMAT with \p err's field naming the field.
+ */
+cs_err_t cs_event_validate(const cs_intel_event_t *ev, cs_error_t *err);
+
+/**
  * Decodes a wire-format IntelEvent (checked against hostile bytes first).
  * @returns CS_OK, CS_ERR_SCHEMA_UNKNOWN (an id that is not an IntelEvent) or
  *          CS_ERR_AVRO_DECODE, with \p err.

@@ -74,6 +74,21 @@ redisReply *cs_redis_command(cs_redis_t *r, int argc, const char **argv,
                              const size_t *argvlen, char *errstr, size_t errstr_size);
 
 /**
+ * @returns non-zero if \p reply is an error reply that means "try again later"
+ * (DESIGN §8): LOADING, BUSY, READONLY, MASTERDOWN, TRYAGAIN, OOM, MISCONF, NOREPLICAS,
+ * CLUSTERDOWN.
+ */
+int cs_redis_reply_retriable(const redisReply *reply);
+
+/**
+ * Checks that the server never evicts keys (maxmemory-policy noeviction, read from INFO
+ * memory): an eviction policy would silently drop seen sets (events counted twice) or
+ * state. @returns CS_OK; CS_ERR_CONFIG with \p errstr naming the setting; CS_ERR_RETRY
+ * (connection).
+ */
+cs_err_t cs_redis_check_noeviction(cs_redis_t *r, char *errstr, size_t errstr_size);
+
+/**
  * A pipeline: commands are kept until cs_redis_pipe_reset, so after a dropped
  * connection the same commands can be sent again in full. Only put idempotent
  * commands in a pipeline you may re-send (our FCALLs are).
@@ -92,8 +107,8 @@ size_t cs_redis_pipe_count(const cs_redis_pipe_t *p);
 
 /**
  * Sends every command and reads every reply. Earlier replies are discarded first.
- * Error replies that mean "try again" (LOADING, BUSY, READONLY, MASTERDOWN,
- * TRYAGAIN) and a missing function (re-loaded, then sent once more) are handled here.
+ * Error replies that mean "try again" (cs_redis_reply_retriable) and a missing function
+ * (re-loaded, then sent once more) are handled here.
  * @returns CS_OK (inspect each reply: one may still be an error reply),
  *          CS_ERR_RETRY (connection lost or server busy: reconnect and call again;
  *          no reply is kept), or CS_ERR_FATAL.

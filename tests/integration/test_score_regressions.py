@@ -1,13 +1,19 @@
 #!/usr/bin/env python3
 """caresignal-score regressions, each named after what broke: new events of known subjects
 dropped as "redeliveries" once intel.events started again at offset 0 (a dev broker
-restarted under a Redis that kept its AOF), and a committed start position above the
-partition's high watermark read past silently instead of being refused."""
+restarted under a Redis that kept its AOF); a committed start position above the
+partition's high watermark read past silently instead of being refused; a canonical event
+with a space in its event_key applied and then its reply unparseable (the scorer exited,
+every restart again); one subject's failing call stopping the whole batch; Redis OOM
+making the scorer exit instead of pausing; an evicting Redis accepted; a position that
+Redis answered with an error taken as "replay from the beginning"; rank updates that
+Redis refused ignored in silence."""
 import os
 import subprocess
+import time
 
 import cstest
-from cstest import bin_path, json2avro, kcat_produce, wait_until
+from cstest import bin_path, cat, json2avro, kcat_produce, wait_until
 from test_score import Checks, make_feed, model_of
 
 
@@ -113,6 +119,131 @@ class ScoreRegressions(Checks):
         totals = [l for l in scorer.logs() if l.get("msg") == "score totals"][-1]
         self.assertEqual(totals["positions_refused"], 1)
         self.assert_state_matches_model(model, ns="hw")
+        r.close()
+
+    def test_regression_bad_event_key_and_failing_subject_do_not_stop_the_batch(self):
+        """An event_key with a space was applied and its reply could not be parsed: the
+        scorer exited with the subject at INSPECT and no alert, on every restart. Now
+        identifiers are checked at decode (ID_FORMAT dead letter), and a subject whose
+        call fails (here: its state key has the wrong type) is dead-lettered STATE_ERROR
+        while the rest of the batch is applied and alerted."""
+        s = self.stack
+        good = make_feed(300, seed=25, subjects=12)
+        bad_key = dict(good[0], event_key="NHSE:RXQ:has space", signal="NEVER_EVENT",
+                       severity="CRITICAL", subject_id="1-399999991")
+        bad_subject = dict(good[1], event_key="NHSE:RXQ:OK-1", subject_id="BAD ID")
+        wrong_type = dict(good[2], event_key="NHSE:RXQ:WT-1", subject_id="1-399999992")
+        r = s.redis()
+        r.cmd("SET", "bad:{LOCATION:1-399999992}:state", "not a hash")
+        topic = "it.bad.events"
+        produce_to(s.bootstrap, [bad_key, bad_subject, wrong_type] + good, topic=topic,
+                   partition=0)
+        model = model_of(good)
+        scorer = s.program("caresignal-score", config_extra={
+            "group.id": "score-bad", "state.namespace": "bad", "topic.events": topic,
+            "topic.alerts": "it.bad.alerts"})
+        wait_until(lambda: applied(r, "bad", model) == total(model), 60, interval=0.3,
+                   what="the good events applied")
+        wait_until(lambda: len(cat(s, "it.bad.alerts")) >= len(model.alerts), 60,
+                   what="the good events' alerts")
+        self.assertTrue(scorer.alive(), scorer.log_text()[-2000:])
+        self.assertEqual(scorer.stop(), 0)
+        self.assert_state_matches_model(model, ns="bad")
+        self.assertEqual({a["value"]["alert_id"] for a in cat(s, "it.bad.alerts")},
+                         {a["alert_id"] for a in model.alerts})
+        dead = [d for d in cat(s, "intel.deadletter") if d["headers"].get("cs.origin.topic") == topic]
+        got = sorted((d["offset"] if False else d["headers"]["cs.origin.offset"],
+                      d["headers"]["cs.error"], d["headers"]["cs.error.field"]) for d in dead)
+        self.assertEqual(got, [("0", "ID_FORMAT", "event_key"), ("1", "ID_FORMAT", "subject_id"),
+                               ("2", "STATE_ERROR", "")])
+        self.assertEqual(r.cmd("EXISTS", "bad:{LOCATION:1-399999991}:state"), 0)
+        self.assertEqual(r.cmd("GET", "bad:{LOCATION:1-399999992}:state"), b"not a hash")
+        r.close()
+
+    def test_regression_redis_oom_pauses_instead_of_exiting(self):
+        """OOM (and MISCONF, READONLY, NOREPLICAS...) made the scorer exit and crash-loop.
+        It pauses and retries with backoff, then resumes exactly."""
+        s = self.stack
+        r = s.redis()
+        events = make_feed(200, seed=26, subjects=10)
+        model = model_of(events)
+        scorer = s.program("caresignal-score", config_extra={
+            "group.id": "score-oom", "state.namespace": "oom", "topic.events": "it.oom",
+            "topic.alerts": "it.oom.alerts"})
+        wait_until(lambda: any(l.get("msg") == "partitions assigned" for l in scorer.logs()),
+                   60, what="the scorer to join")
+        r.cmd("CONFIG", "SET", "maxmemory", "1")
+        try:
+            produce_to(s.bootstrap, events, topic="it.oom")
+            wait_until(lambda: any("OOM" in l.get("error", "") for l in scorer.logs()), 60,
+                       what="the scorer to meet OOM")
+            time.sleep(2)
+            self.assertTrue(scorer.alive(), scorer.log_text()[-2000:])
+            self.assertEqual(applied(r, "oom", model), 0)
+        finally:
+            r.cmd("CONFIG", "SET", "maxmemory", "0")
+        wait_until(lambda: applied(r, "oom", model) == total(model), 60, interval=0.3,
+                   what="every event applied once Redis has memory again")
+        self.assertEqual(scorer.stop(), 0)
+        self.assert_state_matches_model(model, ns="oom")
+        msgs = [l.get("msg") for l in scorer.logs()]
+        self.assertIn("redis unavailable: consumption paused, retrying with backoff", msgs)
+        self.assertIn("redis answers again: consumption resumed", msgs)
+        r.close()
+
+    def test_regression_evicting_redis_refused_at_start(self):
+        s = self.stack
+        r = s.redis()
+        r.cmd("CONFIG", "SET", "maxmemory-policy", "allkeys-lru")
+        try:
+            p = cstest.run("caresignal-score", stack=s, timeout=60)
+        finally:
+            r.cmd("CONFIG", "SET", "maxmemory-policy", "noeviction")
+        self.assertEqual(p.returncode, 2, p.stderr)
+        lines = p.stderr.decode().strip().split("\n")
+        self.assertEqual(len(lines), 1, lines)
+        self.assertIn("maxmemory-policy is 'allkeys-lru'", lines[0])
+        self.assertIn("noeviction", lines[0])
+        r.close()
+
+    def test_regression_position_error_reply_is_not_no_position(self):
+        """A position Redis answers with an error (WRONGTYPE here) was taken as "no
+        position": the partition was replayed from the beginning in silence. Now there is
+        no safe place to resume: the scorer stops, naming the error."""
+        s = self.stack
+        r = s.redis()
+        produce_to(s.bootstrap, make_feed(20, seed=27, subjects=3), topic="it.pos", partition=0)
+        p = subprocess.run([bin_path("cs-commit"), s.bootstrap, "score-pos", "it.pos", "0", "5"],
+                           capture_output=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        r.cmd("HSET", "pos:pos:it.pos:0", "not", "a string")
+        scorer = s.program("caresignal-score", config_extra={
+            "group.id": "score-pos", "state.namespace": "pos", "topic.events": "it.pos",
+            "topic.alerts": "it.pos.alerts"})
+        wait_until(lambda: not scorer.alive(), 60, what="the scorer to stop")
+        self.assertEqual(scorer.proc.returncode, 1)
+        text = scorer.log_text()
+        self.assertIn("WRONGTYPE", text)
+        self.assertNotIn("replaying it from the beginning", text)
+        self.assertEqual(r.scan_keys("pos:{*"), [])  # nothing applied
+        r.close()
+
+    def test_regression_rank_update_refused_is_logged(self):
+        s = self.stack
+        r = s.redis()
+        r.cmd("SET", "rank:rank:LOCATION", "not a sorted set")
+        events = [e for e in make_feed(100, seed=28, subjects=6) if e["subject_kind"] == "LOCATION"]
+        model = model_of(events)
+        produce_to(s.bootstrap, events, topic="it.rank")
+        scorer = s.program("caresignal-score", config_extra={
+            "group.id": "score-rank", "state.namespace": "rank", "topic.events": "it.rank",
+            "topic.alerts": "it.rank.alerts"})
+        wait_until(lambda: applied(r, "rank", model) == total(model), 60, interval=0.3,
+                   what="every event applied")
+        self.assertEqual(scorer.stop(), 0)
+        refused = [l for l in scorer.logs() if l.get("msg", "").startswith("redis refused a rank update")]
+        self.assertTrue(refused)
+        self.assertIn("WRONGTYPE", refused[0]["error"])
         r.close()
 
 
