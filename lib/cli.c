@@ -35,12 +35,15 @@ static void cs_cli_help(const cs_cli_spec_t *spec)
 
 void cs_cli_fail(const cs_cli_spec_t *spec, const char *fmt, ...)
 {
+    /* one JSON line like every other line on stderr (DESIGN §9), at level fatal, its
+     * message naming the key; the program name may not be set yet: set it */
+    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "%s: ", spec->program);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    cs_log_init(spec->program, CS_LOG_FATAL);
+    cs_log_fatal(msg, "{s:i}", "exit", 2);
     exit(2);
 }
 
@@ -76,6 +79,31 @@ static void cs_cli_push(cs_cli_t *out, int idx, const char *v)
     grown[out->multi_cnt[idx]] = NULL;
     out->multi[idx] = grown;
     out->values[idx] = v;
+}
+
+/* A secret given as --set KEY=VALUE is in /proc/<pid>/cmdline, which every local user
+ * can read: overwrite its value in argv (our own memory, what the listing shows) once it
+ * is parsed. @returns 1 if \p pair held a secret. */
+static int cs_cli_hide_secret(const char *pair)
+{
+    const char *eq = strchr(pair, '=');
+    if (!eq)
+        return 0;
+    char key[256];
+    size_t n = (size_t)(eq - pair);
+    while (n && (pair[n - 1] == ' ' || pair[n - 1] == '\t'))
+        n--;
+    const char *k = pair;
+    while (n && (*k == ' ' || *k == '\t'))
+        k++, n--;
+    if (n >= sizeof(key))
+        return 0;
+    memcpy(key, k, n);
+    key[n] = '\0';
+    if (!cs_config_key_is_secret(key) || (n > 5 && !strcmp(key + n - 5, ".file")))
+        return 0;
+    memset((char *)eq + 1, 'x', strlen(eq + 1));
+    return 1;
 }
 
 void cs_cli_parse(const cs_cli_spec_t *spec, int argc, char **argv, cs_config_t *cfg,
@@ -146,9 +174,12 @@ void cs_cli_parse(const cs_cli_spec_t *spec, int argc, char **argv, cs_config_t 
     for (int i = 0; i < nconfigs; i++)
         if (cs_config_load_file(cfg, configs[i], errstr, sizeof(errstr)) != CS_OK)
             cs_cli_fail(spec, "%s", errstr);
-    for (int i = 0; i < nsets; i++)
+    int secret_on_command_line = 0;
+    for (int i = 0; i < nsets; i++) {
         if (cs_config_set_pair(cfg, sets[i], errstr, sizeof(errstr)) != CS_OK)
             cs_cli_fail(spec, "%s (--set)", errstr);
+        secret_on_command_line |= cs_cli_hide_secret(sets[i]);
+    }
     if (log_level && cs_config_set(cfg, "log.level", log_level, errstr, sizeof(errstr)))
         cs_cli_fail(spec, "%s (--log-level)", errstr);
     free(configs);
@@ -157,6 +188,12 @@ void cs_cli_parse(const cs_cli_spec_t *spec, int argc, char **argv, cs_config_t 
     cs_log_level_t lvl = CS_LOG_INFO;
     cs_log_level_parse(cfg->log_level, &lvl);
     cs_log_init(spec->program, lvl);
+    if (secret_on_command_line)
+        cs_log_warn(
+            "a secret was given with --set: it stood in the process listing until "
+            "now (blanked since); give it as a file instead (<key>.file, e.g. "
+            "redis.password.file)",
+            NULL);
 }
 
 void cs_cli_release(cs_cli_t *cli)

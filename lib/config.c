@@ -24,6 +24,8 @@ static const cs_config_key_t cs_keys[] = {
      "Redis port"},
     {"redis.password", CS_CFG_STRING, NULL, OFF(redis_password), 0, 0, NULL, P_R, 0,
      CS_CFG_SECRET, "Redis AUTH password (unset: no AUTH)"},
+    {"redis.password.file", CS_CFG_SECRET_FILE, NULL, OFF(redis_password), 0, 0, NULL,
+     P_R, 0, CS_CFG_SECRET, "file holding redis.password (kept out of process listings)"},
     {"redis.timeout.ms", CS_CFG_INT, "2000", OFF(redis_timeout_ms), 10, 600000, NULL, P_R,
      0, 0, "connect and per-command timeout"},
     {"state.namespace", CS_CFG_STRING, "cs", OFF(state_namespace), 0, 0, NULL, P_R, 0, 0,
@@ -69,6 +71,8 @@ static const cs_config_key_t cs_keys[] = {
      CS_PROG_PAGE, 0, 0, "webhook URL (required by the webhook sink)"},
     {"page.webhook.secret", CS_CFG_STRING, NULL, OFF(page_webhook_secret), 0, 0, NULL,
      CS_PROG_PAGE, 0, CS_CFG_SECRET, "HMAC-SHA256 key of X-Caresignal-Signature"},
+    {"page.webhook.secret.file", CS_CFG_SECRET_FILE, NULL, OFF(page_webhook_secret), 0, 0,
+     NULL, CS_PROG_PAGE, 0, CS_CFG_SECRET, "file holding page.webhook.secret"},
     {"page.webhook.timeout.ms", CS_CFG_INT, "5000", OFF(page_webhook_timeout_ms), 100,
      600000, NULL, CS_PROG_PAGE, 0, 0, "webhook request timeout"},
     {"page.exec.command", CS_CFG_STRING, NULL, OFF(page_exec_command), 0, 0, NULL,
@@ -136,6 +140,57 @@ static int cs_choice_ok(const char *choices, const char *value)
     return 0;
 }
 
+/* Frees a string that may hold a secret, wiping it first. */
+static void cs_secret_free(char *s)
+{
+    if (!s)
+        return;
+    volatile char *p = s;
+    while (*p)
+        *p++ = '\0';
+    free(s);
+}
+
+/* Reads a secret from \p path: the whole file, one trailing newline (LF or CRLF)
+ * removed, at most 64 KiB, no NUL. Errors name the key and the file, never content. */
+static cs_err_t cs_read_secret_file(const char *key, const char *path, char **out,
+                                    char *errstr, size_t errstr_size)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        cs_errf(errstr, errstr_size, "config key '%s': cannot read '%s': %s", key, path,
+                strerror(errno));
+        return CS_ERR_CONFIG;
+    }
+    enum { MAX = 65536 };
+    char *buf = malloc(MAX + 1);
+    size_t n = buf ? fread(buf, 1, MAX + 1, f) : 0;
+    int bad = ferror(f);
+    fclose(f);
+    if (!buf)
+        return CS_ERR_NOMEM;
+    const char *why = bad ? "read error" : n > MAX ? "larger than 64 KiB" : NULL;
+    if (!why && memchr(buf, '\0', n))
+        why = "holds a NUL byte";
+    if (!why) {
+        if (n && buf[n - 1] == '\n')
+            n--;
+        if (n && buf[n - 1] == '\r')
+            n--;
+        if (!n)
+            why = "is empty";
+    }
+    if (why) {
+        memset(buf, 0, MAX + 1);
+        free(buf);
+        cs_errf(errstr, errstr_size, "config key '%s': file '%s' %s", key, path, why);
+        return CS_ERR_CONFIG;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    return CS_OK;
+}
+
 static cs_err_t cs_config_apply(cs_config_t *cfg, const cs_config_key_t *k,
                                 const char *value, char *errstr, size_t errstr_size)
 {
@@ -152,6 +207,16 @@ static cs_err_t cs_config_apply(cs_config_t *cfg, const cs_config_key_t *k,
         *cs_int_field(cfg, k) = v;
         return CS_OK;
     }
+    if (k->type == CS_CFG_SECRET_FILE) {
+        char *secret = NULL;
+        cs_err_t err = cs_read_secret_file(k->name, value, &secret, errstr, errstr_size);
+        if (err)
+            return err;
+        char **field = cs_str_field(cfg, k);
+        cs_secret_free(*field);
+        *field = secret;
+        return CS_OK;
+    }
     if (k->type == CS_CFG_CHOICE && !cs_choice_ok(k->choices, value)) {
         cs_errf(errstr, errstr_size, "config key '%s': expected one of %s, got '%s'",
                 k->name, k->choices, value);
@@ -161,7 +226,7 @@ static cs_err_t cs_config_apply(cs_config_t *cfg, const cs_config_key_t *k,
     if (!copy)
         return CS_ERR_NOMEM;
     char **field = cs_str_field(cfg, k);
-    free(*field);
+    cs_secret_free(*field);
     *field = copy;
     return CS_OK;
 }
@@ -186,14 +251,63 @@ void cs_config_clear(cs_config_t *cfg)
     if (!cfg)
         return;
     for (const cs_config_key_t *k = cs_keys; k->name; k++)
-        if (k->type != CS_CFG_INT)
-            free(*cs_str_field(cfg, k));
+        if (k->type != CS_CFG_INT && k->type != CS_CFG_SECRET_FILE)
+            cs_secret_free(*cs_str_field(cfg, k));
     for (size_t i = 0; i < cfg->kafka_cnt; i++) {
         free(cfg->kafka[i].name);
-        free(cfg->kafka[i].value);
+        cs_secret_free(cfg->kafka[i].value);
     }
     free(cfg->kafka);
     memset(cfg, 0, sizeof(*cfg));
+}
+
+/* librdkafka's sensitive properties (its own configuration marks them so): their values
+ * are never echoed, and each has a kafka.<name>.file form. */
+static int cs_kafka_secret(const char *name)
+{
+    static const char *const secrets[] = {"sasl.password",
+                                          "ssl.key.password",
+                                          "ssl.keystore.password",
+                                          "ssl.key.pem",
+                                          "ssl_key",
+                                          "sasl.oauthbearer.client.secret",
+                                          "sasl.oauthbearer.config",
+                                          NULL};
+    for (const char *const *s = secrets; *s; s++)
+        if (!strcmp(name, *s))
+            return 1;
+    return 0;
+}
+
+int cs_config_key_is_secret(const char *key)
+{
+    if (!strncmp(key, "kafka.", 6)) {
+        const char *name = key + 6;
+        size_t n = strlen(name);
+        if (n > 5 && !strcmp(name + n - 5, ".file"))
+            return 1; /* a path, but the property it fills is one we never echo */
+        return cs_kafka_secret(name);
+    }
+    const cs_config_key_t *k = cs_config_key_find(key);
+    return k && (k->flags & CS_CFG_SECRET);
+}
+
+/* The part of an unknown key that may be shown: a key that begins with a secret key's
+ * name (a forgotten '=' in "--set redis.passwordhunter2") is shown up to that name. */
+static int cs_key_shown_len(const char *key)
+{
+    static const char *const prefixes[] = {"kafka.sasl.password",
+                                           "kafka.ssl.key.password",
+                                           "kafka.ssl.keystore.password", NULL};
+    size_t best = 0;
+    for (const cs_config_key_t *k = cs_keys; k->name; k++)
+        if ((k->flags & CS_CFG_SECRET) && !strncmp(key, k->name, strlen(k->name)) &&
+            strlen(k->name) > best)
+            best = strlen(k->name);
+    for (const char *const *p = prefixes; *p; p++)
+        if (!strncmp(key, *p, strlen(*p)) && strlen(*p) > best)
+            best = strlen(*p);
+    return best && best < strlen(key) ? (int)best : (int)strlen(key);
 }
 
 /* Asks librdkafka itself whether it knows the property, so a typo in a kafka.*
@@ -207,7 +321,13 @@ static cs_err_t cs_config_kafka_check(const char *name, const char *value, char 
     rd_kafka_conf_destroy(conf);
     if (res == RD_KAFKA_CONF_OK)
         return CS_OK;
-    cs_errf(errstr, errstr_size, "config key 'kafka.%s': %s", name, rkerr);
+    if (cs_kafka_secret(name))
+        cs_errf(errstr, errstr_size,
+                "config key 'kafka.%s': refused by librdkafka (the "
+                "value is a secret: not shown)",
+                name);
+    else
+        cs_errf(errstr, errstr_size, "config key 'kafka.%s': %s", name, rkerr);
     return CS_ERR_CONFIG;
 }
 
@@ -218,15 +338,30 @@ static cs_err_t cs_config_kafka_set(cs_config_t *cfg, const char *name, const ch
         cs_errf(errstr, errstr_size, "config key 'kafka.': missing property name");
         return CS_ERR_CONFIG;
     }
+    /* kafka.<property>.file: the property's value from a file (no librdkafka property
+     * ends in ".file", so the form cannot shadow one) */
+    size_t nlen = strlen(name);
+    char prop[256], *fromfile = NULL;
+    if (nlen > 5 && nlen - 5 < sizeof(prop) && !strcmp(name + nlen - 5, ".file")) {
+        char key[300];
+        snprintf(prop, sizeof(prop), "%.*s", (int)(nlen - 5), name);
+        snprintf(key, sizeof(key), "kafka.%s", name);
+        cs_err_t err = cs_read_secret_file(key, value, &fromfile, errstr, errstr_size);
+        if (err)
+            return err;
+        name = prop;
+        value = fromfile;
+    }
     cs_err_t err = cs_config_kafka_check(name, value, errstr, errstr_size);
+    char *v = err ? NULL : strdup(value);
+    cs_secret_free(fromfile);
     if (err)
         return err;
-    char *v = strdup(value);
     if (!v)
         return CS_ERR_NOMEM;
     for (size_t i = 0; i < cfg->kafka_cnt; i++) {
         if (!strcmp(cfg->kafka[i].name, name)) {
-            free(cfg->kafka[i].value);
+            cs_secret_free(cfg->kafka[i].value);
             cfg->kafka[i].value = v;
             return CS_OK;
         }
@@ -254,7 +389,9 @@ cs_err_t cs_config_set(cs_config_t *cfg, const char *key, const char *value, cha
         return cs_config_kafka_set(cfg, key + 6, value, errstr, errstr_size);
     const cs_config_key_t *k = cs_config_key_find(key);
     if (!k) {
-        cs_errf(errstr, errstr_size, "config key '%s': unknown key", key);
+        int shown = cs_key_shown_len(key);
+        cs_errf(errstr, errstr_size, "config key '%.*s%s': unknown key", shown, key,
+                key[shown] ? "..." : "");
         return CS_ERR_CONFIG;
     }
     return cs_config_apply(cfg, k, value, errstr, errstr_size);
@@ -279,14 +416,16 @@ cs_err_t cs_config_set_pair(cs_config_t *cfg, const char *pair, char *errstr,
     char *eq = strchr(copy, '=');
     cs_err_t err;
     if (!eq) {
-        cs_errf(errstr, errstr_size, "config key '%s': expected key=value",
-                cs_trim(copy));
+        char *key = cs_trim(copy);
+        int shown = cs_key_shown_len(key);
+        cs_errf(errstr, errstr_size, "config key '%.*s%s': expected key=value", shown,
+                key, key[shown] ? "..." : "");
         err = CS_ERR_CONFIG;
     } else {
         *eq = '\0';
         err = cs_config_set(cfg, cs_trim(copy), cs_trim(eq + 1), errstr, errstr_size);
     }
-    free(copy);
+    cs_secret_free(copy);
     return err;
 }
 
@@ -357,8 +496,8 @@ const char *cs_config_get_string(const cs_config_t *cfg, const char *key)
     if (!strncmp(key, "kafka.", 6))
         return cs_config_kafka_get(cfg, key + 6);
     const cs_config_key_t *k = cs_config_key_find(key);
-    if (!k || k->type == CS_CFG_INT)
-        return NULL;
+    if (!k || k->type == CS_CFG_INT || k->type == CS_CFG_SECRET_FILE)
+        return NULL; /* a .file row's field is the secret, not the path */
     return *cs_str_field((cs_config_t *)cfg, k);
 }
 

@@ -59,6 +59,29 @@ static void cs_log_timestamp(char *buf, size_t size)
     snprintf(buf + n, size - n, ".%03ldZ", ts.tv_nsec / 1000000);
 }
 
+/* The record's own fields (ts, level, program, msg) are reserved: a caller's field of
+ * the same name (an alert's "level": INSPECT) is written as "field_<name>", so a log
+ * processor never reads an alert level as the line's severity. */
+static void cs_log_merge(json_t *line, json_t *extra)
+{
+    static const char *const reserved[] = {"ts", "level", "program", "msg", NULL};
+    const char *key;
+    json_t *v;
+    json_object_foreach(extra, key, v)
+    {
+        int clash = 0;
+        for (const char *const *r = reserved; *r && !clash; r++)
+            clash = !strcmp(key, *r);
+        if (!clash) {
+            json_object_set(line, key, v);
+            continue;
+        }
+        char renamed[80];
+        snprintf(renamed, sizeof(renamed), "field_%s", key);
+        json_object_set(line, renamed, v);
+    }
+}
+
 void cs_log(cs_log_level_t lvl, const char *msg, const char *fields, ...)
 {
     if (!cs_log_enabled(lvl))
@@ -81,7 +104,7 @@ void cs_log(cs_log_level_t lvl, const char *msg, const char *fields, ...)
         json_t *extra = json_vpack_ex(&jerr, 0, fields, ap);
         va_end(ap);
         if (extra && json_is_object(extra))
-            json_object_update(line, extra);
+            cs_log_merge(line, extra);
         else
             json_object_set_new(line, "log_error", json_string(jerr.text));
         json_decref(extra);

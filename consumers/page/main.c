@@ -140,7 +140,7 @@ static cs_err_t process(pager_ctx_t *ctx, cs_alert_codec_t *codec, rd_kafka_t *p
     if (rc == CS_OK) {
         ctx->paged++;
         cs_log_info("paged", "{s:s, s:s, s:s, s:s, s:s}", "alert_id", a.alert_id, "route",
-                    route->name, "level", cs_level_names[a.level], "kind",
+                    route->name, "alert_level", cs_level_names[a.level], "kind",
                     cs_alert_kind_names[a.kind], "subject_kind",
                     cs_subject_kind_names[a.subject_kind]);
         remember_paged(ctx, a.alert_id);

@@ -86,10 +86,14 @@ typedef enum cs_config_type {
     CS_CFG_STRING,
     CS_CFG_INT,
     CS_CFG_CHOICE, /**< a string restricted to `choices` ("a|b|c") */
+    /** `<secret>.file`: the value is a path; the file's content (one trailing newline
+     *  removed) becomes the secret at `offset`, which never appears in a process listing
+     */
+    CS_CFG_SECRET_FILE,
 } cs_config_type_t;
 
 enum {
-    CS_CFG_SECRET = 1 << 0, /**< never printed (cs_config_dump shows "***") */
+    CS_CFG_SECRET = 1 << 0, /**< a secret: its value never appears in an error or a log */
 };
 
 /** One row of the key table: the single source for parsing, defaults and --help. */
@@ -113,6 +117,13 @@ const cs_config_key_t *cs_config_keys(void);
 const cs_config_key_t *cs_config_key_find(const char *name);
 
 /**
+ * @returns non-zero if the value of \p key is a secret: a row flagged CS_CFG_SECRET or
+ * CS_CFG_SECRET_FILE, or a kafka.* property librdkafka treats as sensitive
+ * (kafka.sasl.password, kafka.ssl.key.password, ...). Such values are never echoed.
+ */
+int cs_config_key_is_secret(const char *key);
+
+/**
  * Fills \p cfg with the defaults; "$PROGRAM" defaults take \p program.
  * @returns CS_OK or CS_ERR_NOMEM.
  */
@@ -125,7 +136,9 @@ void cs_config_clear(cs_config_t *cfg);
  * Sets one key from text. Unknown keys, bad numbers, out-of-range values and bad
  * choices fail with CS_ERR_CONFIG and one line in \p errstr naming the key, e.g.
  * "config key 'score.batch.max': expected an integer from 1 to 100000, got 'x'".
- * `kafka.*` keys are checked against librdkafka's own property table.
+ * `kafka.*` keys are checked against librdkafka's own property table; `kafka.<p>.file`
+ * reads property <p> from a file. A secret's value is never part of an error, and an
+ * unknown key that begins with a secret key's name is shown only up to that name.
  */
 cs_err_t cs_config_set(cs_config_t *cfg, const char *key, const char *value, char *errstr,
                        size_t errstr_size);

@@ -38,6 +38,8 @@ int cs_log_enabled(cs_log_level_t lvl);
 
 /**
  * Writes one line: {"ts":"<UTC ISO-8601 ms>","level":..,"program":..,"msg":..,<fields>}.
+ * ts, level, program and msg are reserved: a field of one of those names is written as
+ * "field_<name>" instead of replacing the record's own.
  *
  * \p fields is NULL or a jansson json_pack() object format followed by its
  * arguments, e.g. cs_log(CS_LOG_INFO, "assigned", "{s:s, s:i}", "topic", t, "partition",

@@ -63,14 +63,17 @@ static void tally_add(redrive_t *rd, const char *reason, const char *origin)
     t->n = 1;
 }
 
-/* The topics a dead letter may go back to: the raw topics (normaliser rejections) and the
- * alert topic (alerts the pager could not deliver). Canonical events the scorer could not
- * decode stay: they would fail again. */
-static int redrivable(const cs_config_t *cfg, const char *origin)
+/* The topics a dead letter may go back to: the raw topics (normaliser rejections), the
+ * alert topic (alerts the pager could not deliver) and the events topic for events whose
+ * subject's state refused them (STATE_ERROR: re-driven once the state is repaired).
+ * Canonical events the scorer could not decode or whose identifiers are invalid stay:
+ * they would fail again. */
+static int redrivable(const cs_config_t *cfg, const char *origin, const char *reason)
 {
     return !strcmp(origin, cfg->topic_raw_nhse) || !strcmp(origin, cfg->topic_raw_ccg) ||
            !strcmp(origin, cfg->topic_raw_ofsted_send) ||
-           !strcmp(origin, cfg->topic_alerts);
+           !strcmp(origin, cfg->topic_alerts) ||
+           (!strcmp(origin, cfg->topic_events) && !strcmp(reason, CS_DL_STATE_ERROR));
 }
 
 /* --where error=CODE: one of DESIGN §5's codes, or the pager's UNDELIVERABLE. */
@@ -82,12 +85,14 @@ static const char *where_code(const replay_ctx_t *ctx)
     if (strncmp(w, "error=", 6))
         cs_cli_fail(ctx->spec, "option --where: expected error=CODE, got '%s'", w);
     const char *code = w + 6;
-    if (!cs_err_from_reason(code) && strcmp(code, "UNDELIVERABLE"))
+    if (!cs_err_from_reason(code) && strcmp(code, CS_DL_UNDELIVERABLE) &&
+        strcmp(code, CS_DL_STATE_ERROR))
         cs_cli_fail(
             ctx->spec,
             "option --where: unknown error code '%s' (one of JSON_SYNTAX, NOT_OBJECT, "
             "SCHEMA_UNKNOWN, AVRO_DECODE, FIELD_MISSING, FIELD_TYPE, ENUM_UNKNOWN, "
-            "ID_FORMAT, TIME_RANGE, TOO_LARGE, UNKNOWN_LOCATION, UNDELIVERABLE)",
+            "ID_FORMAT, TIME_RANGE, TOO_LARGE, UNKNOWN_LOCATION, UNDELIVERABLE, "
+            "STATE_ERROR)",
             code);
     return code;
 }
@@ -197,7 +202,7 @@ static int redrive_batch(redrive_t *rd, rd_kafka_message_t **msgs, int n)
         if (rd->until >= 0 && ts >= rd->until)
             continue;
         rd->selected++;
-        if (!redrivable(cfg, origin[i])) {
+        if (!redrivable(cfg, origin[i], reason[i])) {
             rd->skipped++;
             if (rd->skipped <= 10)
                 printf("  skipped %d:%" PRId64

@@ -105,6 +105,96 @@ static void test_set_pair_without_equals(void **state)
     cs_config_clear(&cfg);
 }
 
+/* Writes \p text to a new temporary file; @returns its path (static buffer). */
+static const char *temp_file(const char *text)
+{
+    static char path[64];
+    snprintf(path, sizeof(path), "/tmp/cs-test-secret-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    return path;
+}
+
+/* Every secret has a .file form (DESIGN §9): systemd credentials, Kubernetes secrets. */
+static void test_secret_file_forms(void **state)
+{
+    (void)state;
+    cs_config_t cfg;
+    cs_config_init(&cfg, "p");
+    const char *path = temp_file("S3cret-file-canary\n");
+    assert_int_equal(
+        cs_config_set(&cfg, "redis.password.file", path, errstr, sizeof(errstr)), CS_OK);
+    assert_string_equal(cfg.redis_password, "S3cret-file-canary");
+    assert_null(cs_config_get_string(&cfg, "redis.password.file")); /* never the secret */
+    unlink(path);
+    path = temp_file("hook-key\r\n");
+    assert_int_equal(
+        cs_config_set(&cfg, "page.webhook.secret.file", path, errstr, sizeof(errstr)),
+        CS_OK);
+    assert_string_equal(cfg.page_webhook_secret, "hook-key");
+    unlink(path);
+    path = temp_file("sasl-canary");
+    assert_int_equal(
+        cs_config_set(&cfg, "kafka.sasl.password.file", path, errstr, sizeof(errstr)),
+        CS_OK);
+    assert_string_equal(cs_config_kafka_get(&cfg, "sasl.password"), "sasl-canary");
+    unlink(path);
+    /* errors name the key and the file, never the content */
+    assert_int_equal(cs_config_set(&cfg, "redis.password.file", "/nonexistent/pw", errstr,
+                                   sizeof(errstr)),
+                     CS_ERR_CONFIG);
+    assert_non_null(strstr(errstr, "config key 'redis.password.file': cannot read"));
+    path = temp_file("");
+    assert_int_equal(
+        cs_config_set(&cfg, "redis.password.file", path, errstr, sizeof(errstr)),
+        CS_ERR_CONFIG);
+    assert_non_null(strstr(errstr, "is empty"));
+    unlink(path);
+    assert_int_equal(cs_config_set(&cfg, "kafka.no.such.prop.file", "/etc/hostname",
+                                   errstr, sizeof(errstr)),
+                     CS_ERR_CONFIG);
+    cs_config_clear(&cfg);
+    assert_true(cs_config_key_is_secret("redis.password"));
+    assert_true(cs_config_key_is_secret("page.webhook.secret.file"));
+    assert_true(cs_config_key_is_secret("kafka.sasl.password"));
+    assert_false(cs_config_key_is_secret("redis.host"));
+    assert_false(cs_config_key_is_secret("kafka.bootstrap.servers"));
+}
+
+/* Regression: a malformed "--set redis.passwordX" (a forgotten '=') echoed the secret in
+ * its error. An unknown key or a pair without '=' is shown only up to the secret key's
+ * name, and a refused kafka secret is never shown. */
+static void test_regression_secret_never_echoed(void **state)
+{
+    (void)state;
+    cs_config_t cfg;
+    cs_config_init(&cfg, "p");
+    assert_int_equal(
+        cs_config_set_pair(&cfg, "redis.passwordHUNTER2", errstr, sizeof(errstr)),
+        CS_ERR_CONFIG);
+    assert_null(strstr(errstr, "HUNTER2"));
+    assert_string_equal(errstr, "config key 'redis.password...': expected key=value");
+    assert_int_equal(
+        cs_config_set_pair(&cfg, "redis.passwordHUNTER2=x", errstr, sizeof(errstr)),
+        CS_ERR_CONFIG);
+    assert_null(strstr(errstr, "HUNTER2"));
+    assert_int_equal(
+        cs_config_set_pair(&cfg, "kafka.sasl.passwordHUNTER2", errstr, sizeof(errstr)),
+        CS_ERR_CONFIG);
+    assert_null(strstr(errstr, "HUNTER2"));
+    assert_int_equal(
+        cs_config_set_pair(&cfg, "page.webhook.secretHUNTER2=1", errstr, sizeof(errstr)),
+        CS_ERR_CONFIG);
+    assert_null(strstr(errstr, "HUNTER2"));
+    /* an ordinary unknown key is still shown whole */
+    assert_int_equal(cs_config_set_pair(&cfg, "redis.hots=x", errstr, sizeof(errstr)),
+                     CS_ERR_CONFIG);
+    assert_string_equal(errstr, "config key 'redis.hots': unknown key");
+    cs_config_clear(&cfg);
+}
+
 static void test_kafka_passthrough(void **state)
 {
     (void)state;
@@ -261,6 +351,8 @@ int main(void)
         cmocka_unit_test(test_bad_values_name_the_key),
         cmocka_unit_test(test_set_pair_without_equals),
         cmocka_unit_test(test_kafka_passthrough),
+        cmocka_unit_test(test_secret_file_forms),
+        cmocka_unit_test(test_regression_secret_never_echoed),
         cmocka_unit_test(test_file_ok),
         cmocka_unit_test(test_file_errors),
         cmocka_unit_test(test_required),

@@ -67,6 +67,28 @@ static void test_line_fields(void **state)
     json_decref(j);
 }
 
+/* Regression: the pager's "paged" line carried the alert's "level":"INSPECT" in the
+ * same object as the record's own level, so log processors saw level INSPECT. The
+ * record's fields are reserved; a clashing field is kept as field_<name>. */
+static void test_regression_reserved_fields_keep_the_record(void **state)
+{
+    (void)state;
+    cs_log_info("paged", "{s:s, s:s, s:s, s:s, s:s}", "level", "INSPECT", "msg", "x",
+                "ts", "y", "program", "z", "alert_id", "a1");
+    json_t *j = one_line();
+    assert_string_equal(json_string_value(json_object_get(j, "level")), "info");
+    assert_string_equal(json_string_value(json_object_get(j, "msg")), "paged");
+    assert_string_equal(json_string_value(json_object_get(j, "program")),
+                        "caresignal-test");
+    assert_int_equal(strlen(json_string_value(json_object_get(j, "ts"))), 24);
+    assert_string_equal(json_string_value(json_object_get(j, "field_level")), "INSPECT");
+    assert_string_equal(json_string_value(json_object_get(j, "field_msg")), "x");
+    assert_string_equal(json_string_value(json_object_get(j, "field_ts")), "y");
+    assert_string_equal(json_string_value(json_object_get(j, "field_program")), "z");
+    assert_string_equal(json_string_value(json_object_get(j, "alert_id")), "a1");
+    json_decref(j);
+}
+
 static void test_escaping(void **state)
 {
     (void)state;
@@ -123,6 +145,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_line_fields, setup, teardown),
         cmocka_unit_test_setup_teardown(test_escaping, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_regression_reserved_fields_keep_the_record,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_utf8_is_not_written_raw, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_bad_format_still_logs, setup, teardown),
