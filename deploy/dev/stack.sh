@@ -6,11 +6,14 @@
 #                   [--partitions TOPIC=N]... [--quiet]
 #   stack.sh stop   [--dir DIR]
 #   stack.sh status [--dir DIR]
+#   stack.sh fault  [--dir DIR] [--build DIR] COMMAND...
 #
 # start writes DIR/stack.env (CS_REDIS_PORT, CS_BOOTSTRAP, ... for shells and tests)
 # and DIR/caresignal.properties (for --config). stop kills exactly the processes start
 # recorded, nothing else. With --owner PID a watchdog stops the stack when PID exits,
-# so a test killed half-way leaves no process behind.
+# so a test killed half-way leaves no process behind. The devbroker takes fault
+# injection commands on DIR/broker.sock (CS_BROKER_CONTROL); fault sends one, e.g.
+# `stack.sh fault --dir DIR down 2`, prints the reply and exits 0 on ok, 1 on error.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -18,19 +21,25 @@ cmd=${1:-}
 [ $# -gt 0 ] && shift
 dir="$top/.stack"
 build="${CS_BUILD_DIR:-$top/build}"
+build_given=0
 owner=""
 brokers=3
 quiet=0
 partitions=()
+words=() # the command of fault
 while [ $# -gt 0 ]; do
   case "$1" in
     --dir) dir=$2; shift 2 ;;
-    --build) build=$2; shift 2 ;;
+    --build) build=$2; build_given=1; shift 2 ;;
     --owner) owner=$2; shift 2 ;;
     --brokers) brokers=$2; shift 2 ;;
     --partitions) partitions+=(--partitions "$2"); shift 2 ;;
     --quiet) quiet=1; shift ;;
-    *) echo "stack.sh: unknown option $1" >&2; exit 2 ;;
+    -*) echo "stack.sh: unknown option $1" >&2; exit 2 ;;
+    *)
+      # a fault command starts at its first word and runs to the end of the line
+      if [ "$cmd" != fault ]; then echo "stack.sh: unexpected argument $1" >&2; exit 2; fi
+      words=("$@"); break ;;
   esac
 done
 
@@ -71,7 +80,8 @@ do_stop() {
   if [ -f "$dir/watchdog.pid" ] && [ "$(cat "$dir/watchdog.pid")" != "$PPID" ]; then
     stop_one "$dir/watchdog.pid" stack-watchdog
   fi
-  rm -f "$dir/watchdog.pid" "$dir/stack.env"
+  # the devbroker removes its socket when it stops; after a SIGKILL it is left behind
+  rm -f "$dir/watchdog.pid" "$dir/stack.env" "$dir/broker.sock"
   say "stopped"
 }
 
@@ -109,7 +119,8 @@ start_broker() {
   fi
   rm -f "$dir/bootstrap"
   "$bin" --brokers "$brokers" ${partitions[@]+"${partitions[@]}"} \
-    --bootstrap-file "$dir/bootstrap" >/dev/null 2>"$dir/devbroker.log" </dev/null &
+    --bootstrap-file "$dir/bootstrap" --control "$dir/broker.sock" \
+    >/dev/null 2>"$dir/devbroker.log" </dev/null &
   echo $! >"$dir/broker.pid"
   for i in $(seq 1 200); do
     [ -s "$dir/bootstrap" ] && return 0
@@ -133,6 +144,8 @@ start_watchdog() {
 do_start() {
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
+  # absolute, as recorded in stack.env for fault from any directory
+  if [ -d "$build" ]; then build=$(cd "$build" && pwd); fi
   if is_ours "$dir/redis.pid" redis-server || is_ours "$dir/broker.pid" caresignal-devbroker; then
     echo "stack: already running in $dir (stack.sh stop --dir $dir)" >&2
     exit 1
@@ -161,6 +174,8 @@ CS_REDIS_PORT=$port
 CS_REDIS_PID=$(cat "$dir/redis.pid")
 CS_BOOTSTRAP=$bootstrap
 CS_BROKER_PID=$(cat "$dir/broker.pid")
+CS_BROKER_CONTROL=$dir/broker.sock
+CS_DEVBROKER=$build/caresignal-devbroker
 CS_CONFIG=$dir/caresignal.properties
 EOF
   if [ -n "$owner" ]; then
@@ -170,8 +185,29 @@ EOF
   say "redis 127.0.0.1:$port, kafka $bootstrap (env: $dir/stack.env)"
 }
 
+# fault COMMAND...: one control command to the running devbroker, through the same
+# binary (its --send client), so nothing but the build is needed.
+do_fault() {
+  if [ ${#words[@]} -eq 0 ]; then
+    echo "usage: stack.sh fault [--dir DIR] COMMAND... (e.g. stack.sh fault --dir $dir help)" >&2
+    exit 2
+  fi
+  if [ ! -f "$dir/stack.env" ] || ! is_ours "$dir/broker.pid" caresignal-devbroker; then
+    echo "stack: not running in $dir" >&2
+    exit 1
+  fi
+  local bin control
+  bin=$(sed -n 's/^CS_DEVBROKER=//p' "$dir/stack.env")
+  control=$(sed -n 's/^CS_BROKER_CONTROL=//p' "$dir/stack.env")
+  if [ "$build_given" = 1 ] || [ -z "$bin" ]; then
+    bin="$build/caresignal-devbroker"
+  fi
+  exec "$bin" --send "${control:-$dir/broker.sock}" "${words[@]}"
+}
+
 case "$cmd" in
   start) do_start ;;
+  fault) do_fault ;;
   stop) do_stop ;;
   status)
     if is_ours "$dir/redis.pid" redis-server && is_ours "$dir/broker.pid" caresignal-devbroker; then
@@ -181,5 +217,5 @@ case "$cmd" in
       exit 1
     fi
     ;;
-  *) echo "usage: stack.sh start|stop|status [--dir DIR] [--build DIR] [--owner PID] [--brokers N] [--partitions TOPIC=N]" >&2; exit 2 ;;
+  *) echo "usage: stack.sh start|stop|status|fault [--dir DIR] [--build DIR] [--owner PID] [--brokers N] [--partitions TOPIC=N] [COMMAND... of fault]" >&2; exit 2 ;;
 esac

@@ -168,6 +168,31 @@ class Stack:
     def pids(self):
         return [int(self.env["CS_REDIS_PID"]), int(self.env["CS_BROKER_PID"])]
 
+    def fault(self, *words):
+        """Sends one control command to the devbroker (caresignal-devbroker --send), e.g.
+        fault("down", 2), and returns its reply line ("ok ..."); raises AssertionError
+        with the reply on "error ..." or when no reply came."""
+        p = subprocess.run([bin_path("caresignal-devbroker"), "--send",
+                            self.env["CS_BROKER_CONTROL"]] + [str(w) for w in words],
+                           capture_output=True, timeout=60, env=_program_env())
+        reply = p.stdout.decode(errors="replace").strip()
+        if p.returncode != 0 or not reply.startswith("ok"):
+            raise AssertionError("fault %s: exit %d: %s %s" % (
+                " ".join(map(str, words)), p.returncode, reply,
+                p.stderr.decode(errors="replace").strip()))
+        return reply
+
+    def broker_logs(self):
+        """The devbroker's JSON log lines so far: [dict]."""
+        out = []
+        with open(os.path.join(self.dir, "devbroker.log"), "rb") as f:
+            for line in f:
+                try:
+                    out.append(json.loads(line))
+                except ValueError:
+                    out.append({"raw": line.decode(errors="replace")})
+        return out
+
     def restart_redis(self, down_seconds=0.0):
         """Stops redis-server (SIGKILL: no final AOF flush) and starts it again on the
         same port and data directory."""
