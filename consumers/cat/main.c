@@ -17,7 +17,8 @@ static const cs_cli_option_t options[] = {
     {"count", "N", "stop after N messages"},
     {"follow", NULL, "keep waiting for new messages (default: stop at the end)"},
     {"show-values", NULL,
-     "print dead letters' values (hidden by default: they hold partner data)"},
+     "print the values of raw and dead-letter messages too (hidden by default: they hold "
+     "partner data, personal data included)"},
     {"count-by", "HEADER",
      "print only the number of messages per value of HEADER (e.g. cs.error)"},
     {"committed", "GROUP",
@@ -33,10 +34,10 @@ static const cs_cli_spec_t spec = {
     "Prints each message of TOPIC as one JSON object per line: topic, partition, "
     "offset,\n"
     "timestamp, key, headers and value. Avro values in the Confluent wire format are\n"
-    "decoded with the schema registry; other values are printed as JSON if they are "
-    "JSON,\n"
-    "else as a byte count. Values on the dead-letter topic are never printed unless\n"
-    "--show-values is given: dead letters keep partner bytes, personal data included.",
+    "decoded with the schema registry. Only caresignal's own records (IntelEvent,\n"
+    "RiskAlert) are printed by default: the values of raw partner messages and of dead\n"
+    "letters hold partner free text and personal data, and are shown as a byte count\n"
+    "unless --show-values is given.",
     options,
     "Examples:\n"
     "  caresignal-cat --config dev.properties --topic intel.events\n"
@@ -87,6 +88,22 @@ static json_t *decode_value(decoders_t *d, const void *buf, size_t len)
     }
     json_t *j = json_loadb(buf, len, JSON_DECODE_ANY, NULL);
     return j ? j : json_pack("{s:I}", "bytes", (json_int_t)len);
+}
+
+/* caresignal's own records (IntelEvent, RiskAlert in the wire format) hold no partner
+ * free text or personal data and are printed; anything else (a raw partner message, JSON
+ * or Avro, whistleblower names included, or unknown bytes) is printed only when asked. */
+static int canonical_value(const decoders_t *d, const void *buf, size_t len)
+{
+    int32_t id;
+    const void *payload;
+    size_t plen;
+    if (!buf || !len || ((const uint8_t *)buf)[0] != CS_WIRE_MAGIC ||
+        cs_wire_parse(buf, len, &id, &payload, &plen))
+        return 0;
+    const cs_schema_t *s = cs_registry_get(d->reg, id);
+    return s && (!strcmp(s->subject, "caresignal.IntelEvent") ||
+                 !strcmp(s->subject, "caresignal.RiskAlert"));
 }
 
 static json_t *headers_json(const rd_kafka_message_t *m)
@@ -256,7 +273,7 @@ int main(int argc, char **argv)
         json_t *key = m->key ? json_stringn(m->key, m->key_len) : json_null();
         json_object_set_new(line, "key", key ? key : json_string("(binary key)"));
         json_object_set_new(line, "headers", headers_json(m));
-        if (hide_values)
+        if (hide_values || (!show_values && !canonical_value(&d, m->payload, m->len)))
             json_object_set_new(line, "value_bytes", json_integer((json_int_t)m->len));
         else
             json_object_set_new(line, "value",
