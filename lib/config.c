@@ -73,6 +73,9 @@ static const cs_config_key_t cs_keys[] = {
      CS_PROG_PAGE, 0, CS_CFG_SECRET, "HMAC-SHA256 key of X-Caresignal-Signature"},
     {"page.webhook.secret.file", CS_CFG_SECRET_FILE, NULL, OFF(page_webhook_secret), 0, 0,
      NULL, CS_PROG_PAGE, 0, CS_CFG_SECRET, "file holding page.webhook.secret"},
+    {"page.webhook.allow.http", CS_CFG_CHOICE, "false", OFF(page_webhook_allow_http), 0,
+     0, "true|false", CS_PROG_PAGE, 0, 0,
+     "allow an http:// page.webhook.url (alerts in clear text)"},
     {"page.webhook.timeout.ms", CS_CFG_INT, "5000", OFF(page_webhook_timeout_ms), 100,
      600000, NULL, CS_PROG_PAGE, 0, 0, "webhook request timeout"},
     {"page.exec.command", CS_CFG_STRING, NULL, OFF(page_exec_command), 0, 0, NULL,
@@ -153,7 +156,7 @@ static void cs_secret_free(char *s)
 
 /* Reads a secret from \p path: the whole file, one trailing newline (LF or CRLF)
  * removed, at most 64 KiB, no NUL. Errors name the key and the file, never content. */
-static cs_err_t cs_read_secret_file(const char *key, const char *path, char **out,
+cs_err_t cs_config_read_secret_file(const char *key, const char *path, char **out,
                                     char *errstr, size_t errstr_size)
 {
     FILE *f = fopen(path, "rb");
@@ -209,7 +212,8 @@ static cs_err_t cs_config_apply(cs_config_t *cfg, const cs_config_key_t *k,
     }
     if (k->type == CS_CFG_SECRET_FILE) {
         char *secret = NULL;
-        cs_err_t err = cs_read_secret_file(k->name, value, &secret, errstr, errstr_size);
+        cs_err_t err =
+            cs_config_read_secret_file(k->name, value, &secret, errstr, errstr_size);
         if (err)
             return err;
         char **field = cs_str_field(cfg, k);
@@ -346,7 +350,8 @@ static cs_err_t cs_config_kafka_set(cs_config_t *cfg, const char *name, const ch
         char key[300];
         snprintf(prop, sizeof(prop), "%.*s", (int)(nlen - 5), name);
         snprintf(key, sizeof(key), "kafka.%s", name);
-        cs_err_t err = cs_read_secret_file(key, value, &fromfile, errstr, errstr_size);
+        cs_err_t err =
+            cs_config_read_secret_file(key, value, &fromfile, errstr, errstr_size);
         if (err)
             return err;
         name = prop;

@@ -1,5 +1,6 @@
 /* caresignal paging: routes, the three sinks, the webhook signature, the readable line.
  */
+#define _GNU_SOURCE /* posix_spawn_file_actions_addclosefrom_np (glibc 2.34) */
 #include "caresignal/page.h"
 
 #include <curl/curl.h>
@@ -10,11 +11,13 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "caresignal/log.h"
 #include "caresignal/signals.h"
 #include "caresignal/timeutil.h"
 
@@ -57,9 +60,14 @@ static int cs_route_check(const cs_route_t *r, const char *where, char *errstr,
         snprintf(errstr, errstr_size, "%s: the webhook sink needs a url", where);
         return -1;
     }
-    if (r->sink == CS_SINK_WEBHOOK && strncmp(r->url, "http://", 7) &&
-        strncmp(r->url, "https://", 8)) {
-        snprintf(errstr, errstr_size, "%s: the url must start with http:// or https://",
+    if (r->sink == CS_SINK_WEBHOOK && strncmp(r->url, "https://", 8) &&
+        (strncmp(r->url, "http://", 7) || !r->allow_http)) {
+        /* alerts and their signatures in clear text only when the route says so */
+        snprintf(errstr, errstr_size,
+                 strncmp(r->url, "http://", 7)
+                     ? "%s: the url must start with https:// (or http:// with allow_http)"
+                     : "%s: an http:// url sends alerts in clear text: use https://, or "
+                       "set allow_http (page.webhook.allow.http for the default route)",
                  where);
         return -1;
     }
@@ -121,9 +129,10 @@ static int cs_route_parse(const json_t *j, size_t idx, const cs_config_t *cfg,
         snprintf(errstr, errstr_size, "%s.name: required", where);
         return -1;
     }
-    static const char *const keys[] = {"name",    "match",  "sink",       "format",
-                                       "url",     "secret", "secret_env", "timeout_ms",
-                                       "command", "doc",    NULL};
+    static const char *const keys[] = {
+        "name",       "match",      "sink",        "format",     "url",
+        "secret",     "secret_env", "secret_file", "timeout_ms", "command",
+        "allow_http", "doc",        NULL};
     const char *key;
     const json_t *v;
     json_object_foreach((json_t *)j, key, v)
@@ -191,6 +200,12 @@ static int cs_route_parse(const json_t *j, size_t idx, const cs_config_t *cfg,
     r->url = cs_dup(json_string_value(json_object_get(j, "url")));
     const char *secret = json_string_value(json_object_get(j, "secret"));
     const char *secret_env = json_string_value(json_object_get(j, "secret_env"));
+    const char *secret_file = json_string_value(json_object_get(j, "secret_file"));
+    if (!!secret + !!secret_env + !!secret_file > 1) {
+        snprintf(errstr, errstr_size, "%s: give one of secret, secret_env, secret_file",
+                 where);
+        return -1;
+    }
     if (secret_env) {
         secret = getenv(secret_env);
         if (!secret) {
@@ -200,8 +215,23 @@ static int cs_route_parse(const json_t *j, size_t idx, const cs_config_t *cfg,
             return -1;
         }
     }
-    r->secret = cs_dup(
-        secret ? secret : (r->sink == CS_SINK_WEBHOOK ? cfg->page_webhook_secret : NULL));
+    if (secret_file) {
+        char what[700];
+        snprintf(what, sizeof(what), "%s.secret_file", where);
+        if (cs_config_read_secret_file(what, secret_file, &r->secret, errstr,
+                                       errstr_size))
+            return -1;
+    } else {
+        r->secret = cs_dup(
+            secret ? secret
+                   : (r->sink == CS_SINK_WEBHOOK ? cfg->page_webhook_secret : NULL));
+    }
+    const json_t *allow = json_object_get(j, "allow_http");
+    if (allow && !json_is_boolean(allow)) {
+        snprintf(errstr, errstr_size, "%s.allow_http: expected true or false", where);
+        return -1;
+    }
+    r->allow_http = allow ? json_is_true(allow) : 0;
     const json_t *t = json_object_get(j, "timeout_ms");
     if (t && (!json_is_integer(t) || json_integer_value(t) < 100)) {
         snprintf(errstr, errstr_size, "%s.timeout_ms: expected an integer >= 100", where);
@@ -254,7 +284,17 @@ cs_routes_t *cs_routes_load(const cs_config_t *cfg, char *errstr, size_t errstr_
     d->secret = cs_dup(cfg->page_webhook_secret);
     d->timeout_ms = cfg->page_webhook_timeout_ms;
     d->command = cs_dup(cfg->page_exec_command);
+    d->allow_http = !strcmp(cfg->page_webhook_allow_http, "true");
     char inner[512];
+    if (d->sink == CS_SINK_WEBHOOK && d->url && !strncmp(d->url, "http://", 7) &&
+        !d->allow_http) {
+        snprintf(
+            errstr, errstr_size,
+            "config key 'page.webhook.url': an http:// url sends alerts in clear text: "
+            "use https://, or set page.webhook.allow.http=true");
+        cs_routes_destroy(rs);
+        return NULL;
+    }
     if (cs_route_check(d, "default route", inner, sizeof(inner))) {
         snprintf(errstr, errstr_size, "config key '%s': required by page.sink=%s",
                  d->sink == CS_SINK_WEBHOOK ? "page.webhook.url" : "page.exec.command",
@@ -262,6 +302,15 @@ cs_routes_t *cs_routes_load(const cs_config_t *cfg, char *errstr, size_t errstr_
         cs_routes_destroy(rs);
         return NULL;
     }
+    /* an unsigned webhook cannot be told from a forged one: allowed, but said */
+    for (size_t i = 0; i < rs->n; i++)
+        if (rs->routes[i].sink == CS_SINK_WEBHOOK &&
+            (!rs->routes[i].secret || !*rs->routes[i].secret) &&
+            (i + 1 < rs->n || !strcmp(cfg->page_sink, "webhook")))
+            cs_log_warn(
+                "webhook route without a secret: its requests are not signed and a "
+                "receiver cannot tell them from forged ones",
+                "{s:s}", "route", rs->routes[i].name);
     return rs;
 }
 
@@ -302,12 +351,24 @@ const cs_route_t *cs_routes_at(const cs_routes_t *r, size_t i)
 
 /* ------------------------------------------------------------------ formats */
 
-void cs_page_signature(const char *secret, const void *body, size_t len, char *out,
-                       size_t size)
+void cs_page_signature(const char *secret, int64_t timestamp_s, const void *body,
+                       size_t len, char *out, size_t size)
 {
+    /* HMAC-SHA256 over "<timestamp>.<body>": the timestamp is signed with the body, so a
+     * captured request cannot be replayed outside the receiver's tolerance */
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
-    HMAC(EVP_sha256(), secret, (int)strlen(secret), body, len, md, &mdlen);
+    char prefix[32];
+    int plen = snprintf(prefix, sizeof(prefix), "%lld.", (long long)timestamp_s);
+    unsigned char *msg = malloc((size_t)plen + len + 1);
+    if (msg) {
+        memcpy(msg, prefix, (size_t)plen);
+        memcpy(msg + plen, body, len);
+        if (!HMAC(EVP_sha256(), secret, (int)strlen(secret), msg, (size_t)plen + len, md,
+                  &mdlen))
+            mdlen = 0;
+        free(msg);
+    }
     size_t n = (size_t)snprintf(out, size, "sha256=");
     for (unsigned int i = 0; i < mdlen && n + 3 <= size; i++)
         n += (size_t)snprintf(out + n, size - n, "%02x", md[i]);
@@ -415,9 +476,13 @@ static cs_err_t cs_deliver_webhook(cs_pager_t *p, const cs_route_t *r,
     h = curl_slist_append(h, "Content-Type: application/json");
     snprintf(id, sizeof(id), "X-Caresignal-Alert-Id: %s", a->alert_id);
     h = curl_slist_append(h, id);
+    char ts_header[64];
+    int64_t ts = cs_wall_ms() / 1000;
+    snprintf(ts_header, sizeof(ts_header), "X-Caresignal-Timestamp: %lld", (long long)ts);
+    h = curl_slist_append(h, ts_header);
     if (r->secret && *r->secret) {
         char value[80], header[112];
-        cs_page_signature(r->secret, body, strlen(body), value, sizeof(value));
+        cs_page_signature(r->secret, ts, body, strlen(body), value, sizeof(value));
         snprintf(header, sizeof(header), "X-Caresignal-Signature: %s", value);
         h = curl_slist_append(h, header);
     }
@@ -430,6 +495,8 @@ static cs_err_t cs_deliver_webhook(cs_pager_t *p, const cs_route_t *r,
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, cs_discard);
     curl_easy_setopt(c, CURLOPT_USERAGENT, "caresignal-page/" CS_VERSION);
+    /* never follow a redirect (it could downgrade to http or leave the receiver) */
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
     CURLcode rc = curl_easy_perform(c);
     long status = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
@@ -445,17 +512,14 @@ static cs_err_t cs_deliver_webhook(cs_pager_t *p, const cs_route_t *r,
     return CS_OK;
 }
 
-/* Runs the route's command with /bin/sh -c, the alert JSON on its stdin and a few
- * variables in its environment; kills it after the route's time limit. */
+/* Runs the route's command with /bin/sh -c, the alert JSON on its stdin. The child gets
+ * nothing of ours it was not given: no inherited descriptor (the Redis socket, the Kafka
+ * connections), a minimal environment (never the secrets a route names in secret_env),
+ * its own process group, so that a timeout kills the command and everything it started.
+ */
 static cs_err_t cs_deliver_exec(const cs_route_t *r, const cs_alert_t *a,
                                 const char *body, char *errstr, size_t errstr_size)
 {
-    /* the child of a threaded process may only call async-signal-safe functions before
-     * exec, so its environment is built here */
-    extern char **environ;
-    size_t nenv = 0;
-    while (environ[nenv])
-        nenv++;
     char vars[6][160];
     snprintf(vars[0], sizeof(vars[0]), "CS_ALERT_ID=%s", a->alert_id);
     snprintf(vars[1], sizeof(vars[1]), "CS_ALERT_LEVEL=%s", cs_level_names[a->level]);
@@ -464,42 +528,56 @@ static cs_err_t cs_deliver_exec(const cs_route_t *r, const cs_alert_t *a,
              cs_subject_kind_names[a->subject_kind]);
     snprintf(vars[4], sizeof(vars[4]), "CS_SUBJECT_ID=%s", a->subject_id);
     snprintf(vars[5], sizeof(vars[5]), "CS_REGION=%s", a->region);
-    char **envp = calloc(nenv + 7, sizeof(char *));
-    if (!envp) {
-        snprintf(errstr, errstr_size, "exec: out of memory");
-        return CS_ERR_RETRY;
-    }
-    size_t k = 0;
-    for (size_t i = 0; i < nenv; i++)
-        if (strncmp(environ[i], "CS_", 3))
-            envp[k++] = environ[i];
-    for (int i = 0; i < 6; i++)
-        envp[k++] = vars[i];
+    char *envp[] = {"PATH=/usr/local/bin:/usr/bin:/bin",
+                    "LANG=C.UTF-8",
+                    vars[0],
+                    vars[1],
+                    vars[2],
+                    vars[3],
+                    vars[4],
+                    vars[5],
+                    NULL};
     char *const argv[] = {"sh", "-c", r->command, NULL};
     int fds[2];
-    if (pipe(fds)) {
-        free(envp);
+    if (pipe2(fds, O_CLOEXEC)) {
         snprintf(errstr, errstr_size, "exec: pipe: %s", strerror(errno));
         return CS_ERR_RETRY;
     }
-    pid_t pid = fork();
-    if (pid < 0) {
-        free(envp);
-        close(fds[0]);
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    posix_spawn_file_actions_init(&fa);
+    posix_spawnattr_init(&attr);
+    posix_spawn_file_actions_adddup2(&fa, fds[0], 0);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+    posix_spawnattr_setpgroup(&attr, 0);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setsigdefault(&attr, &all); /* SIGPIPE ignored here, default there */
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
+                                        POSIX_SPAWN_SETSIGDEF);
+    pid_t pid;
+    int rc = posix_spawn(&pid, "/bin/sh", &fa, &attr, argv, envp);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    close(fds[0]);
+    if (rc) {
         close(fds[1]);
-        snprintf(errstr, errstr_size, "exec: fork: %s", strerror(errno));
+        snprintf(errstr, errstr_size, "exec: cannot start /bin/sh: %s", strerror(rc));
         return CS_ERR_RETRY;
     }
-    if (pid == 0) {
-        dup2(fds[0], 0);
-        close(fds[0]);
-        close(fds[1]);
-        signal(SIGPIPE, SIG_DFL);
-        execve("/bin/sh", argv, envp);
-        _exit(127);
-    }
-    free(envp);
-    close(fds[0]);
+    /* the alert is far smaller than a pipe's buffer; non-blocking all the same, so a
+     * command that never reads cannot hold us past its time limit */
+    fcntl(fds[1], F_SETFL, O_NONBLOCK);
+    /* a command that exits without reading would raise SIGPIPE in this thread: block it
+     * for the write and take back any that is pending (the program may not ignore it) */
+    sigset_t pipe_set, old;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
     size_t len = strlen(body), off = 0;
     while (off < len) {
         ssize_t w = write(fds[1], body + off, len - off);
@@ -510,6 +588,10 @@ static cs_err_t cs_deliver_exec(const cs_route_t *r, const cs_alert_t *a,
     if (off == len && write(fds[1], "\n", 1) < 0)
         off = 0;
     close(fds[1]);
+    struct timespec zero = {0, 0};
+    while (sigtimedwait(&pipe_set, NULL, &zero) == SIGPIPE)
+        ;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     int64_t deadline = cs_mono_ms() + r->timeout_ms;
     int status = 0;
     for (;;) {
@@ -517,7 +599,7 @@ static cs_err_t cs_deliver_exec(const cs_route_t *r, const cs_alert_t *a,
         if (w == pid)
             break;
         if (cs_mono_ms() > deadline) {
-            kill(pid, SIGKILL);
+            kill(-pid, SIGKILL); /* the whole group: sh and whatever it started */
             waitpid(pid, &status, 0);
             snprintf(errstr, errstr_size, "exec: the command ran longer than %ld ms",
                      r->timeout_ms);
@@ -525,6 +607,8 @@ static cs_err_t cs_deliver_exec(const cs_route_t *r, const cs_alert_t *a,
         }
         poll(NULL, 0, 10);
     }
+    /* a command that exited may have left children in its group: they go too */
+    kill(-pid, SIGKILL);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         snprintf(errstr, errstr_size, "exec: the command %s %d",
                  WIFEXITED(status) ? "exited with status" : "was killed by signal",

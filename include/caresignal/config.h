@@ -72,6 +72,7 @@ typedef struct cs_config {
     char *page_sink;
     char *page_webhook_url;
     char *page_webhook_secret;
+    char *page_webhook_allow_http;
     long page_webhook_timeout_ms;
     char *page_exec_command;
     long page_retries;
@@ -161,6 +162,15 @@ cs_err_t cs_config_load_file(cs_config_t *cfg, const char *path, char *errstr,
  */
 cs_err_t cs_config_check_required(const cs_config_t *cfg, unsigned program, char *errstr,
                                   size_t errstr_size);
+
+/**
+ * Reads a secret from the file \p path for \p key (named in errors): the whole file, one
+ * trailing newline removed, at most 64 KiB, no NUL, not empty. Errors name the key and
+ * the file, never the content. @returns CS_OK with \p *out (caller frees) or
+ * CS_ERR_CONFIG with \p errstr.
+ */
+cs_err_t cs_config_read_secret_file(const char *key, const char *path, char **out,
+                                    char *errstr, size_t errstr_size);
 
 /** @returns the current value of \p key as text (borrowed), NULL if unset/unknown. */
 const char *cs_config_get_string(const cs_config_t *cfg, const char *key);

@@ -36,6 +36,7 @@ typedef struct cs_route {
     char *secret;    /**< webhook HMAC key; NULL = unsigned */
     long timeout_ms; /**< webhook request / exec run time limit */
     char *command;   /**< exec: run with /bin/sh -c */
+    int allow_http;  /**< webhook: an http:// url is allowed (clear text) */
 } cs_route_t;
 
 typedef struct cs_routes cs_routes_t;
@@ -70,18 +71,24 @@ void cs_pager_destroy(cs_pager_t *p);
 
 /**
  * One attempt to deliver \p a by \p route (webhook: HTTP POST of the JSON, 2xx =
- * delivered; exec: the JSON on the command's stdin, exit 0 = delivered).
+ * delivered, redirects not followed; exec: /bin/sh -c command with the JSON on its
+ * stdin, exit 0 = delivered, run with no inherited descriptor, a minimal environment
+ * (PATH, LANG, the CS_* variables) and stdout/stderr on /dev/null, in its own process
+ * group, killed as a group after the route's time limit).
  * @returns CS_OK or CS_ERR_RETRY with \p errstr (what failed; never alert content).
  */
 cs_err_t cs_pager_deliver(cs_pager_t *p, const cs_route_t *route, const cs_alert_t *a,
                           char *errstr, size_t errstr_size);
 
 /**
- * Writes the X-Caresignal-Signature value for \p body: "sha256=" and the hex
- * HMAC-SHA256 of the body with \p secret (needs 72 bytes).
+ * Writes the X-Caresignal-Signature value for \p body sent at \p timestamp_s (epoch
+ * seconds, the X-Caresignal-Timestamp header): "sha256=" and the hex HMAC-SHA256 of
+ * "<timestamp_s>.<body>" with \p secret (needs 72 bytes). A receiver recomputes it over
+ * the raw body, compares in constant time and refuses a timestamp outside its tolerance,
+ * so a captured request cannot be replayed.
  */
-void cs_page_signature(const char *secret, const void *body, size_t len, char *out,
-                       size_t size);
+void cs_page_signature(const char *secret, int64_t timestamp_s, const void *body,
+                       size_t len, char *out, size_t size);
 
 /**
  * The readable one-line form: time, level, change, subject, its name from \p dir, score,
