@@ -106,11 +106,15 @@ rd_kafka_t *cs_kafka_producer_new(const cs_config_t *cfg, char *errstr,
     if (!conf)
         return NULL;
     /* Idempotence keeps order and drops retried duplicates per partition; a short
-     * linger keeps end-to-end latency low (DESIGN §10). */
+     * linger keeps end-to-end latency low (DESIGN §10); message.max.bytes leaves room
+     * for a dead letter of the largest raw message a broker accepts by default plus its
+     * headers (librdkafka's own default, 1,000,000, is below Kafka's 1,048,588). */
     if (cs_kafka_conf_default(conf, cfg, "enable.idempotence", "true", errstr,
                               errstr_size) ||
         cs_kafka_conf_default(conf, cfg, "acks", "all", errstr, errstr_size) ||
-        cs_kafka_conf_default(conf, cfg, "linger.ms", "2", errstr, errstr_size)) {
+        cs_kafka_conf_default(conf, cfg, "linger.ms", "2", errstr, errstr_size) ||
+        cs_kafka_conf_default(conf, cfg, "message.max.bytes", CS_KAFKA_PRODUCER_MAX_BYTES,
+                              errstr, errstr_size)) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
@@ -119,6 +123,13 @@ rd_kafka_t *cs_kafka_producer_new(const cs_config_t *cfg, char *errstr,
     if (!rk)
         rd_kafka_conf_destroy(conf);
     return rk;
+}
+
+static _Thread_local rd_kafka_resp_err_t cs_last_produce_err;
+
+rd_kafka_resp_err_t cs_kafka_last_produce_error(void)
+{
+    return cs_last_produce_err;
 }
 
 cs_err_t cs_kafka_produce_at(rd_kafka_t *rk, cs_kafka_tracker_t *tracker,
@@ -140,6 +151,7 @@ cs_err_t cs_kafka_produce_at(rd_kafka_t *rk, cs_kafka_tracker_t *tracker,
             return CS_OK;
         }
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            cs_last_produce_err = err;
             snprintf(errstr, errstr_size, "produce to %s: %s", topic,
                      rd_kafka_err2str(err));
             return CS_ERR_KAFKA;

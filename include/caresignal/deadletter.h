@@ -20,6 +20,11 @@ extern "C" {
 /** the original message's Kafka timestamp (ms), so a re-drive can keep it */
 #define CS_HDR_ORIGIN_TIMESTAMP "cs.origin.timestamp"
 
+/** set instead of the value when a dead letter is too large for the broker: the value's
+ *  length, and the hex SHA-256 of the value (DESIGN §5) */
+#define CS_HDR_VALUE_OMITTED "cs.value.omitted"
+#define CS_HDR_VALUE_SHA256  "cs.value.sha256"
+
 /* Reasons beyond DESIGN §5's codes: an alert the pager could not deliver after its
  * retries, and an event whose subject's Redis function call failed (its state refused
  * it: re-drivable to intel.events once the state is repaired). */
@@ -30,7 +35,11 @@ extern "C" {
  * Produces \p orig's key and value byte-for-byte to \p topic with the headers
  * cs.error = \p reason, cs.error.field = \p field ("" if none: a field path, never a
  * value) and the cs.origin.* headers naming where it came from. Delivery is tracked
- * by \p tracker. @returns CS_OK or CS_ERR_KAFKA with \p errstr.
+ * by \p tracker (its on_report gets the dead letter's report). A dead letter larger than
+ * the producer may send, or refused by the broker for its size, is sent again without
+ * its value, with cs.value.omitted and cs.value.sha256: it is always producible. One that
+ * still fails is logged (fatal: topic, partition, offset, cause) and counted as failed.
+ * @returns CS_OK or CS_ERR_KAFKA with \p errstr.
  */
 cs_err_t cs_deadletter_produce(rd_kafka_t *rk, cs_kafka_tracker_t *tracker,
                                const char *topic, const rd_kafka_message_t *orig,

@@ -58,6 +58,13 @@ typedef struct cs_kafka_tracker {
 rd_kafka_t *cs_kafka_producer_new(const cs_config_t *cfg, char *errstr,
                                   size_t errstr_size);
 
+/** The producers' message.max.bytes unless kafka.message.max.bytes is set: Kafka's
+ *  default largest record (1,048,588 bytes) plus 64 KiB for a dead letter's headers. */
+#define CS_KAFKA_PRODUCER_MAX_BYTES "1114124"
+
+/** @returns the librdkafka error of this thread's last failed cs_kafka_produce*. */
+rd_kafka_resp_err_t cs_kafka_last_produce_error(void);
+
 /**
  * Produces one message (key, value and \p headers copied; \p headers, if not NULL,
  * is taken over on success only). Retries while the local queue is full.

@@ -343,7 +343,8 @@ def _delimiter(payloads):
             return d
 
 
-def kcat_produce(bootstrap, topic, records, partition=None, headers=None, timeout=60):
+def kcat_produce(bootstrap, topic, records, partition=None, headers=None, timeout=60,
+                 extra=None):
     """Produces [(key bytes|None, value bytes)] with kcat, in order. Keys and values are
     arbitrary bytes (a random delimiter that occurs in none of them frames them)."""
     records = [(k if k is None or isinstance(k, bytes) else k.encode(),
@@ -357,6 +358,7 @@ def kcat_produce(bootstrap, topic, records, partition=None, headers=None, timeou
         cmd += ["-p", str(partition)]
     for h in (headers or []):
         cmd += ["-H", h]
+    cmd += extra or []
     p = subprocess.run(cmd, input=body, timeout=timeout, capture_output=True)
     if p.returncode != 0:
         raise AssertionError("kcat -P %s exited %d: %s" % (topic, p.returncode,
