@@ -17,6 +17,7 @@ typedef struct cs_inflight_part {
     char *topic;
     int32_t partition;
     int forgotten;
+    int64_t last; /* the highest offset added */
     cs_inflight_msg_t *head, *tail;
     size_t n, pending;
 } cs_inflight_part_t;
@@ -72,6 +73,7 @@ cs_inflight_msg_t *cs_inflight_add(cs_inflight_t *t, const char *topic, int32_t 
             return NULL;
         }
         p->partition = partition;
+        p->last = -1;
         p->next = t->parts;
         t->parts = p;
     }
@@ -80,6 +82,7 @@ cs_inflight_msg_t *cs_inflight_add(cs_inflight_t *t, const char *topic, int32_t 
         return NULL;
     m->part = p;
     m->offset = offset;
+    p->last = offset;
     if (p->tail)
         p->tail->next = m;
     else
@@ -148,4 +151,11 @@ size_t cs_inflight_pending(const cs_inflight_t *t, const char *topic, int32_t pa
         if (!topic || (p->partition == partition && !strcmp(p->topic, topic)))
             n += p->pending;
     return n;
+}
+
+int cs_inflight_behind(const cs_inflight_t *t, const char *topic, int32_t partition,
+                       int64_t offset)
+{
+    const cs_inflight_part_t *p = cs_part_find(t, topic, partition);
+    return p && offset <= p->last;
 }

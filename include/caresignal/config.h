@@ -77,6 +77,9 @@ typedef struct cs_config {
     char *page_exec_command;
     long page_retries;
     long page_retry_backoff_ms;
+    long page_retry_max_ms;
+    long page_queue_max;
+    long page_dedupe_wait_ms;
     char *page_routes_file;
     char *page_format;
     long page_dedupe_ttl_s;

@@ -31,6 +31,14 @@ void cs_inflight_destroy(cs_inflight_t *t);
 cs_inflight_msg_t *cs_inflight_add(cs_inflight_t *t, const char *topic, int32_t partition,
                                    int64_t offset);
 
+/**
+ * @returns non-zero if \p offset is at or below the last offset added for its partition
+ * (since the partition was last forgotten): a message the client fetched again (after a
+ * pause and resume, librdkafka may return what it had queued a second time), to drop.
+ */
+int cs_inflight_behind(const cs_inflight_t *t, const char *topic, int32_t partition,
+                       int64_t offset);
+
 /** Marks \p m finished: all its outputs are delivered (or dead-lettered). Once only. */
 void cs_inflight_done(cs_inflight_t *t, cs_inflight_msg_t *m);
 
