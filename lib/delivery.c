@@ -128,12 +128,13 @@ static void *cs_worker_main(void *arg)
             continue;
         }
         snprintf(j->error, sizeof(j->error), "%s", error);
+        /* the last retry starts no later than max_hold after the first attempt */
         long delay = cs_backoff_next(&j->backoff);
-        if (j->attempts > d->policy.retries ||
-            now + delay > j->first_at + d->policy.max_hold_ms)
+        int64_t left = j->first_at + d->policy.max_hold_ms - now;
+        if (j->attempts > d->policy.retries || left <= 0)
             cs_finish(w, j, CS_ERR_RETRY);
         else
-            j->next_at = now + delay;
+            j->next_at = now + (delay < left ? delay : left);
     }
     /* stopping: what is still queued comes back abandoned (read again after a restart) */
     while (w->head) {

@@ -196,15 +196,23 @@ class Stack:
     def restart_redis(self, down_seconds=0.0):
         """Stops redis-server (SIGKILL: no final AOF flush) and starts it again on the
         same port and data directory."""
+        self.kill_redis()
+        time.sleep(down_seconds)
+        self.start_redis()
+
+    def kill_redis(self):
+        """SIGKILL: Redis loses what its AOF (everysec) had not written yet."""
         pid = int(self.env["CS_REDIS_PID"])
         os.kill(pid, signal.SIGKILL)
         wait_until(lambda: not _alive(pid), what="redis to die")
-        time.sleep(down_seconds)
+
+    def start_redis(self, extra=()):
+        """Starts redis-server again on the same port and data directory (its AOF)."""
         p = subprocess.Popen(
             ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
              "--dir", os.path.join(self.dir, "redis"), "--daemonize", "no",
              "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
-             "--logfile", os.path.join(self.dir, "redis.log")],
+             "--logfile", os.path.join(self.dir, "redis.log")] + list(extra),
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True)
         with open(os.path.join(self.dir, "redis.pid"), "w") as f:
@@ -218,8 +226,9 @@ class Stack:
                 return False
         wait_until(up, what="redis to restart")
 
-    def program(self, name, *args, config_extra=None, stdin=None, stdout=None):
-        p = Program(self, name, list(args), config_extra or {}, stdin=stdin, stdout=stdout)
+    def program(self, name, *args, config_extra=None, stdin=None, stdout=None, env=None):
+        p = Program(self, name, list(args), config_extra or {}, stdin=stdin, stdout=stdout,
+                    env=env)
         self.procs.append(p)
         return p
 
@@ -235,7 +244,7 @@ def _alive(pid):
 class Program:
     """One caresignal program run against the stack; stderr (JSON logs) to a file."""
 
-    def __init__(self, stack, name, args, config_extra, stdin=None, stdout=None):
+    def __init__(self, stack, name, args, config_extra, stdin=None, stdout=None, env=None):
         self.name = name
         self.stack = stack
         self.log_path = os.path.join(stack.dir, "%s-%d.log" % (name, random.randrange(1 << 30)))
@@ -248,7 +257,8 @@ class Program:
         self.log = open(self.log_path, "wb")
         self.out = open(self.out_path, "wb") if stdout is None else stdout
         self.proc = subprocess.Popen(cmd, cwd=SOURCE, stdin=stdin or subprocess.DEVNULL,
-                                     stdout=self.out, stderr=self.log, env=_program_env())
+                                     stdout=self.out, stderr=self.log,
+                                     env=dict(_program_env(), **(env or {})))
 
     def alive(self):
         return self.proc.poll() is None
