@@ -73,14 +73,14 @@ static void cs_key(const cs_dedupe_t *d, const char *id, char *key, size_t size)
 
 /* One command, reconnecting once if the connection went stale (a Redis restart leaves
  * the old socket half-open: the first command on it fails). */
-static redisReply *cs_command(cs_dedupe_t *d, int argc, const char **argv, char *errstr,
-                              size_t errstr_size)
+static redisReply *cs_command(cs_redis_t *redis, int argc, const char **argv,
+                              char *errstr, size_t errstr_size)
 {
     for (int attempt = 0; attempt < 2; attempt++) {
-        if (!cs_redis_connected(d->redis) &&
-            cs_redis_connect(d->redis, errstr, errstr_size) != CS_OK)
+        if (!cs_redis_connected(redis) &&
+            cs_redis_connect(redis, errstr, errstr_size) != CS_OK)
             return NULL;
-        redisReply *r = cs_redis_command(d->redis, argc, argv, NULL, errstr, errstr_size);
+        redisReply *r = cs_redis_command(redis, argc, argv, NULL, errstr, errstr_size);
         if (r)
             return r;
     }
@@ -94,7 +94,7 @@ int cs_dedupe_seen(cs_dedupe_t *d, const char *alert_id, char *errstr, size_t er
     char key[200];
     cs_key(d, alert_id, key, sizeof(key));
     const char *argv[] = {"EXISTS", key};
-    redisReply *r = cs_command(d, 2, argv, errstr, errstr_size);
+    redisReply *r = cs_command(d->redis, 2, argv, errstr, errstr_size);
     if (!r)
         return CS_ERR_RETRY;
     int seen = CS_ERR_RETRY;
@@ -109,13 +109,13 @@ int cs_dedupe_seen(cs_dedupe_t *d, const char *alert_id, char *errstr, size_t er
     return seen;
 }
 
-static int cs_record(cs_dedupe_t *d, const char *alert_id, char *errstr,
-                     size_t errstr_size)
+static int cs_record(const cs_dedupe_t *d, cs_redis_t *redis, const char *alert_id,
+                     char *errstr, size_t errstr_size)
 {
     char key[200];
     cs_key(d, alert_id, key, sizeof(key));
     const char *argv[] = {"SET", key, "1", "EX", d->ttl};
-    redisReply *r = cs_command(d, 5, argv, errstr, errstr_size);
+    redisReply *r = cs_command(redis, 5, argv, errstr, errstr_size);
     int ok = r && r->type == REDIS_REPLY_STATUS;
     if (r && !ok)
         snprintf(errstr, errstr_size, "%.200s",
@@ -125,11 +125,22 @@ static int cs_record(cs_dedupe_t *d, const char *alert_id, char *errstr,
     return ok;
 }
 
+int cs_dedupe_record(const cs_dedupe_t *d, cs_redis_t *redis, const char *alert_id)
+{
+    char errstr[256];
+    return cs_record(d, redis, alert_id, errstr, sizeof(errstr));
+}
+
+void cs_dedupe_remember_local(cs_dedupe_t *d, const char *alert_id)
+{
+    cs_cache_add(d, alert_id);
+}
+
 cs_err_t cs_dedupe_remember(cs_dedupe_t *d, const char *alert_id)
 {
     char errstr[256];
     cs_cache_add(d, alert_id);
-    if (!d->nwaiting && cs_record(d, alert_id, errstr, sizeof(errstr)))
+    if (!d->nwaiting && cs_record(d, d->redis, alert_id, errstr, sizeof(errstr)))
         return CS_OK;
     if (d->nwaiting == d->waiting_cap) {
         size_t cap = d->waiting_cap ? d->waiting_cap * 2 : 64;
@@ -151,7 +162,8 @@ size_t cs_dedupe_flush(cs_dedupe_t *d)
 {
     char errstr[256];
     size_t done = 0;
-    while (done < d->nwaiting && cs_record(d, d->waiting[done], errstr, sizeof(errstr)))
+    while (done < d->nwaiting &&
+           cs_record(d, d->redis, d->waiting[done], errstr, sizeof(errstr)))
         done++;
     memmove(d->waiting, d->waiting + done, (d->nwaiting - done) * CS_ID_LEN);
     d->nwaiting -= done;

@@ -22,6 +22,7 @@ typedef struct cs_worker {
 
 struct cs_delivery {
     cs_delivery_policy_t policy;
+    cs_delivery_hooks_t hooks;
     FILE *out;
     const cs_directory_t *dir;
     pthread_mutex_t mu;
@@ -100,6 +101,7 @@ static void *cs_worker_main(void *arg)
     cs_worker_t *w = arg;
     cs_delivery_t *d = w->d;
     cs_pager_t *pager = cs_pager_new(d->out, d->dir);
+    void *state = NULL;
     pthread_mutex_lock(&d->mu);
     for (;;) {
         int64_t now = cs_mono_ms();
@@ -124,6 +126,11 @@ static void *cs_worker_main(void *arg)
         j->attempts++;
         now = cs_mono_ms();
         if (rc == CS_OK) {
+            if (d->hooks.delivered) {
+                pthread_mutex_unlock(&d->mu);
+                j->recorded = d->hooks.delivered(d->hooks.opaque, &state, &j->alert);
+                pthread_mutex_lock(&d->mu);
+            }
             cs_finish(w, j, CS_OK);
             continue;
         }
@@ -144,11 +151,14 @@ static void *cs_worker_main(void *arg)
     }
     pthread_mutex_unlock(&d->mu);
     cs_pager_destroy(pager);
+    if (d->hooks.release && state)
+        d->hooks.release(d->hooks.opaque, state);
     return NULL;
 }
 
 cs_delivery_t *cs_delivery_new(const cs_routes_t *routes,
-                               const cs_delivery_policy_t *policy, FILE *out,
+                               const cs_delivery_policy_t *policy,
+                               const cs_delivery_hooks_t *hooks, FILE *out,
                                const cs_directory_t *dir, char *errstr,
                                size_t errstr_size)
 {
@@ -160,6 +170,8 @@ cs_delivery_t *cs_delivery_new(const cs_routes_t *routes,
         return NULL;
     }
     d->policy = *policy;
+    if (hooks)
+        d->hooks = *hooks;
     if (d->policy.queue_max < 1)
         d->policy.queue_max = 1;
     d->out = out;
@@ -219,6 +231,7 @@ cs_err_t cs_delivery_submit(cs_delivery_t *d, cs_delivery_job_t *job)
     }
     job->next = NULL;
     job->attempts = 0;
+    job->recorded = 0;
     job->error[0] = '\0';
     job->first_at = job->next_at = 0;
     job->result = CS_OK;

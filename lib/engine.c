@@ -303,7 +303,9 @@ cs_err_t cs_engine_apply(cs_engine_t *e, const cs_engine_event_t *events, size_t
         out->regressions += o->regressions;
         out->nreemitted += o->nreemitted;
         rc = cs_engine_keep_alerts(e, o);
-        if (!rc && o->applied) {
+        /* after a redelivery too: a crash between the calls and the rank update would
+         * otherwise leave the subject's rank stale until its next event */
+        if (!rc && (o->applied || o->redeliveries)) {
             char key[256], score[40];
             cs_scorer_rank_key(e->scorer, in[0].ev->subject_kind, key, sizeof(key));
             double r = cs_scorer_rank_value(e->scorer, o->score, o->as_of);

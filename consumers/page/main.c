@@ -149,7 +149,10 @@ static void job_done(pager_ctx_t *ctx, cs_delivery_job_t *j)
 {
     pending_t *p = j->opaque;
     if (j->result == CS_OK) {
-        cs_dedupe_remember(ctx->dedupe, j->alert.alert_id);
+        if (j->recorded) /* the worker wrote the Redis record as it delivered */
+            cs_dedupe_remember_local(ctx->dedupe, j->alert.alert_id);
+        else
+            cs_dedupe_remember(ctx->dedupe, j->alert.alert_id);
         ctx->paged++;
         cs_log_info(
             "paged", "{s:s, s:s, s:s, s:s, s:s, s:i}", "alert_id", j->alert.alert_id,
@@ -173,6 +176,22 @@ static void collect_done(pager_ctx_t *ctx)
     cs_delivery_job_t *j;
     while ((j = cs_delivery_next_done(ctx->delivery)))
         job_done(ctx, j);
+}
+
+/* In a route's worker, right after a delivery: the de-duplication record, on the
+ * worker's own Redis connection (made on first use). */
+static int record_delivered(void *opaque, void **state, const cs_alert_t *a)
+{
+    pager_ctx_t *ctx = opaque;
+    if (!*state)
+        *state = cs_redis_new_from_config(ctx->cfg);
+    return *state && cs_dedupe_record(ctx->dedupe, *state, a->alert_id);
+}
+
+static void release_worker(void *opaque, void *state)
+{
+    (void)opaque;
+    cs_redis_destroy(state);
 }
 
 /* ------------------------------------------------------------------ fetched alerts */
@@ -486,7 +505,9 @@ int main(int argc, char **argv)
                                    .backoff_max_ms = 60000,
                                    .max_hold_ms = cfg.page_retry_max_ms,
                                    .queue_max = (size_t)cfg.page_queue_max};
-    ctx.delivery = cs_delivery_new(routes, &policy, stdout, dir, errstr, sizeof(errstr));
+    cs_delivery_hooks_t hooks_d = {record_delivered, release_worker, &ctx};
+    ctx.delivery =
+        cs_delivery_new(routes, &policy, &hooks_d, stdout, dir, errstr, sizeof(errstr));
     if (!ctx.dedupe || !ctx.inflight || !ctx.delivery)
         cs_cli_fail(&spec, "%s", ctx.delivery ? "out of memory" : errstr);
     ctx.producer = cs_app_producer(&spec, &cfg);

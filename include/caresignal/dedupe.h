@@ -39,6 +39,17 @@ int cs_dedupe_seen(cs_dedupe_t *d, const char *alert_id, char *errstr,
  */
 cs_err_t cs_dedupe_remember(cs_dedupe_t *d, const char *alert_id);
 
+/**
+ * Writes the Redis record of \p alert_id on \p redis (a connection of the caller's
+ * thread: a delivery worker records right after it delivered), reconnecting a stale
+ * connection once. Thread-safe with respect to \p d (reads only its settings).
+ * @returns non-zero if written.
+ */
+int cs_dedupe_record(const cs_dedupe_t *d, cs_redis_t *redis, const char *alert_id);
+
+/** Like cs_dedupe_remember, when the record is already in Redis: memory only. */
+void cs_dedupe_remember_local(cs_dedupe_t *d, const char *alert_id);
+
 /** Writes the records Redis could not take earlier. @returns how many are still waiting.
  */
 size_t cs_dedupe_flush(cs_dedupe_t *d);

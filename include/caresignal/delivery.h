@@ -28,6 +28,20 @@ typedef struct cs_delivery_policy {
     size_t queue_max;    /**< alerts queued per route; submit refuses beyond it */
 } cs_delivery_policy_t;
 
+/**
+ * Optional: called in the route's worker thread right after an alert was delivered,
+ * before the job is handed back, so that a record of the delivery (the pager's
+ * de-duplication record) is written within microseconds of it, not after the main loop's
+ * next turn: a crash in between would page the alert again. \p worker_state starts NULL
+ * and is the worker's own (e.g. its own Redis connection); @returns non-zero if the
+ * record was written (job->recorded). `release` frees the state when the worker ends.
+ */
+typedef struct cs_delivery_hooks {
+    int (*delivered)(void *opaque, void **worker_state, const cs_alert_t *alert);
+    void (*release)(void *opaque, void *worker_state);
+    void *opaque;
+} cs_delivery_hooks_t;
+
 /** One alert on its way to one route. Allocated by the caller (malloc), owned by the
  *  delivery between a successful submit and its return by cs_delivery_next_done. */
 typedef struct cs_delivery_job {
@@ -38,6 +52,7 @@ typedef struct cs_delivery_job {
     cs_err_t result;  /**< CS_OK delivered; CS_ERR_RETRY undeliverable (its retries or its
                            time ran out); CS_ERR_FATAL abandoned at shutdown */
     int attempts;     /**< attempts made */
+    int recorded;     /**< delivered, and the delivered hook recorded it */
     char error[256];  /**< the last failure (what failed, never alert content) */
     int64_t first_at; /**< when its first attempt started (monotonic ms) */
     int64_t done_at;  /**< when it finished (monotonic ms) */
@@ -50,13 +65,15 @@ typedef struct cs_delivery_job {
 typedef struct cs_delivery cs_delivery_t;
 
 /**
- * Starts one worker thread per route of \p routes (borrowed, must outlive the delivery).
+ * Starts one worker thread per route of \p routes (borrowed, must outlive the delivery);
+ * \p hooks may be NULL (copied).
  * Each worker owns its own delivery channel (cs_pager_t) writing the stdout sink to
  * \p out (borrowed; lines are written whole) and naming locations from \p dir.
  * @returns NULL with \p errstr on failure.
  */
 cs_delivery_t *cs_delivery_new(const cs_routes_t *routes,
-                               const cs_delivery_policy_t *policy, FILE *out,
+                               const cs_delivery_policy_t *policy,
+                               const cs_delivery_hooks_t *hooks, FILE *out,
                                const cs_directory_t *dir, char *errstr,
                                size_t errstr_size);
 

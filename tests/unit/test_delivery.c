@@ -81,7 +81,7 @@ static void test_dead_route_never_holds_back_another(void **state)
     cs_config_t cfg;
     cs_routes_t *routes = routes_from(json, &cfg);
     cs_delivery_t *d =
-        cs_delivery_new(routes, &policy, stdout, NULL, errstr, sizeof(errstr));
+        cs_delivery_new(routes, &policy, NULL, stdout, NULL, errstr, sizeof(errstr));
     assert_non_null(d);
     char subject[16];
     for (int i = 0; i < 6; i++) {
@@ -134,7 +134,8 @@ static void test_per_subject_order_and_retry_count(void **state)
     cs_delivery_policy_t p = policy;
     p.retries = 3;
     p.max_hold_ms = 60000;
-    cs_delivery_t *d = cs_delivery_new(routes, &p, stdout, NULL, errstr, sizeof(errstr));
+    cs_delivery_t *d =
+        cs_delivery_new(routes, &p, NULL, stdout, NULL, errstr, sizeof(errstr));
     assert_int_equal(cs_delivery_submit(d, job(routes, "1-100000001", 0)), CS_OK);
     assert_int_equal(cs_delivery_submit(d, job(routes, "1-100000001", 2)), CS_OK);
     assert_int_equal(cs_delivery_submit(d, job(routes, "1-100000002", 4)), CS_OK);
@@ -173,7 +174,8 @@ static void test_queue_bound_and_stop(void **state)
     cs_routes_t *routes = routes_from(json, &cfg);
     cs_delivery_policy_t p = policy;
     p.queue_max = 3;
-    cs_delivery_t *d = cs_delivery_new(routes, &p, stdout, NULL, errstr, sizeof(errstr));
+    cs_delivery_t *d =
+        cs_delivery_new(routes, &p, NULL, stdout, NULL, errstr, sizeof(errstr));
     cs_delivery_job_t *extra = job(routes, "1-100000009", 9);
     for (int i = 0; i < 3; i++)
         assert_int_equal(cs_delivery_submit(d, job(routes, "1-100000001", i)), CS_OK);
