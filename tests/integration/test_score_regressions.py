@@ -247,5 +247,54 @@ class ScoreRegressions(Checks):
         r.close()
 
 
+
+class OffsetResetKeepsTheResumeRule(Checks):
+    """An offset reset on one partition re-assigned the other partitions at their committed
+    offset, not at the lower of the Redis position and the committed offset: after a Redis
+    restore, a gap on another partition was never re-applied. Partition 1 is led by a slow
+    broker (2 s round trips), so partition 0's reset is handled before partition 1 has
+    returned anything."""
+    brokers = 2
+    partitions = {"intel.events": 8, "intel.alerts": 4, "it.reset": 2}
+
+    def test_regression_offset_reset_keeps_the_resume_rule(self):
+        s = self.stack
+        s.fault("leader", "it.reset", 0, 1)
+        s.fault("leader", "it.reset", 1, 2)
+        # partition 0: 7 values of 1 MiB; the dev broker keeps the last 5 MiB, so offsets
+        # 0 and 1 are gone and a start at 0 is out of range (an offset reset)
+        mib = b"\xff" * (1 << 20)
+        kcat_produce(s.bootstrap, "it.reset", [(b"big", mib)] * 7, partition=0,
+                     extra=["-X", "message.max.bytes=2000000"])
+        events = [e for e in make_feed(40, seed=29, subjects=4)][:10]
+        produce_to(s.bootstrap, events, topic="it.reset", partition=1)
+        model = model_of(events)
+        for part, off in ((0, 0), (1, 10)):
+            p = subprocess.run([bin_path("cs-commit"), s.bootstrap, "score-reset", "it.reset",
+                                str(part), str(off)], capture_output=True, timeout=60)
+            self.assertEqual(p.returncode, 0, p.stderr)
+        r = s.redis()
+        # Redis was restored from before partition 1's events were applied: position 0
+        r.cmd("SET", "reset:pos:it.reset:0", "0")
+        r.cmd("SET", "reset:pos:it.reset:1", "0")
+        s.fault("rtt", 2, 2000)
+        try:
+            scorer = s.program("caresignal-score", config_extra={
+                "group.id": "score-reset", "state.namespace": "reset", "topic.events": "it.reset",
+                "topic.alerts": "it.reset.alerts", "topic.deadletter": "it.reset.dlq"})
+            wait_until(lambda: any("OFFSET RESET" in l.get("msg", "") for l in scorer.logs()),
+                       60, what="the offset reset on partition 0")
+            wait_until(lambda: applied(r, "reset", model) == total(model), 90, interval=0.5,
+                       what="partition 1's gap re-applied")
+        finally:
+            s.fault("rtt", 2, 0)
+        self.assertEqual(scorer.stop(), 0)
+        reset = [l for l in scorer.logs() if "OFFSET RESET" in l.get("msg", "")][0]
+        self.assertEqual((reset["partition"], reset["requested_offset"]), (0, 0))
+        self.assertGreater(reset["skipped"], 0)
+        self.assert_state_matches_model(model, ns="reset")
+        r.close()
+
+
 if __name__ == "__main__":
     cstest.main()
