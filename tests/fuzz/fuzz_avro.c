@@ -64,7 +64,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cs_error_t err;
     if (pick < fx.n) {
         const cs_schema_t *s = cs_registry_at(fx.reg, pick);
-        if (cs_decoder_read(fx.dec, s->avro, rest, len, &fx.values[pick], &err) == CS_OK) {
+        if (cs_decoder_read(fx.dec, s->avro, rest, len, &fx.values[pick], &err) ==
+            CS_OK) {
             const uint8_t *out;
             size_t out_len;
             if (cs_encoder_write(fx.enc, s->id, &fx.values[pick], &out, &out_len))

@@ -58,8 +58,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!fx.reg)
         cs_fuzz_init();
     json_error_t jerr;
-    json_t *doc =
-        json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+    json_t *doc = json_loadb((const char *)data, size,
+                             JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (!doc)
         return 0;
     for (size_t i = 0; i < fx.n; i++) {

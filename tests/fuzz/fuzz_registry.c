@@ -8,8 +8,8 @@
 
 /*
  * Input: the whole registry.json. It is written into a directory made once per process
- * that also holds symbolic links to the real .avsc files of schemas/, so an input can name real
- * schemas (and itself, "registry.json", as a broken one).
+ * that also holds symbolic links to the real .avsc files of schemas/, so an input can
+ * name real schemas (and itself, "registry.json", as a broken one).
  *
  * The registry is the operator's file and names files to read: an entry naming a
  * device or another directory ("/dev/zero", "../../proc/self/mem") would make the
