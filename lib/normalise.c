@@ -531,10 +531,13 @@ cs_err_t cs_normalise(cs_normaliser_t *n, const cs_raw_msg_t *msg,
     const cs_rules_t *rules = n->rules;
     int64_t ts = msg->timestamp_ms;
     if (ts >= 0) {
+        /* a producer sets any timestamp: near INT64_MAX, ts + tolerance overflowed
+         * (and nothing can be later than a sum past INT64_MAX) */
         int future = m->occurred_is_date
                          ? occurred / CS_MS_PER_DAY >
                                (ts / CS_MS_PER_DAY) + rules->date_future_days
-                         : occurred > ts + rules->future_tolerance_ms;
+                         : ts <= INT64_MAX - rules->future_tolerance_ms &&
+                               occurred > ts + rules->future_tolerance_ms;
         if (future || occurred < ts - rules->past_horizon_ms)
             return cs_error_set(err, CS_ERR_TIME_RANGE, m->field[R_OCCURRED],
                                 future ? "occurred in the future of the message"
