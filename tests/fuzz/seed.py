@@ -28,6 +28,7 @@ TOPICS = ["intel.raw.nhse", "intel.raw.ccg", "intel.raw.ofsted-send"]
 # each raw topic's partner schema ids in schemas/registry.json (the topic fixes the source)
 TOPIC_SUBJECT = {"intel.raw.nhse": "nhse.Incident", "intel.raw.ccg": "ccg.Concern",
                  "intel.raw.ofsted-send": "ofsted.SendAreaOutcome"}
+EDGE_TIMESTAMPS = [-1, 0, -2**63, 2**63 - 1]
 SMALL = 8192  # the -max_len of the file targets (run.sh): longer seeds are cut to it
 
 
@@ -150,8 +151,8 @@ def canonical_values():
 
 
 def raw_cases():
-    """(name, topic, timestamp ms, value bytes or JSON, schema ids to encode it with)
-    from tests/data/normalise and the dev samples."""
+    """(name, topic, timestamp ms, value bytes or JSON, schema ids to encode it with,
+    valid) from tests/data/normalise and the dev samples."""
     out = []
     ids = {}
     for s in registry():
@@ -159,7 +160,7 @@ def raw_cases():
     valid = json.load(open(src("tests", "data", "normalise", "valid.json")))
     for c in valid["cases"]:
         fmts = c.get("formats", ["json"] + ids[TOPIC_SUBJECT[c["topic"]]])
-        out.append((c["name"], c["topic"], iso_ms(c["timestamp"]), c["value"], fmts))
+        out.append((c["name"], c["topic"], iso_ms(c["timestamp"]), c["value"], fmts, True))
     invalid = json.load(open(src("tests", "data", "normalise", "invalid.json")))
     default_ts = iso_ms(invalid["default_timestamp"])
     for c in invalid["cases"]:
@@ -170,7 +171,7 @@ def raw_cases():
             value, fmts = c["value"].encode(), ["raw"]
         else:
             value, fmts = c["value"], c.get("formats", ["json"])
-        out.append((c["name"], c["topic"], ts, value, fmts))
+        out.append((c["name"], c["topic"], ts, value, fmts, False))
     samples = src("deploy", "dev", "data", "samples")
     topic_of = {"nhse": "intel.raw.nhse", "ccg": "intel.raw.ccg",
                 "ofsted": "intel.raw.ofsted-send"}
@@ -182,7 +183,7 @@ def raw_cases():
             topic = "intel.raw.ccg" if "enum" in base else "intel.raw.nhse"
         value = json.load(open(path))
         out.append((base, topic, iso_ms("2026-11-20T10:00:00Z"), value,
-                    ["json"] + ids[TOPIC_SUBJECT[topic]]))
+                    ["json"] + ids[TOPIC_SUBJECT[topic]], not base.startswith("bad-")))
     return out
 
 
@@ -202,7 +203,7 @@ def main():
     # ---- raw partner messages: normalise, json_convert and avro
     cases = raw_cases()
     by_id = {}  # schema id -> [(case index, JSON value)]
-    for i, (_, _, _, value, fmts) in enumerate(cases):
+    for i, (_, _, _, value, fmts, _) in enumerate(cases):
         for f in fmts:
             if isinstance(f, int):
                 by_id.setdefault(f, []).append((i, value))
@@ -211,7 +212,7 @@ def main():
         for (i, _), wire in zip(items, j2a.encode(sid, [v for _, v in items])):
             if wire is not None:
                 encoded[(i, sid)] = wire
-    for i, (name, topic, ts, value, fmts) in enumerate(cases):
+    for i, (name, topic, ts, value, fmts, valid) in enumerate(cases):
         head = bytes([TOPICS.index(topic)]) + struct.pack(">q", ts)
         for f in fmts:
             if f == "raw":
@@ -219,6 +220,11 @@ def main():
             elif f == "json":
                 text = json.dumps(value, separators=(",", ":"))
                 seeds.add("normalise", name, head + text.encode())
+                # the Kafka timestamp is the producer's to set: its edges as well,
+                # on messages that reach the TIME_RANGE check
+                for edge in EDGE_TIMESTAMPS if valid else []:
+                    seeds.add("normalise", "%s-ts%d" % (name, edge), bytes([head[0]]) +
+                              struct.pack(">q", edge) + text.encode())
                 seeds.add("json_convert", name, text)
             elif (i, f) in encoded:
                 wire = encoded[(i, f)]
