@@ -3,12 +3,13 @@
 # project's data, replays every kept regression, then runs each target in turn (one
 # fuzzer process at a time) and reports executions, speed, corpus size and findings.
 #
-#   tests/fuzz/run.sh [--seconds N | --runs N] [--target NAME]... [--build DIR]
+#   tests/fuzz/run.sh [--seconds N] [--runs N] [--target NAME]... [--build DIR]
 #
-# Default: 60 seconds per target, every target, build directory build-fuzz. The corpus
-# a run grows stays in DIR/fuzz-corpus/<target> and the next run starts from it;
+# Default: 60 seconds per target, every target, build directory build-fuzz. Given both
+# --runs and --seconds, a target stops at whichever comes first (the long run). The
+# corpus a run grows stays in DIR/fuzz-corpus/<target> and the next run starts from it;
 # findings go to DIR/fuzz-findings/<target>/. One line per target
-#   fuzz: <target>: <N> executions, <N> exec/s, corpus <N>, findings <N> (...)
+#   fuzz: <target>: <N> executions, <N> exec/s, <N>s, corpus <N>, findings <N> (...)
 # then "fuzz: N targets, M findings". Exit status 1 on any finding or build failure.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -20,25 +21,26 @@ all_targets=(avro json_convert normalise directory rules properties registry)
 declare -A max_len=([avro]=70000 [json_convert]=70000 [normalise]=70000
                     [directory]=8192 [rules]=8192 [properties]=8192 [registry]=8192)
 
-seconds=60
+seconds=
 runs=
 build=build-fuzz
 targets=()
 usage() {
-  echo "usage: tests/fuzz/run.sh [--seconds N | --runs N] [--target NAME]... [--build DIR]" >&2
+  echo "usage: tests/fuzz/run.sh [--seconds N] [--runs N] [--target NAME]... [--build DIR]" >&2
   exit 2
 }
 while [ $# -gt 0 ]; do
   case "$1" in
-    --seconds) [ $# -ge 2 ] || usage; seconds=$2; runs=; shift 2 ;;
+    --seconds) [ $# -ge 2 ] || usage; seconds=$2; shift 2 ;;
     --runs) [ $# -ge 2 ] || usage; runs=$2; shift 2 ;;
     --target) [ $# -ge 2 ] || usage; targets+=("$2"); shift 2 ;;
     --build) [ $# -ge 2 ] || usage; build=$2; shift 2 ;;
-    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,/^set /p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "tests/fuzz/run.sh: unknown option $1" >&2; usage ;;
   esac
 done
 [ ${#targets[@]} -eq 0 ] && targets=("${all_targets[@]}")
+[ -z "$seconds" ] && [ -z "$runs" ] && seconds=60
 for t in "${targets[@]}"; do
   [ -n "${max_len[$t]:-}" ] || { echo "tests/fuzz/run.sh: unknown target '$t' (${all_targets[*]})" >&2; exit 2; }
 done
@@ -81,8 +83,9 @@ for t in "${targets[@]}"; do
     fi
   done
 
-  budget=(-max_total_time="$seconds")
-  [ -n "$runs" ] && budget=(-runs="$runs")
+  budget=()
+  [ -n "$seconds" ] && budget+=(-max_total_time="$seconds")
+  [ -n "$runs" ] && budget+=(-runs="$runs")
   dict=()
   [ -f "$seeds/$t.dict" ] && dict=(-dict="$seeds/$t.dict")
   before=$(ls "$findings/$t" | sort)
