@@ -4,12 +4,17 @@
 #include <dirent.h>
 #include <jansson.h>
 
+#include "caresignal/convert.h"
+#include "caresignal/event.h"
 #include "caresignal/registry.h"
 
 /*
  * Input: the whole registry.json. It is written into a directory made once per process
  * that also holds symbolic links to the real .avsc files of schemas/, so an input can
- * name real schemas (and itself, "registry.json", as a broken one).
+ * name real schemas, and itself: a registry.json that is also a record schema
+ * ({"type": "record", ..., "schemas": [{..., "file": "registry.json"}]}) lets the
+ * fuzzer write schemas, which are then compiled as the programs compile them at
+ * start-up (converters, the IntelEvent model check).
  *
  * The registry is the operator's file and names files to read: an entry naming a
  * device or another directory ("/dev/zero", "../../proc/self/mem") would make the
@@ -96,13 +101,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cs_registry_t *reg = cs_registry_load(reg_path, errstr, sizeof(errstr));
     if (!reg)
         return 0;
-    /* what every program asks of a registry once it is loaded */
+    /* what the programs do with a registry once it is loaded */
     for (size_t i = 0; i < cs_registry_count(reg); i++) {
         const cs_schema_t *s = cs_registry_at(reg, i);
         if (cs_registry_get(reg, s->id) != s || !cs_registry_latest(reg, s->subject))
             abort();
         (void)cs_schema_field_json(s, "occurred_at");
+        cs_converter_destroy(cs_converter_new(s, errstr, sizeof(errstr)));
     }
+    (void)cs_event_model_check(reg, errstr, sizeof(errstr));
     cs_registry_destroy(reg);
     return 0;
 }

@@ -281,6 +281,12 @@ def main():
               "  log.level = debug \r\nscore.batch.max=100000\r\npage.sink=exec\r\n")
 
     seeds.add("registry", "registry.json", read(src("schemas", "registry.json")))
+    # each schema as its own registry file: the fuzzer can then write schemas
+    for s in schemas:
+        doc = json.load(open(src("schemas", s["file"])))
+        doc["schemas"] = [{"id": s["id"], "subject": s["subject"], "version": 1,
+                           "file": "registry.json"}]
+        seeds.add("registry", "self-" + s["file"], json.dumps(doc))
     for path in sorted(glob.glob(src("tests", "data", "registry", "*", "registry.json"))):
         seeds.add("registry", os.path.basename(os.path.dirname(path)), read(path))
 
