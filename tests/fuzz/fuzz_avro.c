@@ -11,9 +11,9 @@
  * Input: byte 0 picks what reads the rest. For k < number of registered schemas, the
  * rest is one Avro datum (no wire header) of the k-th schema of schemas/registry.json
  * (every partner schema and version, IntelEvent and RiskAlert), checked and decoded as
- * the normaliser does; a datum that decodes is encoded again, as the normaliser's
- * output path would. The next two values read the rest as a wire-format IntelEvent or
- * RiskAlert, as the scorer and the pager do.
+ * the normaliser does; a datum that passes the check must decode, and one that
+ * decodes is encoded again. The next two values read the rest as a wire-format
+ * IntelEvent or RiskAlert, as the scorer and the pager do.
  */
 static struct {
     cs_registry_t *reg;
@@ -64,12 +64,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cs_error_t err;
     if (pick < fx.n) {
         const cs_schema_t *s = cs_registry_at(fx.reg, pick);
+        /* the check is the guard in front of avro-c: bytes it passes must decode
+         * (codec.h), or hostile input reaches avro-c's own, trusting, reader */
+        int checked = cs_avro_check(s->avro, rest, len, &err) == CS_OK;
+        long refused = cs_avro_budget_refusals();
         if (cs_decoder_read(fx.dec, s->avro, rest, len, &fx.values[pick], &err) ==
             CS_OK) {
             const uint8_t *out;
             size_t out_len;
             if (cs_encoder_write(fx.enc, s->id, &fx.values[pick], &out, &out_len))
                 cs_fuzz_die("re-encoding a decoded datum failed", s->subject);
+        } else if (checked && cs_avro_budget_refusals() == refused) {
+            fprintf(stderr, "%s: passed cs_avro_check, then avro-c failed: %s\n",
+                    s->subject, err.msg);
+            abort();
         }
     } else if (pick == fx.n) {
         cs_intel_event_t ev;
