@@ -3,20 +3,23 @@
 # builds with warnings as errors and runs the whole suite with ctest, then builds with
 # AddressSanitizer + UndefinedBehaviorSanitizer and runs the same suite again.
 # Each test starts and stops its own redis-server and devbroker on free loopback ports.
-# The last line is the total: "N passed, N failed".
+# Then a brief fuzz stage: every libFuzzer target for 8 seconds (tests/fuzz/run.sh),
+# each target one test. The last line is the total: "N passed, N failed".
 #
-#   tests/run.sh [--no-sanitize] [--only-sanitize] [-R REGEX]
+#   tests/run.sh [--no-sanitize] [--only-sanitize] [--no-fuzz] [-R REGEX]
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 
 plain=1
 sanitize=1
+fuzz=1
 ctest_args=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --no-sanitize) sanitize=0; shift ;;
     --only-sanitize) plain=0; shift ;;
+    --no-fuzz) fuzz=0; shift ;;
     -R) ctest_args+=(-R "$2"); shift 2 ;;
     *) echo "tests/run.sh: unknown option $1" >&2; exit 2 ;;
   esac
@@ -55,9 +58,33 @@ run_suite() { # run_suite BUILD_DIR LABEL [build options]
   failed=$((failed + nfail))
 }
 
+# ---------------------------------------------------------------- fuzz stage
+# Brief: each libFuzzer target runs 8 seconds from its seeds and the corpus earlier
+# runs grew in build-fuzz/ (CI must stay short; tests/fuzz/README.md has the long run).
+# Each target is one test: passed when it ran and found nothing.
+run_fuzz() {
+  echo "== fuzz: libFuzzer targets, 8 s each"
+  local log t n
+  log=$(mktemp)
+  tests/fuzz/run.sh --seconds 8 2>&1 | tee "$log"
+  n=0
+  while read -r t; do
+    n=$((n + 1))
+    if grep -qE "^fuzz: $t: .*, findings 0\$" "$log"; then
+      passed=$((passed + 1))
+    else
+      failed=$((failed + 1))
+    fi
+  done < <(sed -nE 's/^fuzz: ([a-z_]+): .* executions, .*/\1/p' "$log")
+  # no target line at all (the build failed): the stage itself is one failure
+  [ "$n" -eq 0 ] && failed=$((failed + 1))
+  rm -f "$log"
+}
+
 start=$(date +%s)
 [ "$plain" = 1 ] && run_suite build "plain build"
 [ "$sanitize" = 1 ] && run_suite build-asan "ASan+UBSan build" --sanitize
+[ "$fuzz" = 1 ] && run_fuzz
 echo "== all suites took $(( $(date +%s) - start ))s"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -8,6 +8,8 @@ packages=(
   librdkafka-dev libavro-dev libjansson-dev libhiredis-dev libcmocka-dev
   libssl-dev libcurl4-openssl-dev libmicrohttpd-dev
   redis-server redis-tools kcat python3 iproute2 procps
+  # the fuzz build (tests/fuzz): clang with libFuzzer, llvm-symbolizer for its reports
+  clang libclang-rt-14-dev llvm
 )
 
 missing=()

@@ -1246,6 +1246,25 @@ static void test_regression_future_timestamp_pinned_as_of(void **state)
     }
 }
 
+/* Regression (fuzz_normalise, tests/fuzz/regressions/normalise/ts-int64-max): a Kafka
+ * timestamp near INT64_MAX overflowed ts + future tolerance in the TIME_RANGE check
+ * (undefined behaviour; UBSan stops the process). Such a message is simply far older
+ * than the horizon allows. */
+static void test_regression_time_range_timestamp_near_int64_max(void **state)
+{
+    (void)state;
+    raw_t r = raw_text("{\"incident_id\":\"INC-1\",\"reporting_org_ods\":\"RXQ\","
+                       "\"location_id\":\"1-101669119\",\"category\":\"OUTBREAK\","
+                       "\"harm\":\"LOW\",\"occurred_at\":\"2026-11-19T08:30:00Z\","
+                       "\"reported_at\":\"2026-11-19T09:00:00Z\"}");
+    const int64_t edges[] = {INT64_MAX, INT64_MAX - fx.rules->future_tolerance_ms,
+                             INT64_MAX - fx.rules->future_tolerance_ms + 1};
+    for (size_t i = 0; i < sizeof(edges) / sizeof(edges[0]); i++)
+        expect_reject("timestamp near INT64_MAX", TOPIC_NHSE, edges[i], &r,
+                      CS_ERR_TIME_RANGE, "occurred_at");
+    raw_free(&r);
+}
+
 /* ------------------------------------------------------------------ many outputs */
 
 /* An outcome naming many locations: one event each, in order, repeats once, every
@@ -1377,6 +1396,7 @@ int main(void)
         cmocka_unit_test(test_older_writer_versions),
         cmocka_unit_test(test_regression_json_scalar_is_not_object),
         cmocka_unit_test(test_regression_future_timestamp_pinned_as_of),
+        cmocka_unit_test(test_regression_time_range_timestamp_near_int64_max),
         cmocka_unit_test(test_topics),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
