@@ -95,16 +95,8 @@ static void cs_dl_report(void *opaque, const rd_kafka_message_t *msg)
                      rd_kafka_err2str(msg->err));
     }
     cs_kafka_tracker_t *u = dl->user;
-    if (u) {
-        u->outstanding--;
-        if (msg->err) {
-            if (!u->failed)
-                u->first_err = msg->err;
-            u->failed++;
-        } else {
-            u->delivered++;
-        }
-    }
+    if (u)
+        cs_kafka_tracker_count(u, msg->err);
     if (dl->t.outstanding == 0)
         free(dl);
     if (u && u->on_report)

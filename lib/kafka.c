@@ -80,6 +80,18 @@ cs_err_t cs_kafka_conf_default(rd_kafka_conf_t *conf, const cs_config_t *cfg,
 
 /* ------------------------------------------------------------------ producer */
 
+void cs_kafka_tracker_count(cs_kafka_tracker_t *t, rd_kafka_resp_err_t err)
+{
+    t->outstanding--;
+    if (err) {
+        if (!t->failed)
+            t->first_err = err;
+        t->failed++;
+    } else {
+        t->delivered++;
+    }
+}
+
 static void cs_kafka_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 {
     (void)rk;
@@ -87,14 +99,7 @@ static void cs_kafka_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *
     cs_kafka_tracker_t *t = msg->_private;
     if (!t)
         return;
-    t->outstanding--;
-    if (msg->err) {
-        if (!t->failed)
-            t->first_err = msg->err;
-        t->failed++;
-    } else {
-        t->delivered++;
-    }
+    cs_kafka_tracker_count(t, msg->err);
     if (t->on_report)
         t->on_report(t->opaque, msg);
 }
@@ -575,4 +580,16 @@ cs_err_t cs_kafka_header_get(const rd_kafka_message_t *msg, const char *name, ch
         memcpy(buf, val, len);
     buf[len] = '\0';
     return CS_OK;
+}
+
+void cs_kafka_pause_assignment(rd_kafka_t *rk, int pause)
+{
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    if (rd_kafka_assignment(rk, &parts) || !parts)
+        return;
+    if (pause)
+        rd_kafka_pause_partitions(rk, parts);
+    else
+        rd_kafka_resume_partitions(rk, parts);
+    rd_kafka_topic_partition_list_destroy(parts);
 }

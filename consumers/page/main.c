@@ -336,17 +336,9 @@ static void set_paused(pager_ctx_t *ctx, int pause)
     /* only on a change: librdkafka re-seeks a partition on every pause or resume */
     if (pause == ctx->paused)
         return;
-    rd_kafka_topic_partition_list_t *parts = NULL;
-    if (rd_kafka_assignment(ctx->consumer, &parts) || !parts)
-        return;
-    if (pause)
-        rd_kafka_pause_partitions(ctx->consumer, parts);
-    else
-        rd_kafka_resume_partitions(ctx->consumer, parts);
-    rd_kafka_topic_partition_list_destroy(parts);
-    if (pause != ctx->paused)
-        cs_log_debug(pause ? "consumption paused" : "consumption resumed", "{s:I}",
-                     "waiting", (json_int_t)ctx->npending);
+    cs_kafka_pause_assignment(ctx->consumer, pause);
+    cs_log_debug(pause ? "consumption paused" : "consumption resumed", "{s:I}", "waiting",
+                 (json_int_t)ctx->npending);
     ctx->paused = pause;
 }
 

@@ -121,19 +121,16 @@ static cs_err_t on_assign(void *opaque, rd_kafka_t *rk,
     if (err)
         cs_log_fatal("cannot read positions from redis: no safe place to resume", "{s:s}",
                      "error", errstr);
+    ctx->paused = 0; /* a new assignment fetches: an outage in progress pauses it again */
     return err;
 }
 
+/* Pauses or resumes consumption, on a change only (librdkafka re-seeks each time). */
 static void set_paused(scorer_ctx_t *ctx, int pause)
 {
-    rd_kafka_topic_partition_list_t *parts = NULL;
-    if (rd_kafka_assignment(ctx->consumer, &parts) || !parts)
+    if (pause == ctx->paused)
         return;
-    if (pause)
-        rd_kafka_pause_partitions(ctx->consumer, parts);
-    else
-        rd_kafka_resume_partitions(ctx->consumer, parts);
-    rd_kafka_topic_partition_list_destroy(parts);
+    cs_kafka_pause_assignment(ctx->consumer, pause);
     ctx->paused = pause;
 }
 

@@ -49,6 +49,10 @@ typedef struct cs_kafka_tracker {
     void *opaque;
 } cs_kafka_tracker_t;
 
+/** Counts one delivery report of \p err in \p t (outstanding, delivered, failed,
+ *  first_err), for code that reports to a tracker itself. */
+void cs_kafka_tracker_count(cs_kafka_tracker_t *t, rd_kafka_resp_err_t err);
+
 /**
  * An idempotent producer (enable.idempotence=true, acks=all) unless the user set
  * those kafka.* keys. Delivery reports go to each message's tracker; they are
@@ -147,6 +151,13 @@ int cs_kafka_poll_batch(rd_kafka_t *rk, rd_kafka_message_t **msgs, int max,
  * Call only after every output of these messages is delivered / applied.
  */
 cs_err_t cs_kafka_store_offsets(rd_kafka_t *rk, rd_kafka_message_t *const *msgs, int n);
+
+/**
+ * Pauses (or resumes) every partition of the consumer's assignment. Call it on a change
+ * only: librdkafka re-seeks a partition on each pause or resume, and may return messages
+ * it had already queued a second time after a resume (drop offsets already seen).
+ */
+void cs_kafka_pause_assignment(rd_kafka_t *rk, int pause);
 
 /** @returns how many offset resets (data gone from the broker) this process saw. */
 long cs_kafka_offset_resets(void);
