@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 
+#include "caresignal/backoff.h"
 #include "caresignal/log.h"
 
 /* ------------------------------------------------------------------ configuration */
@@ -237,13 +238,15 @@ static cs_err_t cs_committed_offsets(rd_kafka_t *rk,
                                      rd_kafka_topic_partition_list_t *parts)
 {
     rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    cs_backoff_t backoff;
+    cs_backoff_init(&backoff, 500, 8000);
     for (int attempt = 0; attempt < 5; attempt++) {
         err = rd_kafka_committed(rk, parts, 10000);
         if (!err)
             break;
         cs_log_warn("cannot read committed offsets, retrying", "{s:s, s:i}", "error",
                     rd_kafka_err2name(err), "attempt", attempt + 1);
-        cs_sleep_ms(500 << attempt);
+        cs_backoff_sleep(&backoff);
     }
     if (err) {
         cs_log_fatal("cannot read committed offsets: stopping rather than guess where to "
