@@ -266,6 +266,7 @@ cs_err_t cs_engine_apply(cs_engine_t *e, const cs_engine_event_t *events, size_t
         goto done;
     cs_backoff_t backoff;
     cs_backoff_init(&backoff, CS_BACKOFF_STORE_INITIAL_MS, CS_BACKOFF_STORE_MAX_MS);
+    int waited = 0;
     for (int attempt = 0;; attempt++) {
         if ((rc = cs_engine_exec(e, pipe, errstr, errstr_size)) ||
             (rc = cs_engine_check_positions(pipe, ncalls, errstr, errstr_size)))
@@ -285,7 +286,10 @@ cs_err_t cs_engine_apply(cs_engine_t *e, const cs_engine_event_t *events, size_t
             rc = CS_ERR_RETRY;
             goto done;
         }
+        waited = 1;
     }
+    if (waited && e->back)
+        e->back(e->opaque); /* the function answers again: consumption resumes */
 
     for (size_t c = 0; c < ncalls; c++) {
         const cs_score_input_t *in = &inputs[starts[c]];
