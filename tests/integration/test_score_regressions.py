@@ -247,6 +247,40 @@ class ScoreRegressions(Checks):
         r.close()
 
 
+    def test_function_failing_for_everyone_waits_instead_of_dead_lettering(self):
+        """A subject whose call fails is dead-lettered, but a function that fails for
+        every subject (here: replaced by one that raises) must not dead-letter the stream:
+        the scorer waits and retries, and applies everything once it answers again."""
+        s = self.stack
+        r = s.redis()
+        scorer = s.program("caresignal-score", config_extra={
+            "group.id": "score-sys", "state.namespace": "sys", "topic.events": "it.sys",
+            "topic.alerts": "it.sys.alerts", "topic.deadletter": "it.sys.dlq"})
+        wait_until(lambda: any(l.get("msg") == "partitions assigned" for l in scorer.logs()),
+                   60, what="the scorer to join")
+        fn = [l for l in scorer.logs() if l.get("msg") == "score started"][0]["function"]
+        lib = "caresignal_" + fn[len("cs_apply_"):]
+        listing = r.cmd("FUNCTION", "LIST", "LIBRARYNAME", lib, "WITHCODE")
+        code = dict(zip(listing[0][::2], listing[0][1::2]))[b"library_code"]
+        broken = ("#!lua name=%s\nredis.register_function('%s', function() error('broken') end)\n"
+                  "redis.register_function('cs_ack_%s', function() return 0 end)\n") % (
+                      lib, fn, fn[len("cs_apply_"):])
+        r.cmd("FUNCTION", "LOAD", "REPLACE", broken)
+        events = make_feed(300, seed=30, subjects=20)
+        model = model_of(events)
+        produce_to(s.bootstrap, events, topic="it.sys")
+        wait_until(lambda: "fails for every subject" in scorer.log_text(), 60,
+                   what="the scorer to see the function fail for everyone")
+        time.sleep(2)
+        self.assertEqual(applied(r, "sys", model), 0)
+        r.cmd("FUNCTION", "LOAD", "REPLACE", code)
+        wait_until(lambda: applied(r, "sys", model) == total(model), 90, interval=0.5,
+                   what="every event applied once the function answers")
+        self.assertEqual(scorer.stop(), 0)
+        self.assertEqual(cat(s, "it.sys.dlq"), [])
+        self.assert_state_matches_model(model, ns="sys")
+        r.close()
+
 
 class OffsetResetKeepsTheResumeRule(Checks):
     """An offset reset on one partition re-assigned the other partitions at their committed
