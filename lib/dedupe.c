@@ -162,6 +162,8 @@ size_t cs_dedupe_flush(cs_dedupe_t *d)
 {
     char errstr[256];
     size_t done = 0;
+    if (!d->nwaiting)
+        return 0; /* the common case; d->waiting may not even exist yet */
     while (done < d->nwaiting &&
            cs_record(d, d->redis, d->waiting[done], errstr, sizeof(errstr)))
         done++;
