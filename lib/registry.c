@@ -78,6 +78,75 @@ static void cs_collect_named(json_t *type, const char *ns, json_t *named)
         cs_collect_named(json_object_get(t, "type"), dot ? full : NULL, named);
 }
 
+/* The full name of named type \p name written inside namespace \p ns. */
+static void cs_full_name(const char *name, const char *ns, char *out, size_t size)
+{
+    if (strchr(name, '.') || !ns || !*ns)
+        snprintf(out, size, "%s", name);
+    else
+        snprintf(out, size, "%s.%s", ns, name);
+}
+
+/* A record that contains itself (a field's type, however nested, naming an enclosing
+ * record) has no finite value unless a union breaks the cycle, and avro-c 1.11.1 then
+ * recurses without end building one (found by fuzz_registry). caresignal's schemas are
+ * flat records, so any reference to an enclosing record is refused. \p outer holds the
+ * enclosing records' full names. @returns 0, or -1 with \p why. */
+static int cs_no_recursion(const json_t *type, const char *ns, json_t *outer, char *why,
+                           size_t why_size)
+{
+    size_t i;
+    json_t *t;
+    char full[512];
+    if (json_array_size(outer) > 32) {
+        snprintf(why, why_size, "records nested more than 32 deep");
+        return -1;
+    }
+    if (json_is_string(type)) {
+        cs_full_name(json_string_value(type), ns, full, sizeof(full));
+        json_array_foreach(outer, i,
+                           t) if (!strcmp(json_string_value(t), full) ||
+                                  !strcmp(json_string_value(t), json_string_value(type)))
+        {
+            snprintf(why, why_size, "record %.200s contains itself", full);
+            return -1;
+        }
+        return 0;
+    }
+    if (json_is_array(type)) {
+        json_array_foreach(type, i,
+                           t) if (cs_no_recursion(t, ns, outer, why, why_size)) return -1;
+        return 0;
+    }
+    if (!json_is_object(type))
+        return 0;
+    const json_t *inner = json_object_get(type, "type");
+    const char *kind = json_string_value(inner);
+    if (!kind || strcmp(kind, "record")) {
+        if (kind && !strcmp(kind, "array"))
+            return cs_no_recursion(json_object_get(type, "items"), ns, outer, why,
+                                   why_size);
+        if (kind && !strcmp(kind, "map"))
+            return cs_no_recursion(json_object_get(type, "values"), ns, outer, why,
+                                   why_size);
+        return kind ? 0 : cs_no_recursion(inner, ns, outer, why, why_size);
+    }
+    const char *name = json_string_value(json_object_get(type, "name"));
+    const char *own_ns = json_string_value(json_object_get(type, "namespace"));
+    if (!name)
+        return 0; /* avro-c refuses it */
+    cs_full_name(name, own_ns ? own_ns : ns, full, sizeof(full));
+    json_array_append_new(outer, json_string(full));
+    char *dot = strrchr(full, '.');
+    char inner_ns[512];
+    snprintf(inner_ns, sizeof(inner_ns), "%.*s", dot ? (int)(dot - full) : 0, full);
+    int rc = 0;
+    json_array_foreach(json_object_get(type, "fields"), i, t) if (!rc) rc =
+        cs_no_recursion(json_object_get(t, "type"), inner_ns, outer, why, why_size);
+    json_array_remove(outer, json_array_size(outer) - 1);
+    return rc;
+}
+
 static char *cs_read_file(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
@@ -138,6 +207,14 @@ static int cs_load_schema(cs_schema_t *s, const char *path, char *errstr,
     if (avro_typeof(s->avro) != AVRO_RECORD) {
         snprintf(errstr, errstr_size, "schema file '%s': the top level must be a record",
                  path);
+        return -1;
+    }
+    char why[300];
+    json_t *outer = json_array();
+    int recursive = cs_no_recursion(s->json, NULL, outer, why, sizeof(why));
+    json_decref(outer);
+    if (recursive) {
+        snprintf(errstr, errstr_size, "schema file '%s': %s", path, why);
         return -1;
     }
     s->iface = avro_generic_class_from_schema(s->avro);
