@@ -511,8 +511,10 @@ void cs_kafka_consumer_destroy(rd_kafka_t *rk)
     if (!rk)
         return;
     void *ctx = rd_kafka_opaque(rk);
-    /* with kafka.enable.auto.commit=false nothing else would commit what was stored */
-    cs_commit_stored(rk, "close");
+    /* closing revokes the assignment: the rebalance callback commits what was stored
+     * (with kafka.enable.auto.commit=false nothing else would). A commit of our own here
+     * as well, during a rebalance, made librdkafka 2.0.2 abort in
+     * rd_kafka_cgrp_terminated (assignment still in progress). */
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
     free(ctx);
