@@ -511,10 +511,24 @@ void cs_kafka_consumer_destroy(rd_kafka_t *rk)
     if (!rk)
         return;
     void *ctx = rd_kafka_opaque(rk);
-    /* closing revokes the assignment: the rebalance callback commits what was stored
-     * (with kafka.enable.auto.commit=false nothing else would). A commit of our own here
-     * as well, during a rebalance, made librdkafka 2.0.2 abort in
-     * rd_kafka_cgrp_terminated (assignment still in progress). */
+    /* Leave the group first and let the revoke run (its callback commits what was
+     * stored: with kafka.enable.auto.commit=false nothing else would), then close.
+     * Closing straight away in the middle of a rebalance can make librdkafka 2.0.2 abort
+     * in rd_kafka_cgrp_terminated ("assignment in progress"); a commit of our own before
+     * the close did so too. Messages fetched meanwhile are dropped unprocessed: their
+     * offsets were never stored, so the next owner reads them. */
+    rd_kafka_unsubscribe(rk);
+    int64_t deadline = cs_mono_ms() + 10000;
+    for (;;) {
+        rd_kafka_topic_partition_list_t *parts = NULL;
+        int held = !rd_kafka_assignment(rk, &parts) && parts && parts->cnt > 0;
+        rd_kafka_topic_partition_list_destroy(parts);
+        if (!held || cs_mono_ms() >= deadline)
+            break;
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        if (m)
+            rd_kafka_message_destroy(m);
+    }
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
     free(ctx);
