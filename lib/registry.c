@@ -35,13 +35,15 @@ void cs_registry_destroy(cs_registry_t *reg)
 
 /* Records every named type (record, enum, fixed) under its full name, so the JSON
  * converter can follow references such as "caresignal.Severity". Enclosed types
- * inherit the namespace of their enclosing named type (Avro's rule). */
-static void cs_collect_named(json_t *type, const char *ns, json_t *named)
+ * inherit the namespace of their enclosing named type (Avro's rule). The first name
+ * defined twice goes to \p dup (left "" if none). */
+static void cs_collect_named(json_t *type, const char *ns, json_t *named, char *dup,
+                             size_t dup_size)
 {
     size_t i;
     json_t *t;
     if (json_is_array(type)) {
-        json_array_foreach(type, i, t) cs_collect_named(t, ns, named);
+        json_array_foreach(type, i, t) cs_collect_named(t, ns, named, dup, dup_size);
         return;
     }
     if (!json_is_object(type))
@@ -50,11 +52,11 @@ static void cs_collect_named(json_t *type, const char *ns, json_t *named)
     if (!kind)
         return;
     if (!strcmp(kind, "array")) {
-        cs_collect_named(json_object_get(type, "items"), ns, named);
+        cs_collect_named(json_object_get(type, "items"), ns, named, dup, dup_size);
         return;
     }
     if (!strcmp(kind, "map")) {
-        cs_collect_named(json_object_get(type, "values"), ns, named);
+        cs_collect_named(json_object_get(type, "values"), ns, named, dup, dup_size);
         return;
     }
     if (strcmp(kind, "record") && strcmp(kind, "enum") && strcmp(kind, "fixed"))
@@ -70,12 +72,17 @@ static void cs_collect_named(json_t *type, const char *ns, json_t *named)
         snprintf(full, sizeof(full), "%s.%s", own_ns ? own_ns : ns, name);
     else
         snprintf(full, sizeof(full), "%s", name);
+    if (json_object_get(named, full) && !dup[0])
+        snprintf(dup, dup_size, "%s", full);
     json_object_set(named, full, type);
     char *dot = strrchr(full, '.');
     if (dot)
         *dot = '\0';
     json_array_foreach(json_object_get(type, "fields"), i, t)
-        cs_collect_named(json_object_get(t, "type"), dot ? full : NULL, named);
+    {
+        cs_collect_named(json_object_get(t, "type"), dot ? full : NULL, named, dup,
+                         dup_size);
+    }
 }
 
 /* The full name of named type \p name written inside namespace \p ns. */
@@ -198,6 +205,17 @@ static int cs_load_schema(cs_schema_t *s, const char *path, char *errstr,
         free(text);
         return -1;
     }
+    /* avro-c 1.11.1 leaks the schema it was building when a name is defined twice
+     * ("Cannot save enum schema"), so such a file never reaches it */
+    char dup[512] = "";
+    s->named = json_object();
+    cs_collect_named(s->json, NULL, s->named, dup, sizeof(dup));
+    if (dup[0]) {
+        snprintf(errstr, errstr_size, "schema file '%s': named type %s is defined twice",
+                 path, dup);
+        free(text);
+        return -1;
+    }
     if (avro_schema_from_json_length(text, len, &s->avro)) {
         snprintf(errstr, errstr_size, "schema file '%s': %s", path, avro_strerror());
         free(text);
@@ -222,8 +240,6 @@ static int cs_load_schema(cs_schema_t *s, const char *path, char *errstr,
         snprintf(errstr, errstr_size, "schema file '%s': %s", path, avro_strerror());
         return -1;
     }
-    s->named = json_object();
-    cs_collect_named(s->json, NULL, s->named);
     return 0;
 }
 

@@ -226,6 +226,20 @@ static void test_broken_registries(void **state)
     }
 }
 
+/* Regression (fuzz_registry, tests/fuzz/regressions/registry/named-type-twice): a schema
+ * defining one named type twice was handed to avro-c, which rejects it but leaks the
+ * schema it was building; the registry now refuses it first, naming the type. */
+static void test_regression_named_type_twice_leaked(void **state)
+{
+    (void)state;
+    errstr[0] = '\0';
+    cs_registry_t *reg = cs_registry_load(fixture("named-type-twice/registry.json"),
+                                          errstr, sizeof(errstr));
+    assert_null(reg);
+    if (!strstr(errstr, "twice.avsc': named type nhse.HarmGrade is defined twice"))
+        fail_msg("errstr '%s'", errstr);
+}
+
 static void test_missing_registry_file(void **state)
 {
     (void)state;
@@ -373,6 +387,7 @@ int main(void)
         cmocka_unit_test(test_named_types),
         cmocka_unit_test(test_field_json),
         cmocka_unit_test(test_broken_registries),
+        cmocka_unit_test(test_regression_named_type_twice_leaked),
         cmocka_unit_test(test_missing_registry_file),
         cmocka_unit_test(test_version_beyond_int_range_is_rejected),
         cmocka_unit_test(test_schema_file_is_a_directory),
