@@ -82,7 +82,7 @@ class Feed:
                 if row["location_id"].startswith("1-"):
                     locs.append((row["location_id"], row["local_authority_code"]))
         rnd.shuffle(locs)
-        n = max(30, n_events // 12)
+        n = min(max(30, n_events // 12), len(locs) // 3)  # three disjoint sets
         nhse, ccg, named = locs[:n], locs[n:2 * n], locs[2 * n:3 * n]
         las = sorted({la for _, la in named})[:max(6, n // 6)]
         named = [l for l in named if l[1] in las]
