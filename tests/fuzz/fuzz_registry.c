@@ -2,7 +2,10 @@
 #include "fuzz_common.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <jansson.h>
+#include <signal.h>
+#include <sys/stat.h>
 
 #include "caresignal/convert.h"
 #include "caresignal/event.h"
@@ -24,20 +27,49 @@
  */
 static char dir[64], reg_path[128];
 
-static void cs_fuzz_cleanup(void)
+/* Removes directory \p path and the files in it (no subdirectories are made). */
+static void cs_fuzz_rmdir(const char *path)
 {
-    DIR *d = opendir(dir);
+    DIR *d = opendir(path);
     struct dirent *e;
     char p[512];
     while (d && (e = readdir(d))) {
         if (e->d_name[0] == '.')
             continue;
-        snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+        snprintf(p, sizeof(p), "%s/%s", path, e->d_name);
         unlink(p);
     }
     if (d)
         closedir(d);
-    rmdir(dir);
+    rmdir(path);
+}
+
+static void cs_fuzz_cleanup(void)
+{
+    cs_fuzz_rmdir(dir);
+}
+
+/*
+ * libFuzzer often leaves by _Exit (a finding, a -runs replay), past atexit, so the
+ * directory is named after its process and each start removes those of processes
+ * that are gone.
+ */
+static void cs_fuzz_sweep(const char *base)
+{
+    DIR *d = opendir(base);
+    struct dirent *e;
+    char p[512];
+    while (d && (e = readdir(d))) {
+        int pid;
+        char tail;
+        if (sscanf(e->d_name, "cs-fuzz-registry-%d%c", &pid, &tail) != 1 || pid <= 0 ||
+            kill(pid, 0) == 0 || errno != ESRCH)
+            continue;
+        snprintf(p, sizeof(p), "%s/%s", base, e->d_name);
+        cs_fuzz_rmdir(p);
+    }
+    if (d)
+        closedir(d);
 }
 
 static void cs_fuzz_init(void)
@@ -46,12 +78,13 @@ static void cs_fuzz_init(void)
     /* in memory where there is a tmpfs: a file on disk made each write wait */
     static const char *const bases[] = {"/dev/shm", "/tmp"};
     for (size_t i = 0; i < sizeof(bases) / sizeof(bases[0]) && !dir[0]; i++) {
-        snprintf(dir, sizeof(dir), "%s/cs-fuzz-registry-XXXXXX", bases[i]);
-        if (!mkdtemp(dir))
+        cs_fuzz_sweep(bases[i]);
+        snprintf(dir, sizeof(dir), "%s/cs-fuzz-registry-%d", bases[i], (int)getpid());
+        if (mkdir(dir, 0700))
             dir[0] = '\0';
     }
     if (!dir[0])
-        cs_fuzz_die("mkdtemp", "no writable /dev/shm or /tmp");
+        cs_fuzz_die("mkdir", "no writable /dev/shm or /tmp");
     atexit(cs_fuzz_cleanup);
     cs_fuzz_src("schemas", schemas, sizeof(schemas));
     DIR *d = opendir(schemas);
