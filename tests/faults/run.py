@@ -326,10 +326,11 @@ class Run:
         self.bump("broker down and up")
 
     def request_errors(self):
-        api, err = self.rnd.choice([("Produce", "NOT_LEADER_FOR_PARTITION"),
-                                    ("Fetch", "NOT_LEADER_FOR_PARTITION"),
-                                    ("OffsetCommit", "REQUEST_TIMED_OUT"),
-                                    ("JoinGroup", "COORDINATOR_NOT_AVAILABLE")])
+        kinds = [("Produce", "NOT_LEADER_FOR_PARTITION"), ("Fetch", "NOT_LEADER_FOR_PARTITION"),
+                 ("OffsetCommit", "REQUEST_TIMED_OUT"), ("JoinGroup", "COORDINATOR_NOT_AVAILABLE")]
+        # each kind in turn, so every run has all four
+        api, err = kinds[sum(v for k, v in self.counts.items()
+                             if k.startswith("request errors")) % len(kinds)]
         self.stack.fault("errors", api, self.rnd.randrange(2, 6), err)
         self.bump("request errors " + api)
 
