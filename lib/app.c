@@ -36,6 +36,32 @@ void cs_app_raw_topics(const cs_config_t *cfg, const char *topics[CS_SOURCE_COUN
     topics[CS_SOURCE_OFSTED_SEND] = cfg->topic_raw_ofsted_send;
 }
 
+cs_runtime_options_t cs_app_runtime_options(const cs_config_t *cfg,
+                                            const char *const *topics, int ntopics,
+                                            size_t max_poll)
+{
+    cs_runtime_options_t opt = {.topics = topics,
+                                .ntopics = ntopics,
+                                .max_messages = (size_t)cfg->inflight_max_messages,
+                                .max_bytes = (size_t)cfg->inflight_max_bytes,
+                                .max_poll = max_poll,
+                                .revoke_drain_ms = 10000,
+                                .stop_drain_ms = 20000,
+                                .stats_interval_ms = 10000};
+    return opt;
+}
+
+cs_runtime_t *cs_app_runtime(const cs_cli_spec_t *spec, const cs_config_t *cfg,
+                             const cs_runtime_options_t *opt,
+                             const cs_runtime_handler_t *handler)
+{
+    char errstr[512];
+    cs_runtime_t *rt = cs_runtime_new(cfg, opt, handler, errstr, sizeof(errstr));
+    if (!rt)
+        cs_cli_fail(spec, "%s", errstr);
+    return rt;
+}
+
 rd_kafka_t *cs_app_producer(const cs_cli_spec_t *spec, const cs_config_t *cfg)
 {
     char errstr[512];

@@ -18,13 +18,31 @@ struct cs_engine {
     cs_engine_waiting_cb *waiting;
     cs_engine_back_cb *back;
     void *opaque;
-    cs_alert_t *alerts; /* of the last apply */
+    cs_engine_batch_t *last; /* of cs_engine_apply, for cs_engine_ack */
+    int fail_run; /* calls failed in a row, across batches (a success resets it) */
+    long rank_errors;
+};
+
+typedef struct cs_item {
+    const cs_engine_event_t *ev;
+    char subject[CS_SUBJECT_KEY_MAX];
+} cs_item_t;
+
+/* One batch from its preparation to its acknowledgement. */
+struct cs_engine_batch {
+    const cs_engine_event_t *events; /* borrowed */
+    size_t n, ncalls;
+    cs_item_t *items;
+    cs_score_input_t *inputs;
+    size_t *starts;
+    cs_score_outcome_t *outs; /* one per call */
+    char *bad;
+    cs_redis_pipe_t *pipe;
+    cs_alert_t *alerts;
     int nalerts, alerts_cap;
-    size_t *failed; /* of the last apply: indexes of events whose subject's call failed */
+    size_t *failed; /* indexes of events whose subject's call failed */
     size_t nfailed, failed_cap;
     char failure[256];
-    int fail_run; /* calls failed in a row, across applies (a success resets it) */
-    long rank_errors;
 };
 
 /* How many failed calls in a row, with no success between, mean that the function fails
@@ -51,8 +69,7 @@ void cs_engine_destroy(cs_engine_t *e)
 {
     if (!e)
         return;
-    free(e->alerts);
-    free(e->failed);
+    cs_engine_batch_free(e->last);
     free(e);
 }
 
@@ -93,11 +110,6 @@ static cs_err_t cs_engine_exec(cs_engine_t *e, cs_redis_pipe_t *p, char *errstr,
     }
 }
 
-typedef struct cs_item {
-    const cs_engine_event_t *ev;
-    char subject[CS_SUBJECT_KEY_MAX];
-} cs_item_t;
-
 static int cs_item_cmp(const void *a, const void *b)
 {
     const cs_item_t *x = a, *y = b;
@@ -109,7 +121,7 @@ static int cs_item_cmp(const void *a, const void *b)
     return x->ev->offset < y->ev->offset ? -1 : x->ev->offset > y->ev->offset;
 }
 
-static cs_err_t cs_engine_keep_alerts(cs_engine_t *e, const cs_score_outcome_t *out)
+static cs_err_t cs_engine_keep_alerts(cs_engine_batch_t *e, const cs_score_outcome_t *out)
 {
     /* most calls raise nothing: out->alerts is then NULL, which memcpy must not get even
      * for 0 bytes (UBSan stops the scorer on it) */
@@ -131,8 +143,7 @@ static cs_err_t cs_engine_keep_alerts(cs_engine_t *e, const cs_score_outcome_t *
     return CS_OK;
 }
 
-static cs_err_t cs_engine_keep_failed(cs_engine_t *e, const cs_engine_event_t *events,
-                                      const cs_item_t *items, size_t from, size_t to)
+static cs_err_t cs_engine_keep_failed(cs_engine_batch_t *e, size_t from, size_t to)
 {
     for (size_t i = from; i < to; i++) {
         if (e->nfailed == e->failed_cap) {
@@ -143,7 +154,7 @@ static cs_err_t cs_engine_keep_failed(cs_engine_t *e, const cs_engine_event_t *e
             e->failed = grown;
             e->failed_cap = cap;
         }
-        e->failed[e->nfailed++] = (size_t)(items[i].ev - events);
+        e->failed[e->nfailed++] = (size_t)(e->items[i].ev - e->events);
     }
     return CS_OK;
 }
@@ -166,22 +177,20 @@ static cs_err_t cs_engine_check_positions(const cs_redis_pipe_t *pipe, size_t fr
 
 /* Parses every call's reply into \p outs (released first), marking \p bad the ones that
  * failed; e->failure says why the first did. @returns how many failed. */
-static size_t cs_engine_parse(cs_engine_t *e, const cs_redis_pipe_t *pipe,
-                              const cs_item_t *items, const cs_score_input_t *inputs,
-                              const size_t *starts, size_t ncalls,
-                              cs_score_outcome_t *outs, char *bad)
+static size_t cs_engine_parse(cs_engine_t *e, cs_engine_batch_t *b)
 {
     size_t nbad = 0;
-    e->failure[0] = '\0';
-    for (size_t c = 0; c < ncalls; c++) {
+    b->failure[0] = '\0';
+    for (size_t c = 0; c < b->ncalls; c++) {
         char why[256];
-        cs_score_outcome_release(&outs[c]);
-        bad[c] = cs_scorer_parse_reply(e->scorer, cs_redis_pipe_reply(pipe, c),
-                                       &inputs[starts[c]], starts[c + 1] - starts[c],
-                                       &outs[c], why, sizeof(why)) != CS_OK;
-        if (bad[c] && !nbad++)
-            snprintf(e->failure, sizeof(e->failure), "%s: %s", items[starts[c]].subject,
-                     why);
+        cs_score_outcome_release(&b->outs[c]);
+        b->bad[c] = cs_scorer_parse_reply(e->scorer, cs_redis_pipe_reply(b->pipe, c),
+                                          &b->inputs[b->starts[c]],
+                                          b->starts[c + 1] - b->starts[c], &b->outs[c],
+                                          why, sizeof(why)) != CS_OK;
+        if (b->bad[c] && !nbad++)
+            snprintf(b->failure, sizeof(b->failure), "%s: %s",
+                     b->items[b->starts[c]].subject, why);
     }
     return nbad;
 }
@@ -207,48 +216,67 @@ long cs_engine_rank_errors(const cs_engine_t *e)
     return e->rank_errors;
 }
 
-cs_err_t cs_engine_apply(cs_engine_t *e, const cs_engine_event_t *events, size_t n,
-                         int positions, cs_engine_result_t *out, char *errstr,
-                         size_t errstr_size)
+void cs_engine_batch_free(cs_engine_batch_t *b)
 {
-    memset(out, 0, sizeof(*out));
-    e->nalerts = 0;
-    e->nfailed = 0;
-    if (n == 0)
-        return CS_OK;
-    cs_item_t *items = calloc(n, sizeof(*items));
-    cs_score_input_t *inputs = calloc(n, sizeof(*inputs));
-    size_t *starts = calloc(n + 1, sizeof(*starts));
-    cs_score_outcome_t *outs = calloc(n, sizeof(*outs)); /* one per call, at most n */
-    char *bad = calloc(n, 1);
-    cs_redis_pipe_t *pipe = cs_redis_pipe_new(), *rank = cs_redis_pipe_new();
-    cs_err_t rc = CS_OK;
-    size_t ncalls = 0;
-    if (!items || !inputs || !starts || !outs || !bad || !pipe || !rank) {
-        rc = CS_ERR_NOMEM;
-        goto done;
-    }
+    if (!b)
+        return;
+    free(b->items);
+    free(b->inputs);
+    free(b->starts);
+    for (size_t c = 0; b->outs && c < b->n; c++)
+        cs_score_outcome_release(&b->outs[c]);
+    free(b->outs);
+    free(b->bad);
+    cs_redis_pipe_destroy(b->pipe);
+    free(b->alerts);
+    free(b->failed);
+    free(b);
+}
+
+size_t cs_engine_batch_events(const cs_engine_batch_t *b)
+{
+    return b->n;
+}
+
+cs_engine_batch_t *cs_engine_prepare(cs_engine_t *e, const cs_engine_event_t *events,
+                                     size_t n, int positions)
+{
+    cs_engine_batch_t *b = calloc(1, sizeof(*b));
+    if (!b)
+        return NULL;
+    b->events = events;
+    b->n = n;
+    size_t slots = n ? n : 1;
+    b->items = calloc(slots, sizeof(*b->items));
+    b->inputs = calloc(slots, sizeof(*b->inputs));
+    b->starts = calloc(slots + 1, sizeof(*b->starts));
+    b->outs = calloc(slots, sizeof(*b->outs)); /* one per call, at most n */
+    b->bad = calloc(slots, 1);
+    b->pipe = cs_redis_pipe_new();
+    if (!b->items || !b->inputs || !b->starts || !b->outs || !b->bad || !b->pipe)
+        goto fail;
     /* one call per subject, its events in offset order */
     for (size_t i = 0; i < n; i++) {
-        items[i].ev = &events[i];
+        b->items[i].ev = &events[i];
         cs_subject_key(events[i].ev.subject_kind, events[i].ev.subject_id,
-                       items[i].subject, sizeof(items[i].subject));
+                       b->items[i].subject, sizeof(b->items[i].subject));
     }
-    qsort(items, n, sizeof(*items), cs_item_cmp);
+    qsort(b->items, n, sizeof(*b->items), cs_item_cmp);
     for (size_t i = 0; i < n; i++) {
-        inputs[i].ev = &items[i].ev->ev;
-        inputs[i].partition = items[i].ev->partition;
-        inputs[i].offset = items[i].ev->offset;
-        if (i == 0 || strcmp(items[i].subject, items[i - 1].subject))
-            starts[ncalls++] = i;
+        b->inputs[i].ev = &b->items[i].ev->ev;
+        b->inputs[i].partition = b->items[i].ev->partition;
+        b->inputs[i].offset = b->items[i].ev->offset;
+        if (i == 0 || strcmp(b->items[i].subject, b->items[i - 1].subject))
+            b->starts[b->ncalls++] = i;
     }
-    starts[ncalls] = n;
-    for (size_t c = 0; c < ncalls && !rc; c++)
-        rc = cs_scorer_add_call(e->scorer, pipe, &inputs[starts[c]],
-                                starts[c + 1] - starts[c]);
+    b->starts[b->ncalls] = n;
+    for (size_t c = 0; c < b->ncalls; c++)
+        if (cs_scorer_add_call(e->scorer, b->pipe, &b->inputs[b->starts[c]],
+                               b->starts[c + 1] - b->starts[c]))
+            goto fail;
     /* then the positions, on the same connection: the append-only file has them after
      * the writes they cover (DESIGN §7) */
-    for (size_t i = 0; positions && i < n && !rc; i++) {
+    for (size_t i = 0; positions && i < n; i++) {
         int last = 1;
         for (size_t k = i + 1; k < n && last; k++)
             last = !(events[k].partition == events[i].partition &&
@@ -260,29 +288,46 @@ cs_err_t cs_engine_apply(cs_engine_t *e, const cs_engine_event_t *events, size_t
                           sizeof(key));
         snprintf(val, sizeof(val), "%" PRId64, events[i].offset + 1);
         const char *argv[] = {"SET", key, val};
-        rc = cs_redis_pipe_add(pipe, 3, argv, NULL);
+        if (cs_redis_pipe_add(b->pipe, 3, argv, NULL))
+            goto fail;
     }
-    if (rc)
-        goto done;
+    return b;
+fail:
+    cs_engine_batch_free(b);
+    return NULL;
+}
+
+cs_err_t cs_engine_execute(cs_engine_t *e, cs_engine_batch_t *b, cs_engine_result_t *out,
+                           char *errstr, size_t errstr_size)
+{
+    memset(out, 0, sizeof(*out));
+    b->nalerts = 0;
+    b->nfailed = 0;
+    if (b->n == 0)
+        return CS_OK;
+    cs_err_t rc = CS_OK;
+    cs_redis_pipe_t *rank = cs_redis_pipe_new();
+    if (!rank)
+        return CS_ERR_NOMEM;
     cs_backoff_t backoff;
     cs_backoff_init(&backoff, CS_BACKOFF_STORE_INITIAL_MS, CS_BACKOFF_STORE_MAX_MS);
     int waited = 0;
     for (int attempt = 0;; attempt++) {
-        if ((rc = cs_engine_exec(e, pipe, errstr, errstr_size)) ||
-            (rc = cs_engine_check_positions(pipe, ncalls, errstr, errstr_size)))
+        if ((rc = cs_engine_exec(e, b->pipe, errstr, errstr_size)) ||
+            (rc = cs_engine_check_positions(b->pipe, b->ncalls, errstr, errstr_size)))
             goto done;
         /* one subject's call failing (an error reply, a reply we cannot read) must not
          * stop the batch: its events are dead-lettered (STATE_ERROR) and the others go
          * on. If every call fails and failures run on, the function fails for everyone:
          * wait and retry the whole batch (its calls are idempotent) rather than
          * dead-letter the stream. */
-        size_t nbad = cs_engine_parse(e, pipe, items, inputs, starts, ncalls, outs, bad);
-        if (!nbad || nbad < ncalls || e->fail_run + (int)nbad < CS_ENGINE_SYSTEMIC_RUN)
+        size_t nbad = cs_engine_parse(e, b);
+        if (!nbad || nbad < b->ncalls || e->fail_run + (int)nbad < CS_ENGINE_SYSTEMIC_RUN)
             break;
         cs_log_error("the risk function fails for every subject: waiting, then retrying "
                      "the batch",
-                     "{s:s, s:i}", "error", e->failure, "attempt", attempt + 1);
-        if (cs_engine_wait(e, &backoff, e->failure, attempt == 0)) {
+                     "{s:s, s:i}", "error", b->failure, "attempt", attempt + 1);
+        if (cs_engine_wait(e, &backoff, b->failure, attempt == 0)) {
             rc = CS_ERR_RETRY;
             goto done;
         }
@@ -291,12 +336,12 @@ cs_err_t cs_engine_apply(cs_engine_t *e, const cs_engine_event_t *events, size_t
     if (waited && e->back)
         e->back(e->opaque); /* the function answers again: consumption resumes */
 
-    for (size_t c = 0; c < ncalls; c++) {
-        const cs_score_input_t *in = &inputs[starts[c]];
-        cs_score_outcome_t *o = &outs[c];
-        if (bad[c]) {
+    for (size_t c = 0; c < b->ncalls; c++) {
+        const cs_score_input_t *in = &b->inputs[b->starts[c]];
+        cs_score_outcome_t *o = &b->outs[c];
+        if (b->bad[c]) {
             e->fail_run++;
-            if ((rc = cs_engine_keep_failed(e, events, items, starts[c], starts[c + 1])))
+            if ((rc = cs_engine_keep_failed(b, b->starts[c], b->starts[c + 1])))
                 goto done;
             continue;
         }
@@ -306,7 +351,7 @@ cs_err_t cs_engine_apply(cs_engine_t *e, const cs_engine_event_t *events, size_t
         out->redeliveries += o->redeliveries;
         out->regressions += o->regressions;
         out->nreemitted += o->nreemitted;
-        rc = cs_engine_keep_alerts(e, o);
+        rc = cs_engine_keep_alerts(b, o);
         /* after a redelivery too: a crash between the calls and the rank update would
          * otherwise leave the subject's rank stale until its next event */
         if (!rc && (o->applied || o->redeliveries)) {
@@ -314,7 +359,7 @@ cs_err_t cs_engine_apply(cs_engine_t *e, const cs_engine_event_t *events, size_t
             cs_scorer_rank_key(e->scorer, in[0].ev->subject_kind, key, sizeof(key));
             double r = cs_scorer_rank_value(e->scorer, o->score, o->as_of);
             snprintf(score, sizeof(score), isinf(r) ? "-inf" : "%.17g", r);
-            const char *argv[] = {"ZADD", key, score, items[starts[c]].subject};
+            const char *argv[] = {"ZADD", key, score, b->items[b->starts[c]].subject};
             rc = cs_redis_pipe_add(rank, 4, argv, NULL);
         }
         if (rc)
@@ -323,37 +368,44 @@ cs_err_t cs_engine_apply(cs_engine_t *e, const cs_engine_event_t *events, size_t
     /* the rank sets are eventually consistent: computed from this batch's replies */
     if (cs_redis_pipe_count(rank) && !(rc = cs_engine_exec(e, rank, errstr, errstr_size)))
         cs_engine_check_rank(e, rank);
-    out->alerts = e->alerts;
-    out->nalerts = e->nalerts;
-    out->failed = e->failed;
-    out->nfailed = e->nfailed;
-    out->failure = e->failure;
+    out->alerts = b->alerts;
+    out->nalerts = b->nalerts;
+    out->failed = b->failed;
+    out->nfailed = b->nfailed;
+    out->failure = b->failure;
 done:
-    free(items);
-    free(inputs);
-    free(starts);
-    for (size_t c = 0; outs && c < n; c++)
-        cs_score_outcome_release(&outs[c]);
-    free(outs);
-    free(bad);
-    cs_redis_pipe_destroy(pipe);
     cs_redis_pipe_destroy(rank);
     return rc;
 }
 
-cs_err_t cs_engine_ack(cs_engine_t *e, char *errstr, size_t errstr_size)
+cs_err_t cs_engine_apply(cs_engine_t *e, const cs_engine_event_t *events, size_t n,
+                         int positions, cs_engine_result_t *out, char *errstr,
+                         size_t errstr_size)
 {
-    if (e->nalerts == 0)
+    memset(out, 0, sizeof(*out));
+    cs_engine_batch_free(e->last);
+    e->last = cs_engine_prepare(e, events, n, positions);
+    if (!e->last) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return CS_ERR_NOMEM;
+    }
+    return cs_engine_execute(e, e->last, out, errstr, errstr_size);
+}
+
+cs_err_t cs_engine_ack_batch(cs_engine_t *e, cs_engine_batch_t *b, char *errstr,
+                             size_t errstr_size)
+{
+    if (!b || b->nalerts == 0)
         return CS_OK;
     cs_redis_pipe_t *p = cs_redis_pipe_new();
     cs_err_t rc = p ? CS_OK : CS_ERR_NOMEM;
     /* alerts come subject by subject: one acknowledgement call per subject */
-    for (int i = 0; i < e->nalerts && !rc;) {
+    for (int i = 0; i < b->nalerts && !rc;) {
         int j = i + 1;
-        while (j < e->nalerts && e->alerts[j].subject_kind == e->alerts[i].subject_kind &&
-               !strcmp(e->alerts[j].subject_id, e->alerts[i].subject_id))
+        while (j < b->nalerts && b->alerts[j].subject_kind == b->alerts[i].subject_kind &&
+               !strcmp(b->alerts[j].subject_id, b->alerts[i].subject_id))
             j++;
-        rc = cs_scorer_add_ack(e->scorer, p, &e->alerts[i], (size_t)(j - i));
+        rc = cs_scorer_add_ack(e->scorer, p, &b->alerts[i], (size_t)(j - i));
         i = j;
     }
     if (!rc)
@@ -371,4 +423,9 @@ cs_err_t cs_engine_ack(cs_engine_t *e, char *errstr, size_t errstr_size)
     }
     cs_redis_pipe_destroy(p);
     return rc;
+}
+
+cs_err_t cs_engine_ack(cs_engine_t *e, char *errstr, size_t errstr_size)
+{
+    return cs_engine_ack_batch(e, e->last, errstr, errstr_size);
 }

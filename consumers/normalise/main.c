@@ -10,6 +10,7 @@
 #include "caresignal/deadletter.h"
 #include "caresignal/log.h"
 #include "caresignal/normalise.h"
+#include "caresignal/runtime.h"
 
 static const cs_cli_spec_t spec = {
     "caresignal-normalise",
@@ -24,10 +25,11 @@ static const cs_cli_spec_t spec = {
     "goes\n"
     "to topic.deadletter with its key and value unchanged and the reason in the "
     "cs.error,\n"
-    "cs.error.field and cs.origin.* headers. Offsets are stored only after every output "
-    "of\n"
-    "a message is delivered (at-least-once). SIGHUP reloads directory.file; SIGTERM or\n"
-    "SIGINT finishes the batch, commits and exits 0.",
+    "cs.error.field and cs.origin.* headers. A message's offset is stored only after "
+    "every\n"
+    "output of it and of the messages before it is delivered (at-least-once); at most\n"
+    "inflight.max.messages / inflight.max.bytes are in flight. SIGHUP reloads\n"
+    "directory.file; SIGTERM or SIGINT finishes what is in flight, commits and exits 0.",
     NULL,
     "Example:\n"
     "  caresignal-normalise --config deploy/config/caresignal.properties \\\n"
@@ -47,44 +49,56 @@ static int reason_slot(cs_err_t code)
     return slot >= 0 && slot < 16 ? slot : 15;
 }
 
-static void log_stats(const stats_t *s)
+static void log_stats(const stats_t *s, const cs_runtime_stats_t *rs)
 {
     json_t *reasons = json_object();
     for (cs_err_t c = CS_ERR_JSON_SYNTAX; c >= CS_ERR_UNKNOWN_LOCATION; c--)
         if (s->by_reason[reason_slot(c)])
             json_object_set_new(reasons, cs_err_str(c),
                                 json_integer(s->by_reason[reason_slot(c)]));
-    cs_log_info("normalise totals", "{s:i, s:i, s:i, s:o, s:i}", "raw",
+    cs_log_info("normalise totals", "{s:I, s:I, s:I, s:o, s:I, s:I, s:I}", "raw",
                 (json_int_t)s->raw, "events", (json_int_t)s->events, "dead_letters",
                 (json_int_t)s->rejected, "by_reason", reasons, "offset_resets",
-                (json_int_t)cs_kafka_offset_resets());
+                (json_int_t)cs_kafka_offset_resets(), "in_flight",
+                (json_int_t)rs->in_flight, "pauses", (json_int_t)rs->pauses);
 }
 
-static void reload_directory(const cs_config_t *cfg, cs_normaliser_t *n,
-                             cs_directory_t **dir)
+/* The normaliser's state, shared by the runtime's callbacks. */
+typedef struct normaliser_ctx {
+    const cs_config_t *cfg;
+    cs_normaliser_t *n;
+    cs_directory_t *dir;
+    cs_runtime_t *rt;
+    stats_t st;
+} normaliser_ctx_t;
+
+static void reload_directory(void *opaque)
 {
+    normaliser_ctx_t *ctx = opaque;
     char errstr[512];
     cs_directory_t *fresh =
-        cs_directory_load(cfg->directory_file, errstr, sizeof(errstr));
+        cs_directory_load(ctx->cfg->directory_file, errstr, sizeof(errstr));
     if (!fresh) {
         cs_log_error("directory reload failed: keeping the current directory", "{s:s}",
                      "error", errstr);
         return;
     }
-    /* single-threaded: no message is between normalise and produce here */
-    cs_normaliser_set_directory(n, fresh);
-    cs_directory_destroy(*dir);
-    *dir = fresh;
-    cs_log_info("directory reloaded", "{s:s, s:i}", "file", cfg->directory_file,
+    /* one thread: no message is between normalise and produce here, and what was
+     * produced is copied */
+    cs_normaliser_set_directory(ctx->n, fresh);
+    cs_directory_destroy(ctx->dir);
+    ctx->dir = fresh;
+    cs_log_info("directory reloaded", "{s:s, s:i}", "file", ctx->cfg->directory_file,
                 "locations", (json_int_t)cs_directory_count(fresh));
 }
 
-/* Normalises one raw message and produces its outputs. @returns CS_OK or a Kafka error.
- */
-static cs_err_t process(cs_normaliser_t *n, rd_kafka_t *producer, const cs_config_t *cfg,
-                        cs_kafka_tracker_t *tracker, const rd_kafka_message_t *m,
-                        stats_t *st)
+/* Normalises one raw message and starts its outputs. @returns CS_OK, or CS_ERR_FATAL
+ * (the program stops; the message is not stored). */
+static cs_err_t process(normaliser_ctx_t *ctx, cs_rt_msg_t *msg)
 {
+    const rd_kafka_message_t *m = msg->m;
+    const cs_config_t *cfg = ctx->cfg;
+    stats_t *st = &ctx->st;
     rd_kafka_timestamp_type_t tstype;
     cs_raw_msg_t raw = {.topic = rd_kafka_topic_name(m->rkt),
                         .partition = m->partition,
@@ -98,15 +112,14 @@ static cs_err_t process(cs_normaliser_t *n, rd_kafka_t *producer, const cs_confi
     cs_error_t err;
     char errstr[512];
     st->raw++;
-    cs_err_t rc = cs_normalise(n, &raw, &out, &count, &err);
+    cs_err_t rc = cs_normalise(ctx->n, &raw, &out, &count, &err);
     if (rc == CS_OK) {
         for (size_t i = 0; i < count; i++) {
-            if (cs_kafka_produce(producer, tracker, cfg->topic_events,
-                                 RD_KAFKA_PARTITION_UA, out[i].key, out[i].key_len,
-                                 out[i].value, out[i].value_len, NULL, errstr,
-                                 sizeof(errstr))) {
-                cs_log_error("produce failed", "{s:s}", "error", errstr);
-                return CS_ERR_KAFKA;
+            if (cs_rt_produce(msg, cfg->topic_events, RD_KAFKA_PARTITION_UA, out[i].key,
+                              out[i].key_len, out[i].value, out[i].value_len, errstr,
+                              sizeof(errstr))) {
+                cs_log_fatal("produce failed: stopping", "{s:s}", "error", errstr);
+                return CS_ERR_FATAL;
             }
         }
         st->events += (long)count;
@@ -124,12 +137,35 @@ static cs_err_t process(cs_normaliser_t *n, rd_kafka_t *producer, const cs_confi
     cs_log_debug("dead letter", "{s:s, s:s, s:s, s:i, s:I}", "reason", cs_err_str(rc),
                  "field", err.field, "topic", raw.topic, "partition", (int)raw.partition,
                  "offset", (json_int_t)raw.offset);
-    if (cs_deadletter_produce(producer, tracker, cfg->topic_deadletter, m, cs_err_str(rc),
-                              err.field, errstr, sizeof(errstr))) {
-        cs_log_error("produce failed", "{s:s}", "error", errstr);
-        return CS_ERR_KAFKA;
+    if (cs_rt_deadletter(msg, cfg->topic_deadletter, cs_err_str(rc), err.field, errstr,
+                         sizeof(errstr))) {
+        cs_log_fatal("dead letter not produced: stopping", "{s:s}", "error", errstr);
+        return CS_ERR_FATAL;
     }
     return CS_OK;
+}
+
+static void on_messages(void *opaque, cs_rt_msg_t *const *msgs, size_t n)
+{
+    normaliser_ctx_t *ctx = opaque;
+    for (size_t i = 0; i < n; i++) {
+        /* after a failure nothing more is started: never stored, read again after the
+         * restart */
+        if (cs_exit_status() || process(ctx, msgs[i])) {
+            cs_request_fail();
+            cs_rt_abandon(msgs[i]);
+            continue;
+        }
+        cs_rt_release(msgs[i]);
+    }
+}
+
+static void on_stats(void *opaque)
+{
+    normaliser_ctx_t *ctx = opaque;
+    cs_runtime_stats_t rs;
+    cs_runtime_get_stats(ctx->rt, &rs);
+    log_stats(&ctx->st, &rs);
 }
 
 int main(int argc, char **argv)
@@ -143,68 +179,38 @@ int main(int argc, char **argv)
 
     cs_registry_t *reg = cs_app_registry(&spec, &cfg);
     cs_rules_t *rules = cs_app_rules(&spec, &cfg);
-    cs_directory_t *dir = cs_app_directory(&spec, &cfg);
+    normaliser_ctx_t ctx;
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.cfg = &cfg;
+    ctx.dir = cs_app_directory(&spec, &cfg);
     const char *topics[CS_SOURCE_COUNT];
     cs_app_raw_topics(&cfg, topics);
     char errstr[512];
-    cs_normaliser_t *n = cs_normaliser_new(reg, rules, topics, cfg.normalise_max_bytes,
-                                           errstr, sizeof(errstr));
-    if (!n)
+    ctx.n = cs_normaliser_new(reg, rules, topics, cfg.normalise_max_bytes, errstr,
+                              sizeof(errstr));
+    if (!ctx.n)
         cs_cli_fail(&spec, "%s", errstr);
-    cs_normaliser_set_directory(n, dir);
+    cs_normaliser_set_directory(ctx.n, ctx.dir);
 
     cs_signals_install();
-    rd_kafka_t *producer = cs_app_producer(&spec, &cfg);
-    rd_kafka_t *consumer = cs_app_consumer(&spec, &cfg, topics, CS_SOURCE_COUNT, NULL);
+    cs_runtime_options_t opt = cs_app_runtime_options(&cfg, topics, CS_SOURCE_COUNT,
+                                                      (size_t)cfg.normalise_batch_max);
+    cs_runtime_handler_t handler = {.on_messages = on_messages,
+                                    .on_stats = on_stats,
+                                    .on_reload = reload_directory,
+                                    .opaque = &ctx};
+    ctx.rt = cs_app_runtime(&spec, &cfg, &opt, &handler);
     cs_log_info("normalise started", "{s:s, s:s, s:s, s:s, s:i, s:s}", "group",
                 cfg.group_id, "events_topic", cfg.topic_events, "deadletter_topic",
                 cfg.topic_deadletter, "rules_version", rules->version, "locations",
-                (json_int_t)cs_directory_count(dir), "directory", cfg.directory_file);
+                (json_int_t)cs_directory_count(ctx.dir), "directory", cfg.directory_file);
 
-    int batch_max = (int)cfg.normalise_batch_max;
-    rd_kafka_message_t **msgs = calloc((size_t)batch_max, sizeof(*msgs));
-    stats_t st;
-    memset(&st, 0, sizeof(st));
-    int64_t next_stats = cs_mono_ms() + STATS_INTERVAL_MS;
-    while (cs_running()) {
-        if (cs_reload_requested())
-            reload_directory(&cfg, n, &dir);
-        int got = cs_kafka_poll_batch(consumer, msgs, batch_max, 100);
-        cs_kafka_tracker_t tracker;
-        memset(&tracker, 0, sizeof(tracker));
-        cs_err_t rc = CS_OK;
-        for (int i = 0; i < got && rc == CS_OK; i++)
-            rc = process(n, producer, &cfg, &tracker, msgs[i], &st);
-        /* every output delivered before any input offset is stored (DESIGN §8) */
-        cs_err_t wrc = cs_kafka_tracker_wait(producer, &tracker, -1);
-        if (rc == CS_OK && wrc == CS_OK) {
-            cs_kafka_store_offsets(consumer, msgs, got);
-        } else {
-            cs_log_fatal(
-                "outputs not delivered: stopping without storing offsets, the batch "
-                "will be read again",
-                "{s:s, s:i}", "error",
-                rc ? cs_err_str(rc) : rd_kafka_err2str(tracker.first_err), "messages",
-                got);
-            cs_request_fail();
-        }
-        for (int i = 0; i < got; i++)
-            rd_kafka_message_destroy(msgs[i]);
-        if (cs_mono_ms() >= next_stats) {
-            log_stats(&st);
-            next_stats = cs_mono_ms() + STATS_INTERVAL_MS;
-        }
-    }
-
+    cs_runtime_run(ctx.rt);
     cs_log_info("normalise stopping", NULL);
-    log_stats(&st);
-    /* closing commits what was stored: after a failure that excludes the failed batch */
-    cs_kafka_consumer_destroy(consumer);
-    rd_kafka_flush(producer, 30000);
-    rd_kafka_destroy(producer);
-    free(msgs);
-    cs_normaliser_destroy(n);
-    cs_directory_destroy(dir);
+    /* closing commits what was stored: after a failure that excludes what failed */
+    cs_runtime_destroy(ctx.rt);
+    cs_normaliser_destroy(ctx.n);
+    cs_directory_destroy(ctx.dir);
     cs_rules_destroy(rules);
     cs_registry_destroy(reg);
     cs_cli_release(&cli);

@@ -8,6 +8,7 @@
 #include "caresignal/cli.h"
 #include "caresignal/directory.h"
 #include "caresignal/kafka.h"
+#include "caresignal/runtime.h"
 #include "caresignal/registry.h"
 #include "caresignal/rules.h"
 
@@ -29,6 +30,17 @@ cs_directory_t *cs_app_directory(const cs_cli_spec_t *spec, const cs_config_t *c
 void cs_app_raw_topics(const cs_config_t *cfg, const char *topics[CS_SOURCE_COUNT]);
 
 /** A producer from the configuration (exit 2 on a configuration error). Caller owns. */
+/** The runtime's options from the configuration (inflight.max.*), for \p topics
+ *  (borrowed), handing at most \p max_poll messages to the handler at once. */
+cs_runtime_options_t cs_app_runtime_options(const cs_config_t *cfg,
+                                            const char *const *topics, int ntopics,
+                                            size_t max_poll);
+
+/** cs_runtime_new, or exits 2 with the reason (a configuration error). */
+cs_runtime_t *cs_app_runtime(const cs_cli_spec_t *spec, const cs_config_t *cfg,
+                             const cs_runtime_options_t *opt,
+                             const cs_runtime_handler_t *handler);
+
 rd_kafka_t *cs_app_producer(const cs_cli_spec_t *spec, const cs_config_t *cfg);
 
 /**

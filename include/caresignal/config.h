@@ -68,6 +68,8 @@ typedef struct cs_config {
     long normalise_max_bytes;
     long normalise_batch_max;
     long score_batch_max;
+    long inflight_max_messages;
+    long inflight_max_bytes;
 
     char *page_sink;
     char *page_webhook_url;

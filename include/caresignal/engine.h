@@ -82,6 +82,32 @@ cs_err_t cs_engine_apply(cs_engine_t *e, const cs_engine_event_t *events, size_t
  */
 cs_err_t cs_engine_ack(cs_engine_t *e, char *errstr, size_t errstr_size);
 
+/*
+ * The same in steps, for a scorer that prepares the next batch while Redis executes one
+ * (the prepare on one thread, execute and ack on the thread that owns the Redis
+ * connection: one engine's execute/ack calls must come from one thread, in order).
+ */
+typedef struct cs_engine_batch cs_engine_batch_t;
+
+/** Sorts \p n events (borrowed until the batch is freed) into one call per subject and
+ *  builds the pipeline (with \p positions, the position SETs after the calls). Touches
+ *  nothing but the scorer's rules. @returns the batch, or NULL when out of memory. */
+cs_engine_batch_t *cs_engine_prepare(cs_engine_t *e, const cs_engine_event_t *events,
+                                     size_t n, int positions);
+
+/** Executes a prepared batch (as cs_engine_apply); its results stay in the batch. */
+cs_err_t cs_engine_execute(cs_engine_t *e, cs_engine_batch_t *b, cs_engine_result_t *out,
+                           char *errstr, size_t errstr_size);
+
+/** Acknowledges a batch's alerts once delivered (as cs_engine_ack). */
+cs_err_t cs_engine_ack_batch(cs_engine_t *e, cs_engine_batch_t *b, char *errstr,
+                             size_t errstr_size);
+
+/** @returns how many events the batch holds. */
+size_t cs_engine_batch_events(const cs_engine_batch_t *b);
+
+void cs_engine_batch_free(cs_engine_batch_t *b);
+
 /** @returns how many rank-set updates Redis refused (logged; scoring goes on). */
 long cs_engine_rank_errors(const cs_engine_t *e);
 

@@ -1,0 +1,163 @@
+/* caresignal consumer runtime: the one loop the three consumers share (DESIGN §8).
+ *
+ * It polls continuously and never waits for a delivery report, a Redis reply or a sink
+ * before polling again: a message is handed to the program's handler as soon as it is
+ * fetched, with whatever else is there at that moment (never waiting to fill a batch).
+ * Each input message is tracked until all its outputs are done — the records produced
+ * for it (delivery reports), and whatever else the handler holds it for (Redis replies,
+ * sink deliveries) — and a partition's offset is stored up to the longest prefix of
+ * finished messages, so at-least-once holds with any number of batches in flight.
+ * In-flight work is bounded in messages and bytes: past the bound, or while the handler
+ * asks for it (its store cannot answer, a route is full), the partitions are paused and
+ * the consumer is still polled (the group sees us alive, rebalances are served).
+ * Revoked partitions' work is finished (for a bounded time) and their offsets stored and
+ * committed before the revoke returns; a stop drains what is in flight the same way,
+ * stores, commits and closes. Offset resets and start positions are lib/kafka.c's.
+ *
+ * Threads: everything here runs on the thread that calls cs_runtime_run, except
+ * cs_runtime_wake, which any thread may call (a worker that finished something).
+ */
+#ifndef CARESIGNAL_RUNTIME_H
+#define CARESIGNAL_RUNTIME_H
+
+#include <librdkafka/rdkafka.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "caresignal/config.h"
+#include "caresignal/error.h"
+#include "caresignal/kafka.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct cs_runtime cs_runtime_t;
+
+/** One input message in flight. Handed to the handler with one hold, which the handler
+ *  gives back (cs_rt_release) once it has started every output of the message. */
+typedef struct cs_rt_msg {
+    rd_kafka_message_t *m; /**< the message; the runtime's, valid while held */
+    void *user;            /**< the handler's */
+    /* the runtime's own: */
+    cs_runtime_t *rt;
+    struct cs_inflight_msg *h;
+    int holds;
+    int abandoned; /**< will not be finished here: never stored, released at the end */
+    int failed;    /**< an output failed: never stored (the program stops) */
+    int forgotten; /**< its partition was revoked: released unstored when done */
+    size_t bytes;
+    cs_kafka_tracker_t tracker; /**< delivery reports of its produced records */
+    struct cs_rt_msg *prev, *next;
+} cs_rt_msg_t;
+
+/** What a program plugs into the runtime. Every callback is optional but on_messages. */
+typedef struct cs_runtime_handler {
+    /** Messages just fetched, in consumption order (a message fetched a second time
+     *  after a pause is dropped before this). */
+    void (*on_messages)(void *opaque, cs_rt_msg_t *const *msgs, size_t n);
+    /**
+     * Every turn of the loop, after the consumer and the producer were served: collect
+     * what workers finished, start what waits. May lower \p *next_ms (monotonic ms) to be
+     * called again by then. @returns non-zero while consumption must stay paused (the
+     * store cannot answer, a route is full).
+     */
+    int (*on_turn)(void *opaque, int64_t *next_ms);
+    /** Partitions are being revoked (\p parts), or the program stops (\p parts NULL):
+     *  start at once whatever waits to be started (a batch being built), so that the
+     *  drain can finish it. Work the handler will not start may be given up here with
+     *  cs_rt_abandon. */
+    void (*on_flush)(void *opaque, const rd_kafka_topic_partition_list_t *parts);
+    /** Start positions of newly assigned partitions (see cs_consumer_hooks_t). */
+    cs_err_t (*on_assign)(void *opaque, rd_kafka_t *rk,
+                          rd_kafka_topic_partition_list_t *parts);
+    /** Every stats interval, and once at the end. */
+    void (*on_stats)(void *opaque);
+    /** SIGHUP. */
+    void (*on_reload)(void *opaque);
+    void *opaque;
+} cs_runtime_handler_t;
+
+typedef struct cs_runtime_options {
+    const char *const *topics; /**< subscribed (borrowed for the call) */
+    int ntopics;
+    size_t max_messages;  /**< in flight before consumption pauses */
+    size_t max_bytes;     /**< of in-flight messages' keys and values */
+    size_t max_poll;      /**< messages handed to on_messages at once */
+    long revoke_drain_ms; /**< how long revoked partitions' work may hold a rebalance */
+    long stop_drain_ms;   /**< how long a stop waits for what is in flight */
+    long stats_interval_ms;
+} cs_runtime_options_t;
+
+/** What the runtime has seen (for stats and, later, metrics). */
+typedef struct cs_runtime_stats {
+    size_t in_flight;    /**< messages not yet stored */
+    size_t in_flight_bytes;
+    long consumed;       /**< messages handed to the handler */
+    long refetched;      /**< dropped: fetched a second time after a pause */
+    long produced;       /**< records produced for messages */
+    long pauses;         /**< times consumption paused */
+    int paused;
+    int held;            /**< paused at the handler's request */
+} cs_runtime_stats_t;
+
+/**
+ * A runtime for \p cfg's group (group.id) over \p opt->topics, with its idempotent
+ * producer. \p handler is copied. @returns NULL with \p errstr (configuration: the
+ * caller exits 2).
+ */
+cs_runtime_t *cs_runtime_new(const cs_config_t *cfg, const cs_runtime_options_t *opt,
+                             const cs_runtime_handler_t *handler, char *errstr,
+                             size_t errstr_size);
+
+/** Runs until a stop is requested (cs_signals), then drains, stores and returns. */
+void cs_runtime_run(cs_runtime_t *rt);
+
+/** Leaves the group (the revoke commits what was stored), closes the consumer, flushes
+ *  and closes the producer, frees what is left in flight unstored. NULL is a no-op. */
+void cs_runtime_destroy(cs_runtime_t *rt);
+
+rd_kafka_t *cs_runtime_producer(cs_runtime_t *rt);
+rd_kafka_t *cs_runtime_consumer(cs_runtime_t *rt);
+
+/** Makes the loop turn now (any thread; async-signal-safe). */
+void cs_runtime_wake(cs_runtime_t *rt);
+
+void cs_runtime_get_stats(const cs_runtime_t *rt, cs_runtime_stats_t *st);
+
+/** One more output of \p m is in progress (a Redis reply, a sink delivery). */
+void cs_rt_hold(cs_rt_msg_t *m);
+
+/** One output of \p m is done (or the handler's initial hold). At the last, the message
+ *  is finished: its offset may be stored once every earlier one is finished too. */
+void cs_rt_release(cs_rt_msg_t *m);
+
+/** \p m will not be finished in this process (its partition was revoked, the program
+ *  stops, its output failed): it is never stored, and what follows it on its partition
+ *  is not stored either. The handler lets go of it; the runtime frees it later. */
+void cs_rt_abandon(cs_rt_msg_t *m);
+
+/** Produces a record for \p m (as cs_kafka_produce); \p m is finished only once it is
+ *  delivered. A record that cannot be delivered stops the program (\p m not stored). */
+cs_err_t cs_rt_produce(cs_rt_msg_t *m, const char *topic, int32_t partition,
+                       const void *key, size_t key_len, const void *value,
+                       size_t value_len, char *errstr, size_t errstr_size);
+
+/** Sends \p m to \p topic as a dead letter (lib/deadletter.c) with \p reason and
+ *  \p field; \p m is finished once it is delivered. */
+cs_err_t cs_rt_deadletter(cs_rt_msg_t *m, const char *topic, const char *reason,
+                          const char *field, char *errstr, size_t errstr_size);
+
+/**
+ * Flow control, a pure function: @returns whether consumption should be paused, given
+ * whether it \p paused now, what is in flight and the bounds. It pauses at either bound
+ * or while \p held, and resumes only once both are at or below half the bound (so that
+ * it does not pause and resume on every message: librdkafka re-seeks on each).
+ */
+int cs_runtime_flow(int paused, size_t msgs, size_t bytes, size_t max_msgs,
+                    size_t max_bytes, int held);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,487 @@
+/* caresignal consumer runtime: one event loop over the consumer's queue, the producer's
+ * delivery reports and the handler's workers, with offsets stored up to the longest
+ * finished prefix (see runtime.h). */
+#define _GNU_SOURCE
+#include "caresignal/runtime.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "caresignal/deadletter.h"
+#include "caresignal/inflight.h"
+#include "caresignal/log.h"
+#include "caresignal/signals.h"
+#include "caresignal/timeutil.h"
+
+struct cs_runtime {
+    cs_runtime_options_t opt;
+    cs_runtime_handler_t h;
+    rd_kafka_t *consumer, *producer;
+    rd_kafka_queue_t *cq, *pq; /* their queues, whose arrivals write to the wake pipe */
+    int wake_r, wake_w;
+    cs_inflight_t *inflight;
+    cs_rt_msg_t *live; /* every message not yet freed, oldest first (doubly linked) */
+    cs_rt_msg_t *live_tail;
+    rd_kafka_message_t **batch;
+    cs_rt_msg_t **ready; /* the batch's messages handed to the handler */
+    cs_runtime_stats_t st;
+    int draining; /* inside a drain: on_turn is called, the consumer is not polled */
+};
+
+int cs_runtime_flow(int paused, size_t msgs, size_t bytes, size_t max_msgs,
+                    size_t max_bytes, int held)
+{
+    if (held || msgs >= max_msgs || bytes >= max_bytes)
+        return 1;
+    if (!paused)
+        return 0;
+    return !(msgs <= max_msgs / 2 && bytes <= max_bytes / 2);
+}
+
+/* ------------------------------------------------------------------ wake-ups */
+
+void cs_runtime_wake(cs_runtime_t *rt)
+{
+    char one = 1;
+    /* a full pipe already holds a wake-up: nothing is lost */
+    ssize_t n = write(rt->wake_w, &one, 1);
+    (void)n;
+}
+
+static void cs_runtime_clear_wakes(cs_runtime_t *rt)
+{
+    char buf[256];
+    while (read(rt->wake_r, buf, sizeof(buf)) > 0)
+        ;
+}
+
+/* Sleeps until something arrives (a message, a delivery report, a worker's wake-up) or
+ * \p timeout_ms passes. */
+static void cs_runtime_wait(cs_runtime_t *rt, int64_t timeout_ms)
+{
+    if (timeout_ms <= 0)
+        return;
+    struct pollfd pfd = {.fd = rt->wake_r, .events = POLLIN};
+    int rc = poll(&pfd, 1, timeout_ms > 1000 ? 1000 : (int)timeout_ms);
+    if (rc < 0 && errno != EINTR)
+        cs_log_warn("poll failed", "{s:s}", "error", strerror(errno));
+    cs_runtime_clear_wakes(rt);
+}
+
+/* ------------------------------------------------------------------ messages */
+
+static void cs_rt_unlink(cs_runtime_t *rt, cs_rt_msg_t *m)
+{
+    if (m->prev)
+        m->prev->next = m->next;
+    else
+        rt->live = m->next;
+    if (m->next)
+        m->next->prev = m->prev;
+    else
+        rt->live_tail = m->prev;
+}
+
+static void cs_rt_free(cs_runtime_t *rt, cs_rt_msg_t *m)
+{
+    cs_rt_unlink(rt, m);
+    rt->st.in_flight_bytes -= m->bytes;
+    rd_kafka_message_destroy(m->m);
+    free(m);
+}
+
+/* The message is finished: its handle is done (stored once its prefix is), and it is
+ * freed. One abandoned or failed stays unfinished (a zombie) until its partition is
+ * forgotten or the runtime ends. */
+static void cs_rt_settle(cs_rt_msg_t *m)
+{
+    if (m->holds > 0 || (!m->forgotten && (m->abandoned || m->failed)))
+        return;
+    cs_runtime_t *rt = m->rt;
+    cs_inflight_done(rt->inflight, m->h);
+    cs_rt_free(rt, m);
+}
+
+void cs_rt_hold(cs_rt_msg_t *m)
+{
+    m->holds++;
+}
+
+void cs_rt_release(cs_rt_msg_t *m)
+{
+    if (--m->holds == 0)
+        cs_rt_settle(m);
+}
+
+void cs_rt_abandon(cs_rt_msg_t *m)
+{
+    m->abandoned = 1;
+    m->holds--;
+}
+
+static void cs_rt_reported(void *opaque, const rd_kafka_message_t *rec)
+{
+    cs_rt_msg_t *m = opaque;
+    if (rec->err) {
+        if (!m->failed)
+            cs_log_fatal("an output was not delivered: stopping without storing the "
+                         "offset of its input, which will be read again",
+                         "{s:s, s:s, s:s, s:i, s:I}", "error", rd_kafka_err2str(rec->err),
+                         "output_topic", rd_kafka_topic_name(rec->rkt), "topic",
+                         rd_kafka_topic_name(m->m->rkt), "partition",
+                         (int)m->m->partition, "offset", (json_int_t)m->m->offset);
+        m->failed = 1;
+        cs_request_fail();
+    }
+    cs_rt_release(m);
+}
+
+cs_err_t cs_rt_produce(cs_rt_msg_t *m, const char *topic, int32_t partition,
+                       const void *key, size_t key_len, const void *value,
+                       size_t value_len, char *errstr, size_t errstr_size)
+{
+    cs_rt_hold(m);
+    cs_err_t rc = cs_kafka_produce(m->rt->producer, &m->tracker, topic, partition, key,
+                                   key_len, value, value_len, NULL, errstr, errstr_size);
+    if (rc) {
+        m->failed = 1;
+        m->holds--;
+        return rc;
+    }
+    m->rt->st.produced++;
+    return CS_OK;
+}
+
+cs_err_t cs_rt_deadletter(cs_rt_msg_t *m, const char *topic, const char *reason,
+                          const char *field, char *errstr, size_t errstr_size)
+{
+    cs_rt_hold(m);
+    cs_err_t rc = cs_deadletter_produce(m->rt->producer, &m->tracker, topic, m->m, reason,
+                                        field, errstr, errstr_size);
+    if (rc) {
+        m->failed = 1;
+        m->holds--;
+        return rc;
+    }
+    m->rt->st.produced++;
+    return CS_OK;
+}
+
+/* ------------------------------------------------------------------ offsets */
+
+static void cs_runtime_store(void *opaque, const char *topic, int32_t partition,
+                             int64_t next_offset)
+{
+    cs_runtime_t *rt = opaque;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, topic, partition)->offset = next_offset;
+    rd_kafka_resp_err_t err = rd_kafka_offsets_store(rt->consumer, l);
+    /* a partition revoked meanwhile refuses the store: its next owner reads from the
+     * last commit, which is the at-least-once we promise */
+    if (err && err != RD_KAFKA_RESP_ERR__STATE && err != RD_KAFKA_RESP_ERR__INVALID_ARG)
+        cs_log_warn("offset store failed", "{s:s}", "error", rd_kafka_err2name(err));
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+static void cs_runtime_collect(cs_runtime_t *rt)
+{
+    cs_inflight_collect(rt->inflight, cs_runtime_store, rt);
+    rt->st.in_flight = cs_inflight_count(rt->inflight);
+}
+
+static int cs_rt_in(const cs_rt_msg_t *m, const rd_kafka_topic_partition_list_t *parts)
+{
+    return !parts || rd_kafka_topic_partition_list_find(
+                         parts, rd_kafka_topic_name(m->m->rkt), m->m->partition);
+}
+
+/* Messages of \p parts (NULL: all) whose work can still finish here. */
+static size_t cs_runtime_busy(const cs_runtime_t *rt,
+                              const rd_kafka_topic_partition_list_t *parts)
+{
+    size_t n = 0;
+    for (const cs_rt_msg_t *m = rt->live; m; m = m->next)
+        if (!m->abandoned && !m->failed && !m->forgotten && cs_rt_in(m, parts))
+            n++;
+    return n;
+}
+
+/* Lets the work in flight for \p parts (NULL: everything) finish, for up to \p ms:
+ * the handler starts what waits, then the producer and the handler are served until
+ * nothing of those partitions is busy. What is finished is stored. */
+static void cs_runtime_drain(cs_runtime_t *rt,
+                             const rd_kafka_topic_partition_list_t *parts, long ms)
+{
+    int64_t deadline = cs_mono_ms() + ms;
+    rt->draining = 1;
+    if (rt->h.on_flush)
+        rt->h.on_flush(rt->h.opaque, parts);
+    for (;;) {
+        rd_kafka_poll(rt->producer, 0);
+        int64_t next = cs_mono_ms() + 10;
+        if (rt->h.on_turn)
+            rt->h.on_turn(rt->h.opaque, &next);
+        cs_runtime_collect(rt);
+        size_t busy = cs_runtime_busy(rt, parts);
+        int64_t now = cs_mono_ms();
+        if (!busy)
+            break;
+        if (now >= deadline) {
+            cs_log_warn("work in flight not finished in time: abandoned, it will be "
+                        "read again",
+                        "{s:s, s:I}", "when", parts ? "revoke" : "stop", "messages",
+                        (json_int_t)busy);
+            break;
+        }
+        cs_runtime_wait(rt, (next < deadline ? next : deadline) - now);
+    }
+    rt->draining = 0;
+}
+
+/* Revoked partitions: their messages will never be stored by this process; those whose
+ * work is done are released now, the others once it is. */
+static void cs_runtime_forget(cs_runtime_t *rt,
+                              const rd_kafka_topic_partition_list_t *parts)
+{
+    for (int i = 0; i < parts->cnt; i++)
+        cs_inflight_forget(rt->inflight, parts->elems[i].topic,
+                           parts->elems[i].partition);
+    for (cs_rt_msg_t *m = rt->live, *next; m; m = next) {
+        next = m->next;
+        if (!cs_rt_in(m, parts))
+            continue;
+        if (m->holds > 0) {
+            m->forgotten = 1; /* released unstored when its outputs are done */
+            continue;
+        }
+        cs_inflight_done(rt->inflight, m->h);
+        cs_rt_free(rt, m);
+    }
+    cs_runtime_collect(rt);
+}
+
+static cs_err_t cs_runtime_on_assign(void *opaque, rd_kafka_t *rk,
+                                     rd_kafka_topic_partition_list_t *parts)
+{
+    cs_runtime_t *rt = opaque;
+    rt->st.paused = 0; /* a new assignment fetches: the next turn pauses it if need be */
+    return rt->h.on_assign ? rt->h.on_assign(rt->h.opaque, rk, parts) : CS_OK;
+}
+
+static void cs_runtime_on_revoke(void *opaque, rd_kafka_t *rk,
+                                 rd_kafka_topic_partition_list_t *parts)
+{
+    cs_runtime_t *rt = opaque;
+    (void)rk;
+    cs_runtime_drain(rt, parts, rt->opt.revoke_drain_ms);
+    /* then lib/kafka.c commits what was stored, synchronously */
+    cs_runtime_forget(rt, parts);
+}
+
+/* ------------------------------------------------------------------ the loop */
+
+static void cs_runtime_set_paused(cs_runtime_t *rt, int pause)
+{
+    /* on a change only: librdkafka re-seeks a partition on every pause or resume */
+    if (pause == rt->st.paused)
+        return;
+    cs_kafka_pause_assignment(rt->consumer, pause);
+    rt->st.paused = pause;
+    if (pause)
+        rt->st.pauses++;
+    cs_log_debug(pause ? "consumption paused" : "consumption resumed",
+                 "{s:I, s:I, s:b}", "in_flight", (json_int_t)rt->st.in_flight,
+                 "in_flight_bytes", (json_int_t)rt->st.in_flight_bytes, "held",
+                 rt->st.held);
+}
+
+/* Hands fetched messages to the handler; one fetched a second time is dropped. */
+static void cs_runtime_hand_over(cs_runtime_t *rt, int got)
+{
+    cs_rt_msg_t **msgs = rt->ready;
+    size_t n = 0;
+    for (int i = 0; i < got; i++) {
+        rd_kafka_message_t *km = rt->batch[i];
+        const char *topic = rd_kafka_topic_name(km->rkt);
+        if (cs_inflight_behind(rt->inflight, topic, km->partition, km->offset)) {
+            rt->st.refetched++;
+            rd_kafka_message_destroy(km);
+            continue;
+        }
+        cs_rt_msg_t *m = calloc(1, sizeof(*m));
+        cs_inflight_msg_t *h =
+            m ? cs_inflight_add(rt->inflight, topic, km->partition, km->offset) : NULL;
+        if (!h) {
+            free(m);
+            rd_kafka_message_destroy(km);
+            cs_log_fatal("out of memory", NULL);
+            cs_request_fail();
+            continue;
+        }
+        m->m = km;
+        m->rt = rt;
+        m->h = h;
+        m->holds = 1;
+        m->bytes = km->len + km->key_len;
+        m->tracker.on_report = cs_rt_reported;
+        m->tracker.opaque = m;
+        m->prev = rt->live_tail;
+        if (rt->live_tail)
+            rt->live_tail->next = m;
+        else
+            rt->live = m;
+        rt->live_tail = m;
+        rt->st.in_flight_bytes += m->bytes;
+        msgs[n++] = m;
+    }
+    rt->st.consumed += (long)n;
+    rt->st.in_flight = cs_inflight_count(rt->inflight);
+    if (n)
+        rt->h.on_messages(rt->h.opaque, msgs, n);
+}
+
+void cs_runtime_run(cs_runtime_t *rt)
+{
+    int64_t next_stats = cs_mono_ms() + rt->opt.stats_interval_ms;
+    while (cs_running()) {
+        if (cs_reload_requested() && rt->h.on_reload)
+            rt->h.on_reload(rt->h.opaque);
+        cs_runtime_clear_wakes(rt);
+        int got = cs_kafka_poll_batch(rt->consumer, rt->batch, (int)rt->opt.max_poll, 0);
+        cs_runtime_hand_over(rt, got);
+        rd_kafka_poll(rt->producer, 0); /* delivery reports */
+        int64_t now = cs_mono_ms();
+        int64_t next = now + 1000;
+        rt->st.held = rt->h.on_turn ? rt->h.on_turn(rt->h.opaque, &next) != 0 : 0;
+        cs_runtime_collect(rt);
+        /* memory stays flat whatever the lag: past the bounds nothing more is fetched */
+        cs_runtime_set_paused(rt, cs_runtime_flow(rt->st.paused, rt->st.in_flight,
+                                                  rt->st.in_flight_bytes,
+                                                  rt->opt.max_messages,
+                                                  rt->opt.max_bytes, rt->st.held));
+        now = cs_mono_ms();
+        if (now >= next_stats) {
+            if (rt->h.on_stats)
+                rt->h.on_stats(rt->h.opaque);
+            next_stats = now + rt->opt.stats_interval_ms;
+        }
+        if (got == (int)rt->opt.max_poll)
+            continue; /* more may be waiting: the queue's wake-up comes only when empty */
+        if (next > next_stats)
+            next = next_stats;
+        cs_runtime_wait(rt, next - now);
+    }
+    cs_log_info("stopping: finishing the work in flight", "{s:I}", "in_flight",
+                (json_int_t)rt->st.in_flight);
+    cs_runtime_drain(rt, NULL, rt->opt.stop_drain_ms);
+    rd_kafka_flush(rt->producer, 10000);
+    rd_kafka_poll(rt->producer, 0);
+    cs_runtime_collect(rt);
+    if (rt->h.on_stats)
+        rt->h.on_stats(rt->h.opaque);
+}
+
+/* ------------------------------------------------------------------ life cycle */
+
+cs_runtime_t *cs_runtime_new(const cs_config_t *cfg, const cs_runtime_options_t *opt,
+                             const cs_runtime_handler_t *handler, char *errstr,
+                             size_t errstr_size)
+{
+    cs_runtime_t *rt = calloc(1, sizeof(*rt));
+    if (!rt) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    rt->opt = *opt;
+    rt->h = *handler;
+    rt->wake_r = rt->wake_w = -1;
+    if (!rt->opt.max_poll)
+        rt->opt.max_poll = 500;
+    if (!rt->opt.stats_interval_ms)
+        rt->opt.stats_interval_ms = 10000;
+    int fds[2];
+    rt->inflight = cs_inflight_new();
+    rt->batch = calloc(rt->opt.max_poll, sizeof(*rt->batch));
+    rt->ready = calloc(rt->opt.max_poll, sizeof(*rt->ready));
+    if (!rt->inflight || !rt->batch || !rt->ready || pipe2(fds, O_NONBLOCK | O_CLOEXEC)) {
+        snprintf(errstr, errstr_size, "cannot set up the consumer loop: %s",
+                 strerror(errno ? errno : ENOMEM));
+        cs_runtime_destroy(rt);
+        return NULL;
+    }
+    rt->wake_r = fds[0];
+    rt->wake_w = fds[1];
+    rt->producer = cs_kafka_producer_new(cfg, errstr, errstr_size);
+    if (!rt->producer) {
+        cs_runtime_destroy(rt);
+        return NULL;
+    }
+    cs_consumer_hooks_t hooks = {cs_runtime_on_assign, cs_runtime_on_revoke, rt};
+    rt->consumer = cs_kafka_consumer_new(cfg, cfg->group_id, opt->topics, opt->ntopics,
+                                         &hooks, errstr, errstr_size);
+    if (!rt->consumer) {
+        cs_runtime_destroy(rt);
+        return NULL;
+    }
+    /* the consumer's messages and rebalances, and the producer's delivery reports, wake
+     * the loop through the same pipe as the workers do */
+    rt->cq = rd_kafka_queue_get_consumer(rt->consumer);
+    rt->pq = rd_kafka_queue_get_main(rt->producer);
+    rd_kafka_queue_io_event_enable(rt->cq, rt->wake_w, "c", 1);
+    rd_kafka_queue_io_event_enable(rt->pq, rt->wake_w, "p", 1);
+    return rt;
+}
+
+void cs_runtime_destroy(cs_runtime_t *rt)
+{
+    if (!rt)
+        return;
+    if (rt->cq) {
+        rd_kafka_queue_io_event_enable(rt->cq, -1, NULL, 0);
+        rd_kafka_queue_destroy(rt->cq);
+    }
+    /* leaving the group revokes: the drain there finds what the stop left, then the
+     * stored offsets are committed */
+    cs_kafka_consumer_destroy(rt->consumer);
+    if (rt->pq) {
+        rd_kafka_queue_io_event_enable(rt->pq, -1, NULL, 0);
+        rd_kafka_queue_destroy(rt->pq);
+    }
+    if (rt->producer) {
+        rd_kafka_flush(rt->producer, 30000);
+        rd_kafka_poll(rt->producer, 0);
+        rd_kafka_destroy(rt->producer); /* before the messages its reports point to */
+    }
+    /* what is left was never finished here: freed unstored (the consumer is closed) */
+    while (rt->live)
+        cs_rt_free(rt, rt->live);
+    cs_inflight_destroy(rt->inflight);
+    free(rt->batch);
+    free(rt->ready);
+    if (rt->wake_r >= 0)
+        close(rt->wake_r);
+    if (rt->wake_w >= 0)
+        close(rt->wake_w);
+    free(rt);
+}
+
+rd_kafka_t *cs_runtime_producer(cs_runtime_t *rt)
+{
+    return rt->producer;
+}
+
+rd_kafka_t *cs_runtime_consumer(cs_runtime_t *rt)
+{
+    return rt->consumer;
+}
+
+void cs_runtime_get_stats(const cs_runtime_t *rt, cs_runtime_stats_t *st)
+{
+    *st = rt->st;
+}
