@@ -94,6 +94,8 @@ static void cs_finish(cs_worker_t *w, cs_delivery_job_t *j, cs_err_t result)
         w->d->done_head = j;
     w->d->done_tail = j;
     pthread_cond_broadcast(&w->d->done_cv);
+    if (w->d->hooks.finished) /* a write to the loop's wake-up pipe: fine under lock */
+        w->d->hooks.finished(w->d->hooks.opaque);
 }
 
 static void *cs_worker_main(void *arg)

@@ -39,6 +39,9 @@ typedef struct cs_delivery_policy {
 typedef struct cs_delivery_hooks {
     int (*delivered)(void *opaque, void **worker_state, const cs_alert_t *alert);
     void (*release)(void *opaque, void *worker_state);
+    /** Optional, called in a worker each time a job is finished (delivered, given up or
+     *  abandoned), with the delivery's lock held: wake the consumer loop, nothing more. */
+    void (*finished)(void *opaque);
     void *opaque;
 } cs_delivery_hooks_t;
 
