@@ -385,6 +385,13 @@ rd_kafka_t *cs_kafka_consumer_new(const cs_config_t *cfg, const char *group,
         cs_kafka_conf_default(conf, cfg, "auto.commit.interval.ms", "1000", errstr,
                               errstr_size) ||
         cs_kafka_conf_default(conf, cfg, "enable.partition.eof", "false", errstr,
+                              errstr_size) ||
+        /* librdkafka pre-fetches up to 64 MiB / 100,000 messages a partition by default:
+         * with a large lag that alone would be most of a consumer's memory; the runtime
+         * keeps its own bound on what is in flight (inflight.max.*) */
+        cs_kafka_conf_default(conf, cfg, "queued.max.messages.kbytes", "16384", errstr,
+                              errstr_size) ||
+        cs_kafka_conf_default(conf, cfg, "queued.min.messages", "10000", errstr,
                               errstr_size)) {
         rd_kafka_conf_destroy(conf);
         return NULL;

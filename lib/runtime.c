@@ -14,7 +14,6 @@
 #include <jansson.h>
 
 #include "caresignal/deadletter.h"
-#include "caresignal/inflight.h"
 #include "caresignal/log.h"
 #include "caresignal/signals.h"
 #include "caresignal/timeutil.h"
@@ -25,9 +24,7 @@ struct cs_runtime {
     rd_kafka_t *consumer, *producer;
     rd_kafka_queue_t *cq, *pq; /* their queues, whose arrivals write to the wake pipe */
     int wake_r, wake_w;
-    cs_inflight_t *inflight;
-    cs_rt_msg_t *live; /* every message not yet freed, oldest first (doubly linked) */
-    cs_rt_msg_t *live_tail;
+    cs_ledger_t ledger;
     rd_kafka_message_t **batch;
     cs_rt_msg_t **ready; /* the batch's messages handed to the handler */
     cs_runtime_stats_t st;
@@ -76,55 +73,6 @@ static void cs_runtime_wait(cs_runtime_t *rt, int64_t timeout_ms)
 
 /* ------------------------------------------------------------------ messages */
 
-static void cs_rt_unlink(cs_runtime_t *rt, cs_rt_msg_t *m)
-{
-    if (m->prev)
-        m->prev->next = m->next;
-    else
-        rt->live = m->next;
-    if (m->next)
-        m->next->prev = m->prev;
-    else
-        rt->live_tail = m->prev;
-}
-
-static void cs_rt_free(cs_runtime_t *rt, cs_rt_msg_t *m)
-{
-    cs_rt_unlink(rt, m);
-    rt->st.in_flight_bytes -= m->bytes;
-    rd_kafka_message_destroy(m->m);
-    free(m);
-}
-
-/* The message is finished: its handle is done (stored once its prefix is), and it is
- * freed. One abandoned or failed stays unfinished (a zombie) until its partition is
- * forgotten or the runtime ends. */
-static void cs_rt_settle(cs_rt_msg_t *m)
-{
-    if (m->holds > 0 || (!m->forgotten && (m->abandoned || m->failed)))
-        return;
-    cs_runtime_t *rt = m->rt;
-    cs_inflight_done(rt->inflight, m->h);
-    cs_rt_free(rt, m);
-}
-
-void cs_rt_hold(cs_rt_msg_t *m)
-{
-    m->holds++;
-}
-
-void cs_rt_release(cs_rt_msg_t *m)
-{
-    if (--m->holds == 0)
-        cs_rt_settle(m);
-}
-
-void cs_rt_abandon(cs_rt_msg_t *m)
-{
-    m->abandoned = 1;
-    m->holds--;
-}
-
 static void cs_rt_reported(void *opaque, const rd_kafka_message_t *rec)
 {
     cs_rt_msg_t *m = opaque;
@@ -134,43 +82,51 @@ static void cs_rt_reported(void *opaque, const rd_kafka_message_t *rec)
                          "offset of its input, which will be read again",
                          "{s:s, s:s, s:s, s:i, s:I}", "error", rd_kafka_err2str(rec->err),
                          "output_topic", rd_kafka_topic_name(rec->rkt), "topic",
-                         rd_kafka_topic_name(m->m->rkt), "partition",
-                         (int)m->m->partition, "offset", (json_int_t)m->m->offset);
+                         m->topic, "partition", (int)m->partition, "offset",
+                         (json_int_t)m->offset);
         m->failed = 1;
         cs_request_fail();
     }
     cs_rt_release(m);
 }
 
-cs_err_t cs_rt_produce(cs_rt_msg_t *m, const char *topic, int32_t partition,
-                       const void *key, size_t key_len, const void *value,
-                       size_t value_len, char *errstr, size_t errstr_size)
+/* Counts what a produce of \p m started: one more output, or its failure. */
+static cs_err_t cs_rt_produced(cs_rt_msg_t *m, cs_err_t rc)
 {
-    cs_rt_hold(m);
-    cs_err_t rc = cs_kafka_produce(m->rt->producer, &m->tracker, topic, partition, key,
-                                   key_len, value, value_len, NULL, errstr, errstr_size);
     if (rc) {
         m->failed = 1;
-        m->holds--;
         return rc;
     }
+    cs_rt_hold(m);
     m->rt->st.produced++;
     return CS_OK;
 }
 
-cs_err_t cs_rt_deadletter(cs_rt_msg_t *m, const char *topic, const char *reason,
-                          const char *field, char *errstr, size_t errstr_size)
+/* The hold is counted only after the produce returns: a full queue makes librdkafka serve
+ * delivery reports inside it, and the handler's own hold keeps the message alive. */
+cs_err_t cs_rt_produce(cs_rt_msg_t *m, const char *topic, int32_t partition,
+                       const void *key, size_t key_len, const void *value,
+                       size_t value_len, char *errstr, size_t errstr_size)
 {
-    cs_rt_hold(m);
-    cs_err_t rc = cs_deadletter_produce(m->rt->producer, &m->tracker, topic, m->m, reason,
-                                        field, errstr, errstr_size);
+    return cs_rt_produced(m, cs_kafka_produce(m->rt->producer, &m->tracker, topic,
+                                              partition, key, key_len, value, value_len,
+                                              NULL, errstr, errstr_size));
+}
+
+cs_err_t cs_rt_deadletter(cs_rt_msg_t *m, const char *topic, const char *reason,
+                          const char *field)
+{
+    char errstr[512];
+    cs_err_t rc = cs_rt_produced(m, cs_deadletter_produce(m->rt->producer, &m->tracker,
+                                                          topic, m->m, reason, field,
+                                                          errstr, sizeof(errstr)));
     if (rc) {
-        m->failed = 1;
-        m->holds--;
-        return rc;
+        cs_log_fatal("cannot dead-letter a message: stopping without storing its offset",
+                     "{s:s, s:i, s:I, s:s}", "topic", m->topic, "partition",
+                     (int)m->partition, "offset", (json_int_t)m->offset, "error", errstr);
+        cs_request_fail();
     }
-    m->rt->st.produced++;
-    return CS_OK;
+    return rc;
 }
 
 /* ------------------------------------------------------------------ offsets */
@@ -191,25 +147,9 @@ static void cs_runtime_store(void *opaque, const char *topic, int32_t partition,
 
 static void cs_runtime_collect(cs_runtime_t *rt)
 {
-    cs_inflight_collect(rt->inflight, cs_runtime_store, rt);
-    rt->st.in_flight = cs_inflight_count(rt->inflight);
-}
-
-static int cs_rt_in(const cs_rt_msg_t *m, const rd_kafka_topic_partition_list_t *parts)
-{
-    return !parts || rd_kafka_topic_partition_list_find(
-                         parts, rd_kafka_topic_name(m->m->rkt), m->m->partition);
-}
-
-/* Messages of \p parts (NULL: all) whose work can still finish here. */
-static size_t cs_runtime_busy(const cs_runtime_t *rt,
-                              const rd_kafka_topic_partition_list_t *parts)
-{
-    size_t n = 0;
-    for (const cs_rt_msg_t *m = rt->live; m; m = m->next)
-        if (!m->abandoned && !m->failed && !m->forgotten && cs_rt_in(m, parts))
-            n++;
-    return n;
+    cs_ledger_collect(&rt->ledger, cs_runtime_store, rt);
+    rt->st.in_flight = cs_ledger_count(&rt->ledger);
+    rt->st.in_flight_bytes = rt->ledger.bytes;
 }
 
 /* Lets the work in flight for \p parts (NULL: everything) finish, for up to \p ms:
@@ -228,7 +168,7 @@ static void cs_runtime_drain(cs_runtime_t *rt,
         if (rt->h.on_turn)
             rt->h.on_turn(rt->h.opaque, &next);
         cs_runtime_collect(rt);
-        size_t busy = cs_runtime_busy(rt, parts);
+        size_t busy = cs_ledger_busy(&rt->ledger, parts);
         int64_t now = cs_mono_ms();
         if (!busy)
             break;
@@ -242,28 +182,6 @@ static void cs_runtime_drain(cs_runtime_t *rt,
         cs_runtime_wait(rt, (next < deadline ? next : deadline) - now);
     }
     rt->draining = 0;
-}
-
-/* Revoked partitions: their messages will never be stored by this process; those whose
- * work is done are released now, the others once it is. */
-static void cs_runtime_forget(cs_runtime_t *rt,
-                              const rd_kafka_topic_partition_list_t *parts)
-{
-    for (int i = 0; i < parts->cnt; i++)
-        cs_inflight_forget(rt->inflight, parts->elems[i].topic,
-                           parts->elems[i].partition);
-    for (cs_rt_msg_t *m = rt->live, *next; m; m = next) {
-        next = m->next;
-        if (!cs_rt_in(m, parts))
-            continue;
-        if (m->holds > 0) {
-            m->forgotten = 1; /* released unstored when its outputs are done */
-            continue;
-        }
-        cs_inflight_done(rt->inflight, m->h);
-        cs_rt_free(rt, m);
-    }
-    cs_runtime_collect(rt);
 }
 
 static cs_err_t cs_runtime_on_assign(void *opaque, rd_kafka_t *rk,
@@ -281,7 +199,8 @@ static void cs_runtime_on_revoke(void *opaque, rd_kafka_t *rk,
     (void)rk;
     cs_runtime_drain(rt, parts, rt->opt.revoke_drain_ms);
     /* then lib/kafka.c commits what was stored, synchronously */
-    cs_runtime_forget(rt, parts);
+    cs_ledger_forget(&rt->ledger, parts);
+    cs_runtime_collect(rt);
 }
 
 /* ------------------------------------------------------------------ the loop */
@@ -309,39 +228,27 @@ static void cs_runtime_hand_over(cs_runtime_t *rt, int got)
     for (int i = 0; i < got; i++) {
         rd_kafka_message_t *km = rt->batch[i];
         const char *topic = rd_kafka_topic_name(km->rkt);
-        if (cs_inflight_behind(rt->inflight, topic, km->partition, km->offset)) {
+        if (cs_ledger_refetched(&rt->ledger, topic, km->partition, km->offset)) {
             rt->st.refetched++;
             rd_kafka_message_destroy(km);
             continue;
         }
-        cs_rt_msg_t *m = calloc(1, sizeof(*m));
-        cs_inflight_msg_t *h =
-            m ? cs_inflight_add(rt->inflight, topic, km->partition, km->offset) : NULL;
-        if (!h) {
-            free(m);
+        cs_rt_msg_t *m = cs_ledger_add(&rt->ledger, km, topic, km->partition, km->offset,
+                                       km->len + km->key_len);
+        if (!m) {
             rd_kafka_message_destroy(km);
             cs_log_fatal("out of memory", NULL);
             cs_request_fail();
             continue;
         }
-        m->m = km;
         m->rt = rt;
-        m->h = h;
-        m->holds = 1;
-        m->bytes = km->len + km->key_len;
         m->tracker.on_report = cs_rt_reported;
         m->tracker.opaque = m;
-        m->prev = rt->live_tail;
-        if (rt->live_tail)
-            rt->live_tail->next = m;
-        else
-            rt->live = m;
-        rt->live_tail = m;
-        rt->st.in_flight_bytes += m->bytes;
         msgs[n++] = m;
     }
     rt->st.consumed += (long)n;
-    rt->st.in_flight = cs_inflight_count(rt->inflight);
+    rt->st.in_flight = cs_ledger_count(&rt->ledger);
+    rt->st.in_flight_bytes = rt->ledger.bytes;
     if (n)
         rt->h.on_messages(rt->h.opaque, msgs, n);
 }
@@ -406,10 +313,10 @@ cs_runtime_t *cs_runtime_new(const cs_config_t *cfg, const cs_runtime_options_t 
     if (!rt->opt.stats_interval_ms)
         rt->opt.stats_interval_ms = 10000;
     int fds[2];
-    rt->inflight = cs_inflight_new();
+    cs_err_t lrc = cs_ledger_init(&rt->ledger);
     rt->batch = calloc(rt->opt.max_poll, sizeof(*rt->batch));
     rt->ready = calloc(rt->opt.max_poll, sizeof(*rt->ready));
-    if (!rt->inflight || !rt->batch || !rt->ready || pipe2(fds, O_NONBLOCK | O_CLOEXEC)) {
+    if (lrc || !rt->batch || !rt->ready || pipe2(fds, O_NONBLOCK | O_CLOEXEC)) {
         snprintf(errstr, errstr_size, "cannot set up the consumer loop: %s",
                  strerror(errno ? errno : ENOMEM));
         cs_runtime_destroy(rt);
@@ -459,9 +366,7 @@ void cs_runtime_destroy(cs_runtime_t *rt)
         rd_kafka_destroy(rt->producer); /* before the messages its reports point to */
     }
     /* what is left was never finished here: freed unstored (the consumer is closed) */
-    while (rt->live)
-        cs_rt_free(rt, rt->live);
-    cs_inflight_destroy(rt->inflight);
+    cs_ledger_clear(&rt->ledger);
     free(rt->batch);
     free(rt->ready);
     if (rt->wake_r >= 0)

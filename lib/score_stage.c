@@ -212,16 +212,8 @@ static void cs_stage_alert_reported(void *opaque, const rd_kafka_message_t *rec)
 static void cs_stage_dead_letter(cs_score_stage_t *s, cs_rt_msg_t *m, const char *reason,
                                  const char *field)
 {
-    char errstr[512];
     s->st.dead_letters++;
-    if (cs_rt_deadletter(m, s->cfg->topic_deadletter, reason, field, errstr,
-                         sizeof(errstr)) == CS_OK)
-        return;
-    cs_log_fatal("cannot dead-letter an event: stopping without storing offsets",
-                 "{s:s, s:i, s:I, s:s}", "topic", rd_kafka_topic_name(m->m->rkt),
-                 "partition", (int)m->m->partition, "offset", (json_int_t)m->m->offset,
-                 "error", errstr);
-    cs_request_fail();
+    cs_rt_deadletter(m, s->cfg->topic_deadletter, reason, field);
 }
 
 /* Replies parsed: failed subjects dead-lettered, alerts produced. */

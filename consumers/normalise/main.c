@@ -137,12 +137,9 @@ static cs_err_t process(normaliser_ctx_t *ctx, cs_rt_msg_t *msg)
     cs_log_debug("dead letter", "{s:s, s:s, s:s, s:i, s:I}", "reason", cs_err_str(rc),
                  "field", err.field, "topic", raw.topic, "partition", (int)raw.partition,
                  "offset", (json_int_t)raw.offset);
-    if (cs_rt_deadletter(msg, cfg->topic_deadletter, cs_err_str(rc), err.field, errstr,
-                         sizeof(errstr))) {
-        cs_log_fatal("dead letter not produced: stopping", "{s:s}", "error", errstr);
-        return CS_ERR_FATAL;
-    }
-    return CS_OK;
+    return cs_rt_deadletter(msg, cfg->topic_deadletter, cs_err_str(rc), err.field)
+               ? CS_ERR_FATAL
+               : CS_OK;
 }
 
 static void on_messages(void *opaque, cs_rt_msg_t *const *msgs, size_t n)

@@ -81,16 +81,8 @@ typedef struct pager_ctx {
 static void dead_letter(pager_ctx_t *ctx, cs_rt_msg_t *m, const char *reason,
                         const char *field)
 {
-    char errstr[512];
     ctx->dead++;
-    if (cs_rt_deadletter(m, ctx->cfg->topic_deadletter, reason, field, errstr,
-                         sizeof(errstr)) == CS_OK)
-        return;
-    cs_log_fatal("cannot dead-letter an alert: stopping without storing its offset",
-                 "{s:s, s:i, s:I, s:s}", "topic", rd_kafka_topic_name(m->m->rkt),
-                 "partition", (int)m->m->partition, "offset", (json_int_t)m->m->offset,
-                 "error", errstr);
-    cs_request_fail();
+    cs_rt_deadletter(m, ctx->cfg->topic_deadletter, reason, field);
 }
 
 /* ------------------------------------------------------------------ deliveries */

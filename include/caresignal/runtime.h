@@ -27,29 +27,13 @@
 #include "caresignal/config.h"
 #include "caresignal/error.h"
 #include "caresignal/kafka.h"
+#include "caresignal/ledger.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 typedef struct cs_runtime cs_runtime_t;
-
-/** One input message in flight. Handed to the handler with one hold, which the handler
- *  gives back (cs_rt_release) once it has started every output of the message. */
-typedef struct cs_rt_msg {
-    rd_kafka_message_t *m; /**< the message; the runtime's, valid while held */
-    void *user;            /**< the handler's */
-    /* the runtime's own: */
-    cs_runtime_t *rt;
-    struct cs_inflight_msg *h;
-    int holds;
-    int abandoned; /**< will not be finished here: never stored, released at the end */
-    int failed;    /**< an output failed: never stored (the program stops) */
-    int forgotten; /**< its partition was revoked: released unstored when done */
-    size_t bytes;
-    cs_kafka_tracker_t tracker; /**< delivery reports of its produced records */
-    struct cs_rt_msg *prev, *next;
-} cs_rt_msg_t;
 
 /** What a program plugs into the runtime. Every callback is optional but on_messages. */
 typedef struct cs_runtime_handler {
@@ -125,18 +109,6 @@ void cs_runtime_wake(cs_runtime_t *rt);
 
 void cs_runtime_get_stats(const cs_runtime_t *rt, cs_runtime_stats_t *st);
 
-/** One more output of \p m is in progress (a Redis reply, a sink delivery). */
-void cs_rt_hold(cs_rt_msg_t *m);
-
-/** One output of \p m is done (or the handler's initial hold). At the last, the message
- *  is finished: its offset may be stored once every earlier one is finished too. */
-void cs_rt_release(cs_rt_msg_t *m);
-
-/** \p m will not be finished in this process (its partition was revoked, the program
- *  stops, its output failed): it is never stored, and what follows it on its partition
- *  is not stored either. The handler lets go of it; the runtime frees it later. */
-void cs_rt_abandon(cs_rt_msg_t *m);
-
 /** Produces a record for \p m (as cs_kafka_produce); \p m is finished only once it is
  *  delivered. A record that cannot be delivered stops the program (\p m not stored). */
 cs_err_t cs_rt_produce(cs_rt_msg_t *m, const char *topic, int32_t partition,
@@ -144,9 +116,10 @@ cs_err_t cs_rt_produce(cs_rt_msg_t *m, const char *topic, int32_t partition,
                        size_t value_len, char *errstr, size_t errstr_size);
 
 /** Sends \p m to \p topic as a dead letter (lib/deadletter.c) with \p reason and
- *  \p field; \p m is finished once it is delivered. */
+ *  \p field; \p m is finished once it is delivered. One that cannot even be produced
+ *  is logged (fatal: which message, why) and stops the program, \p m unstored. */
 cs_err_t cs_rt_deadletter(cs_rt_msg_t *m, const char *topic, const char *reason,
-                          const char *field, char *errstr, size_t errstr_size);
+                          const char *field);
 
 /**
  * Flow control, a pure function: @returns whether consumption should be paused, given
