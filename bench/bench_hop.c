@@ -43,7 +43,7 @@ typedef struct hop {
     const char *topic;
     long rate, count, warmup, probe_every;
     volatile int failed;
-    double seconds; /* the measured sends' duration */
+    volatile double seconds; /* the measured sends' duration (0: still sending) */
 } hop_t;
 
 /* Message i of the run (warm-up first): a probe is "P <seq> <send ns> <padding>", any
