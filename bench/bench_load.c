@@ -1,12 +1,17 @@
 /* bench_load: produces benchmark traffic to the dev broker — partner events (JSON or
  * Avro) for the directory's locations, or canonical IntelEvents — as fast as it can or at
- * a fixed rate, optionally with latency probes: every Kth message an immediate-INSPECT
+ * a fixed rate (JSON: after one event delivered, so the timed sends meet a warm producer),
+ * optionally with latency probes: every Kth message an immediate-INSPECT
  * event (a NEVER_EVENT) on a location kept for probes, whose send time is written out so
- * the alert it causes can be timed.
+ * the alert it causes can be timed. Canonical events (intel) can also carry an alert
+ * every Kth event (--alert-every: a NEVER_EVENT of the last hour on subject i/K, each
+ * on its own subject, so each raises exactly one alert — a level change to INSPECT —
+ * when the subjects number at least N/K). --format alert produces RiskAlerts (Avro, as
+ * the scorer writes them), each with its own id, over S subjects, for the pager.
  *
- *   bench_load --bootstrap B --topic T --format json|avro|intel --count N
+ *   bench_load --bootstrap B --topic T --format json|avro|intel|alert --count N
  *              [--rate R] [--directory CSV] [--subjects S] [--probe-every K]
- *              [--probes-out FILE] [--probe-base N] [--seed X]
+ *              [--probes-out FILE] [--probe-base N] [--seed X] [--alert-every K]
  * Run from the repository root (schemas/registry.json). Prints one JSON line at the end.
  */
 #include <stdio.h>
@@ -15,6 +20,7 @@
 #include <time.h>
 
 #include "bench.h"
+#include "caresignal/alert.h"
 #include "caresignal/codec.h"
 #include "caresignal/convert.h"
 #include "caresignal/directory.h"
@@ -35,9 +41,9 @@ static void usage(void)
 {
     fprintf(
         stderr,
-        "usage: bench_load --bootstrap B --topic T --format json|avro|intel --count N\n"
-        "  [--rate R] [--directory CSV] [--subjects S] [--probe-every K]\n"
-        "  [--probes-out FILE] [--seed X]\n");
+        "usage: bench_load --bootstrap B --topic T --format json|avro|intel|alert\n"
+        "  --count N [--rate R] [--directory CSV] [--subjects S] [--probe-every K]\n"
+        "  [--probes-out FILE] [--probe-base N] [--seed X] [--alert-every K]\n");
     exit(2);
 }
 
@@ -71,7 +77,8 @@ int main(int argc, char **argv)
 {
     const char *bootstrap = NULL, *topic = NULL, *format = NULL, *dirfile = NULL,
                *probes_out = NULL;
-    long count = 0, rate = 0, subjects = 3000, probe_every = 0, probe_base = 0;
+    long count = 0, rate = 0, subjects = 3000, probe_every = 0, probe_base = 0,
+         alert_every = 0;
     for (int i = 1; i < argc; i++) {
         if (i + 1 >= argc)
             usage();
@@ -95,6 +102,8 @@ int main(int argc, char **argv)
             probes_out = argv[++i];
         else if (!strcmp(argv[i], "--probe-base"))
             probe_base = atol(argv[++i]);
+        else if (!strcmp(argv[i], "--alert-every"))
+            alert_every = atol(argv[++i]);
         else if (!strcmp(argv[i], "--seed"))
             rng ^= (uint64_t)atoll(argv[++i]) * 0x9E3779B97F4A7C15ULL;
         else
@@ -104,6 +113,7 @@ int main(int argc, char **argv)
               : !strcmp(format, "json")  ? 0
               : !strcmp(format, "avro")  ? 1
               : !strcmp(format, "intel") ? 2
+              : !strcmp(format, "alert") ? 3
                                          : -1;
     if (!bootstrap || !topic || fmt < 0 || count <= 0 || (fmt < 2 && !dirfile))
         usage();
@@ -153,9 +163,32 @@ int main(int argc, char **argv)
     }
     cs_event_codec_t *codec =
         fmt == 2 ? cs_event_codec_new(reg, errstr, sizeof(errstr)) : NULL;
+    cs_alert_codec_t *acodec =
+        fmt == 3 ? cs_alert_codec_new(reg, errstr, sizeof(errstr)) : NULL;
+    if ((fmt == 2 && !codec) || (fmt == 3 && !acodec)) {
+        fprintf(stderr, "bench_load: %s\n", errstr);
+        return 1;
+    }
     cs_kafka_tracker_t tracker;
     memset(&tracker, 0, sizeof(tracker));
     int64_t now = cs_wall_ms();
+    if (rate && fmt == 0) {
+        /* a cold idempotent producer holds its first messages until it has a producer
+         * id (and the metadata): one background event delivered first, so the timed
+         * sends (the probes) do not wait for that */
+        const cs_location_t *loc = cs_directory_at(dir, bench_rand(&rng) % nbackground);
+        char prime[2048];
+        int pl = make_json(prime, sizeof(prime), 999999999 - probe_base, loc->location_id,
+                           now, 0);
+        if (cs_kafka_produce(rk, &tracker, topic, RD_KAFKA_PARTITION_UA, loc->location_id,
+                             strlen(loc->location_id), prime, (size_t)pl, NULL, errstr,
+                             sizeof(errstr)) ||
+            cs_kafka_tracker_wait(rk, &tracker, 30000) != CS_OK) {
+            fprintf(stderr, "bench_load: the first message was not delivered\n");
+            return 1;
+        }
+        memset(&tracker, 0, sizeof(tracker));
+    }
     int64_t start = mono_ns();
     long probes = 0;
     char json[2048];
@@ -193,6 +226,37 @@ int main(int argc, char **argv)
                 json_decref(j);
                 value = bytes;
             }
+        } else if (fmt == 3) {
+            static cs_alert_t a; /* ~6 KB: not on the stack */
+            memset(&a, 0, sizeof(a));
+            a.kind = CS_ALERT_RAISED;
+            a.subject_kind = CS_SUBJECT_LOCATION;
+            snprintf(a.subject_id, sizeof(a.subject_id), "1-%09ld",
+                     100000000 + (long)(i % subjects));
+            a.level = CS_LEVEL_INSPECT;
+            a.previous_level = CS_LEVEL_NONE;
+            a.score = 40;
+            a.area_scores[CS_AREA_SAFE_CARE] = 40;
+            a.as_of = now - 1000;
+            snprintf(a.triggered_by, sizeof(a.triggered_by), "NHSE:RXQ:B-%09ld", i);
+            a.reason = CS_REASON_IMMEDIATE;
+            a.nrecent = 1;
+            snprintf(a.recent[0].event_key, sizeof(a.recent[0].event_key), "%s",
+                     a.triggered_by);
+            a.recent[0].signal = CS_SIGNAL_NEVER_EVENT;
+            a.recent[0].severity = CS_SEVERITY_MEDIUM;
+            a.recent[0].occurred_at = a.as_of;
+            snprintf(a.rules_version, sizeof(a.rules_version), "bench");
+            snprintf(a.region, sizeof(a.region), "London");
+            snprintf(a.local_authority_code, sizeof(a.local_authority_code), "E09000001");
+            cs_subject_key(a.subject_kind, a.subject_id, key, sizeof(key));
+            cs_alert_set_id(&a);
+            const uint8_t *bytes;
+            if (cs_alert_encode(acodec, &a, &bytes, &len)) {
+                fprintf(stderr, "bench_load: cannot encode\n");
+                return 1;
+            }
+            value = bytes;
         } else {
             cs_intel_event_t e;
             memset(&e, 0, sizeof(e));
@@ -212,6 +276,15 @@ int main(int argc, char **argv)
             snprintf(e.origin_topic, sizeof(e.origin_topic), "intel.raw.nhse");
             e.origin_offset = i;
             e.origin_schema_id = -1;
+            if (alert_every && i % alert_every == alert_every - 1) {
+                /* each its own subject's first immediate event: one alert each */
+                snprintf(e.subject_id, sizeof(e.subject_id), "1-%09ld",
+                         100000000 + (i / alert_every) % subjects);
+                e.signal = CS_SIGNAL_NEVER_EVENT;
+                e.severity = CS_SEVERITY_MEDIUM;
+                e.area = CS_AREA_SAFE_CARE;
+                e.occurred_at = now - (int64_t)(bench_rand(&rng) % 3600000ULL);
+            }
             snprintf(e.region, sizeof(e.region), "London");
             snprintf(e.local_authority_code, sizeof(e.local_authority_code), "E09000001");
             cs_subject_key(e.subject_kind, e.subject_id, key, sizeof(key));
@@ -247,6 +320,7 @@ int main(int argc, char **argv)
     }
     cs_encoder_destroy(enc);
     cs_event_codec_destroy(codec);
+    cs_alert_codec_destroy(acodec);
     rd_kafka_destroy(rk);
     cs_config_clear(&cfg);
     cs_directory_destroy(dir);
