@@ -65,7 +65,10 @@ static void cs_runtime_wait(cs_runtime_t *rt, int64_t timeout_ms)
     if (timeout_ms <= 0)
         return;
     struct pollfd pfd = {.fd = rt->wake_r, .events = POLLIN};
+    rt->st.waits++;
     int rc = poll(&pfd, 1, timeout_ms > 1000 ? 1000 : (int)timeout_ms);
+    if (rc == 0)
+        rt->st.wait_timeouts++;
     if (rc < 0 && errno != EINTR)
         cs_log_warn("poll failed", "{s:s}", "error", strerror(errno));
     cs_runtime_clear_wakes(rt);
@@ -257,6 +260,7 @@ void cs_runtime_run(cs_runtime_t *rt)
 {
     int64_t next_stats = cs_mono_ms() + rt->opt.stats_interval_ms;
     while (cs_running()) {
+        rt->st.turns++;
         if (cs_reload_requested() && rt->h.on_reload)
             rt->h.on_reload(rt->h.opaque);
         cs_runtime_clear_wakes(rt);
@@ -278,8 +282,14 @@ void cs_runtime_run(cs_runtime_t *rt)
                 rt->h.on_stats(rt->h.opaque);
             next_stats = now + rt->opt.stats_interval_ms;
         }
-        if (got == (int)rt->opt.max_poll)
-            continue; /* more may be waiting: the queue's wake-up comes only when empty */
+        /* more may be waiting: librdkafka writes a queue's wake-up only when it goes
+         * from empty to not empty, and a poll may return before the queue is empty (it
+         * served an event that is not a message) */
+        if (got == (int)rt->opt.max_poll || rd_kafka_queue_length(rt->cq) > 0 ||
+            rd_kafka_queue_length(rt->pq) > 0) {
+            rt->st.requeued++;
+            continue;
+        }
         if (next > next_stats)
             next = next_stats;
         cs_runtime_wait(rt, next - now);

@@ -53,6 +53,7 @@ struct cs_score_stage {
     pthread_cond_t cv;
     cs_stage_batch_t *todo, *todo_tail, *done, *done_tail;
     size_t ntodo;
+    int executing; /* the worker is running a job */
     int stopping, started;
     pthread_t worker;
     atomic_int waiting; /* the worker waits for Redis */
@@ -101,6 +102,7 @@ static void *cs_stage_worker(void *arg)
         if (!s->todo)
             s->todo_tail = NULL;
         s->ntodo--;
+        s->executing = 1;
         b->next = NULL;
         pthread_mutex_unlock(&s->mu);
         b->errstr[0] = '\0';
@@ -110,6 +112,7 @@ static void *cs_stage_worker(void *arg)
         else
             b->rc = cs_engine_ack_batch(s->engine, b->eb, b->errstr, sizeof(b->errstr));
         pthread_mutex_lock(&s->mu);
+        s->executing = 0;
         if (s->done_tail)
             s->done_tail->next = b;
         else
@@ -369,7 +372,7 @@ static int cs_stage_on_turn(void *opaque, int64_t *next_ms)
     pthread_mutex_lock(&s->mu);
     cs_stage_batch_t *done = s->done;
     s->done = s->done_tail = NULL;
-    size_t waiting_jobs = s->ntodo;
+    int worker_idle = s->ntodo == 0 && !s->executing;
     pthread_mutex_unlock(&s->mu);
     while (done) {
         cs_stage_batch_t *b = done;
@@ -380,9 +383,10 @@ static int cs_stage_on_turn(void *opaque, int64_t *next_ms)
         else
             cs_stage_acked(s, b);
     }
-    /* never wait to fill a batch: what is there goes as soon as the worker would
-     * otherwise have nothing queued next */
-    if (waiting_jobs == 0)
+    /* never wait to fill a batch: what is there goes as soon as Redis would otherwise
+     * idle; while it runs a batch, the next one grows (up to score.batch.max, then it is
+     * prepared and queued), so that per-batch costs shrink as the load grows */
+    if (worker_idle)
         cs_stage_seal(s);
     return atomic_load(&s->waiting);
 }

@@ -81,6 +81,9 @@ typedef struct cs_runtime_stats {
     long refetched;      /**< dropped: fetched a second time after a pause */
     long produced;       /**< records produced for messages */
     long pauses;         /**< times consumption paused */
+    long turns;          /**< of the loop */
+    long waits, wait_timeouts; /**< sleeps, and those that ended without a wake-up */
+    long requeued; /**< turns that found more waiting right away */
     int paused;
     int held;            /**< paused at the handler's request */
 } cs_runtime_stats_t;
