@@ -28,7 +28,6 @@ struct cs_runtime {
     rd_kafka_message_t **batch;
     cs_rt_msg_t **ready; /* the batch's messages handed to the handler */
     cs_runtime_stats_t st;
-    int draining; /* inside a drain: on_turn is called, the consumer is not polled */
 };
 
 int cs_runtime_flow(int paused, size_t msgs, size_t bytes, size_t max_msgs,
@@ -151,8 +150,6 @@ static void cs_runtime_store(void *opaque, const char *topic, int32_t partition,
 static void cs_runtime_collect(cs_runtime_t *rt)
 {
     cs_ledger_collect(&rt->ledger, cs_runtime_store, rt);
-    rt->st.in_flight = cs_ledger_count(&rt->ledger);
-    rt->st.in_flight_bytes = rt->ledger.bytes;
 }
 
 /* Lets the work in flight for \p parts (NULL: everything) finish, for up to \p ms:
@@ -162,7 +159,6 @@ static void cs_runtime_drain(cs_runtime_t *rt,
                              const rd_kafka_topic_partition_list_t *parts, long ms)
 {
     int64_t deadline = cs_mono_ms() + ms;
-    rt->draining = 1;
     if (rt->h.on_flush)
         rt->h.on_flush(rt->h.opaque, parts);
     for (;;) {
@@ -184,7 +180,6 @@ static void cs_runtime_drain(cs_runtime_t *rt,
         }
         cs_runtime_wait(rt, (next < deadline ? next : deadline) - now);
     }
-    rt->draining = 0;
 }
 
 static cs_err_t cs_runtime_on_assign(void *opaque, rd_kafka_t *rk,
@@ -218,8 +213,9 @@ static void cs_runtime_set_paused(cs_runtime_t *rt, int pause)
     if (pause)
         rt->st.pauses++;
     cs_log_debug(pause ? "consumption paused" : "consumption resumed",
-                 "{s:I, s:I, s:b}", "in_flight", (json_int_t)rt->st.in_flight,
-                 "in_flight_bytes", (json_int_t)rt->st.in_flight_bytes, "held",
+                 "{s:I, s:I, s:b}", "in_flight",
+                 (json_int_t)cs_ledger_count(&rt->ledger), "in_flight_bytes",
+                 (json_int_t)rt->ledger.bytes, "held",
                  rt->st.held);
 }
 
@@ -250,8 +246,6 @@ static void cs_runtime_hand_over(cs_runtime_t *rt, int got)
         msgs[n++] = m;
     }
     rt->st.consumed += (long)n;
-    rt->st.in_flight = cs_ledger_count(&rt->ledger);
-    rt->st.in_flight_bytes = rt->ledger.bytes;
     if (n)
         rt->h.on_messages(rt->h.opaque, msgs, n);
 }
@@ -272,9 +266,9 @@ void cs_runtime_run(cs_runtime_t *rt)
         rt->st.held = rt->h.on_turn ? rt->h.on_turn(rt->h.opaque, &next) != 0 : 0;
         cs_runtime_collect(rt);
         /* memory stays flat whatever the lag: past the bounds nothing more is fetched */
-        cs_runtime_set_paused(rt, cs_runtime_flow(rt->st.paused, rt->st.in_flight,
-                                                  rt->st.in_flight_bytes,
-                                                  rt->opt.max_messages,
+        cs_runtime_set_paused(rt, cs_runtime_flow(rt->st.paused,
+                                                  cs_ledger_count(&rt->ledger),
+                                                  rt->ledger.bytes, rt->opt.max_messages,
                                                   rt->opt.max_bytes, rt->st.held));
         now = cs_mono_ms();
         if (now >= next_stats) {
@@ -295,7 +289,7 @@ void cs_runtime_run(cs_runtime_t *rt)
         cs_runtime_wait(rt, next - now);
     }
     cs_log_info("stopping: finishing the work in flight", "{s:I}", "in_flight",
-                (json_int_t)rt->st.in_flight);
+                (json_int_t)cs_ledger_count(&rt->ledger));
     cs_runtime_drain(rt, NULL, rt->opt.stop_drain_ms);
     rd_kafka_flush(rt->producer, 10000);
     rd_kafka_poll(rt->producer, 0);
@@ -399,4 +393,6 @@ rd_kafka_t *cs_runtime_consumer(cs_runtime_t *rt)
 void cs_runtime_get_stats(const cs_runtime_t *rt, cs_runtime_stats_t *st)
 {
     *st = rt->st;
+    st->in_flight = cs_ledger_count(&rt->ledger);
+    st->in_flight_bytes = rt->ledger.bytes;
 }

@@ -36,8 +36,7 @@ static const cs_cli_spec_t spec = {
     "      --set directory.file=deploy/dev/data/directory.csv",
 };
 
-/* Counters, logged every STATS_INTERVAL_MS (never per event at info level). */
-#define STATS_INTERVAL_MS 10000
+/* Counters, logged with the runtime's stats (never per event at info level). */
 typedef struct stats {
     long raw, events, rejected;
     long by_reason[16];

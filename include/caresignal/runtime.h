@@ -75,7 +75,7 @@ typedef struct cs_runtime_options {
 
 /** What the runtime has seen (for stats and, later, metrics). */
 typedef struct cs_runtime_stats {
-    size_t in_flight;    /**< messages not yet stored */
+    size_t in_flight;    /**< messages not yet stored (from the ledger) */
     size_t in_flight_bytes;
     long consumed;       /**< messages handed to the handler */
     long refetched;      /**< dropped: fetched a second time after a pause */
