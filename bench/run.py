@@ -230,6 +230,8 @@ class Bench:
                "kafka.bootstrap.servers=" + self.bootstrap]
         for k, v in sets.items():
             cmd += ["--set", "%s=%s" % (k, v)]
+        for kv in self.args.set or ():  # the command line's, for experiments: last wins
+            cmd += ["--set", kv]
         log_path = os.path.join(self.dir, "%s-%d.log" % (name, len(self.procs)))
         with open(log_path, "wb") as logf:
             p = subprocess.Popen(cmd, cwd=TOP, stdout=stdout or subprocess.DEVNULL, stderr=logf,
@@ -969,6 +971,9 @@ def main():
                     "(--smoke: 5,000)")
     ap.add_argument("--lag-seconds", type=float, default=45,
                     help="how long each consumer of the lag part runs at most (--smoke: 15)")
+    ap.add_argument("--set", action="append", metavar="KEY=VALUE",
+                    help="a configuration setting for every consumer the bench starts "
+                    "(repeatable; for trying a setting, e.g. inflight.max.messages=50000)")
     args = ap.parse_args()
     scales = [1] if args.smoke else [int(x) for x in args.scales.split(",")]
     base_events, base_subjects = (1000, 1000) if args.smoke else (8000, 2000)

@@ -28,12 +28,29 @@ struct cs_runtime {
     rd_kafka_message_t **batch;
     cs_rt_msg_t **ready; /* the batch's messages handed to the handler */
     cs_runtime_stats_t st;
+    int64_t full_since; /* when in flight reached a bound (0: it is below) */
 };
 
-int cs_runtime_flow(int paused, size_t msgs, size_t bytes, size_t max_msgs,
-                    size_t max_bytes, int held)
+static int cs_runtime_full(size_t msgs, size_t bytes, size_t max_msgs, size_t max_bytes)
 {
-    if (held || msgs >= max_msgs || bytes >= max_bytes)
+    return msgs >= max_msgs || bytes >= max_bytes;
+}
+
+size_t cs_runtime_room(size_t msgs, size_t bytes, size_t max_msgs, size_t max_bytes,
+                       size_t max_poll)
+{
+    if (cs_runtime_full(msgs, bytes, max_msgs, max_bytes))
+        return 0;
+    size_t left = max_msgs - msgs;
+    return left < max_poll ? left : max_poll;
+}
+
+int cs_runtime_flow(int paused, size_t msgs, size_t bytes, size_t max_msgs,
+                    size_t max_bytes, int held, int64_t full_ms, int64_t pause_after_ms)
+{
+    if (held)
+        return 1;
+    if (cs_runtime_full(msgs, bytes, max_msgs, max_bytes) && full_ms >= pause_after_ms)
         return 1;
     if (!paused)
         return 0;
@@ -250,6 +267,32 @@ static void cs_runtime_hand_over(cs_runtime_t *rt, int got)
         rt->h.on_messages(rt->h.opaque, msgs, n);
 }
 
+/* How many messages this turn may take. Paused, the assignment fetches nothing new, but
+ * the consumer's queue is still served: rebalances and errors arrive there too. */
+static size_t cs_runtime_turn_room(cs_runtime_t *rt)
+{
+    if (rt->st.paused)
+        return rt->opt.max_poll;
+    return cs_runtime_room(cs_ledger_count(&rt->ledger), rt->ledger.bytes,
+                           rt->opt.max_messages, rt->opt.max_bytes, rt->opt.max_poll);
+}
+
+/* Pauses or resumes after a turn (see cs_runtime_flow). */
+static void cs_runtime_regulate(cs_runtime_t *rt, int64_t now)
+{
+    size_t msgs = cs_ledger_count(&rt->ledger), bytes = rt->ledger.bytes;
+    if (!cs_runtime_full(msgs, bytes, rt->opt.max_messages, rt->opt.max_bytes))
+        rt->full_since = 0;
+    else if (!rt->full_since)
+        rt->full_since = now;
+    int64_t full_ms = rt->full_since ? now - rt->full_since : 0;
+    /* memory stays flat whatever the lag: at the bounds nothing more is taken */
+    cs_runtime_set_paused(rt, cs_runtime_flow(rt->st.paused, msgs, bytes,
+                                              rt->opt.max_messages, rt->opt.max_bytes,
+                                              rt->st.held, full_ms,
+                                              rt->opt.pause_after_ms));
+}
+
 void cs_runtime_run(cs_runtime_t *rt)
 {
     int64_t next_stats = cs_mono_ms() + rt->opt.stats_interval_ms;
@@ -258,19 +301,18 @@ void cs_runtime_run(cs_runtime_t *rt)
         if (cs_reload_requested() && rt->h.on_reload)
             rt->h.on_reload(rt->h.opaque);
         cs_runtime_clear_wakes(rt);
-        int got = cs_kafka_poll_batch(rt->consumer, rt->batch, (int)rt->opt.max_poll, 0);
+        size_t room = cs_runtime_turn_room(rt);
+        int got = room ? cs_kafka_poll_batch(rt->consumer, rt->batch, (int)room, 0) : 0;
+        if (!room)
+            rt->st.full_turns++;
         cs_runtime_hand_over(rt, got);
         rd_kafka_poll(rt->producer, 0); /* delivery reports */
         int64_t now = cs_mono_ms();
         int64_t next = now + 1000;
         rt->st.held = rt->h.on_turn ? rt->h.on_turn(rt->h.opaque, &next) != 0 : 0;
         cs_runtime_collect(rt);
-        /* memory stays flat whatever the lag: past the bounds nothing more is fetched */
-        cs_runtime_set_paused(rt, cs_runtime_flow(rt->st.paused,
-                                                  cs_ledger_count(&rt->ledger),
-                                                  rt->ledger.bytes, rt->opt.max_messages,
-                                                  rt->opt.max_bytes, rt->st.held));
         now = cs_mono_ms();
+        cs_runtime_regulate(rt, now);
         if (now >= next_stats) {
             if (rt->h.on_stats)
                 rt->h.on_stats(rt->h.opaque);
@@ -278,12 +320,17 @@ void cs_runtime_run(cs_runtime_t *rt)
         }
         /* more may be waiting: librdkafka writes a queue's wake-up only when it goes
          * from empty to not empty, and a poll may return before the queue is empty (it
-         * served an event that is not a message) */
-        if (got == (int)rt->opt.max_poll || rd_kafka_queue_length(rt->cq) > 0 ||
+         * served an event that is not a message). At a bound, what waits is left there
+         * until an output completes (its report or the handler's worker wakes the loop)
+         * or the pause, whichever comes first. */
+        if ((room && (got == (int)room || rd_kafka_queue_length(rt->cq) > 0)) ||
             rd_kafka_queue_length(rt->pq) > 0) {
             rt->st.requeued++;
             continue;
         }
+        if (rt->full_since && !rt->st.paused &&
+            next > rt->full_since + rt->opt.pause_after_ms)
+            next = rt->full_since + rt->opt.pause_after_ms;
         if (next > next_stats)
             next = next_stats;
         cs_runtime_wait(rt, next - now);
@@ -316,6 +363,8 @@ cs_runtime_t *cs_runtime_new(const cs_config_t *cfg, const cs_runtime_options_t 
         rt->opt.max_poll = 500;
     if (!rt->opt.stats_interval_ms)
         rt->opt.stats_interval_ms = 10000;
+    if (!rt->opt.pause_after_ms)
+        rt->opt.pause_after_ms = 1000;
     int fds[2];
     cs_err_t lrc = cs_ledger_init(&rt->ledger);
     rt->batch = calloc(rt->opt.max_poll, sizeof(*rt->batch));

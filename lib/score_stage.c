@@ -473,7 +473,7 @@ static void cs_stage_on_stats(void *opaque)
     cs_runtime_stats_t rs;
     cs_runtime_get_stats(s->rt, &rs);
     cs_log_info("score totals",
-                "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+                "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
                 "events", (json_int_t)c.events, "applied", (json_int_t)c.applied,
                 "duplicates", (json_int_t)c.duplicates, "redeliveries",
                 (json_int_t)c.redeliveries, "offset_regressions",
@@ -483,7 +483,7 @@ static void cs_stage_on_stats(void *opaque)
                 (json_int_t)cs_kafka_offset_resets(), "positions_refused",
                 (json_int_t)cs_kafka_positions_refused(), "batches",
                 (json_int_t)c.batches, "in_flight", (json_int_t)rs.in_flight, "pauses",
-                (json_int_t)rs.pauses);
+                (json_int_t)rs.pauses, "full_turns", (json_int_t)rs.full_turns);
 }
 
 /* ------------------------------------------------------------------ life cycle */

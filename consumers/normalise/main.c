@@ -55,13 +55,15 @@ static void log_stats(const stats_t *s, const cs_runtime_stats_t *rs)
         if (s->by_reason[reason_slot(c)])
             json_object_set_new(reasons, cs_err_str(c),
                                 json_integer(s->by_reason[reason_slot(c)]));
-    cs_log_info("normalise totals", "{s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+    cs_log_info("normalise totals",
+                "{s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
                 "raw", (json_int_t)s->raw, "events", (json_int_t)s->events,
                 "dead_letters", (json_int_t)s->rejected, "by_reason", reasons,
                 "offset_resets", (json_int_t)cs_kafka_offset_resets(), "in_flight",
                 (json_int_t)rs->in_flight, "pauses", (json_int_t)rs->pauses, "turns",
                 (json_int_t)rs->turns, "waits", (json_int_t)rs->waits, "wait_timeouts",
-                (json_int_t)rs->wait_timeouts, "requeued", (json_int_t)rs->requeued);
+                (json_int_t)rs->wait_timeouts, "requeued", (json_int_t)rs->requeued,
+                "full_turns", (json_int_t)rs->full_turns);
 }
 
 /* The normaliser's state, shared by the runtime's callbacks. */

@@ -65,12 +65,13 @@ typedef struct cs_runtime_handler {
 typedef struct cs_runtime_options {
     const char *const *topics; /**< subscribed (borrowed for the call) */
     int ntopics;
-    size_t max_messages;  /**< in flight before consumption pauses */
+    size_t max_messages;  /**< in flight at most (then nothing more is taken) */
     size_t max_bytes;     /**< of in-flight messages' keys and values */
     size_t max_poll;      /**< messages handed to on_messages at once */
     long revoke_drain_ms; /**< how long revoked partitions' work may hold a rebalance */
     long stop_drain_ms;   /**< how long a stop waits for what is in flight */
     long stats_interval_ms;
+    long pause_after_ms; /**< at a bound this long: pause (0: 1,000) */
 } cs_runtime_options_t;
 
 /** What the runtime has seen (for stats and, later, metrics). */
@@ -84,6 +85,7 @@ typedef struct cs_runtime_stats {
     long turns;          /**< of the loop */
     long waits, wait_timeouts; /**< sleeps, and those that ended without a wake-up */
     long requeued; /**< turns that found more waiting right away */
+    long full_turns; /**< turns that took nothing: in flight at a bound */
     int paused;
     int held;            /**< paused at the handler's request */
 } cs_runtime_stats_t;
@@ -125,13 +127,25 @@ cs_err_t cs_rt_deadletter(cs_rt_msg_t *m, const char *topic, const char *reason,
                           const char *field);
 
 /**
- * Flow control, a pure function: @returns whether consumption should be paused, given
- * whether it \p paused now, what is in flight and the bounds. It pauses at either bound
- * or while \p held, and resumes only once both are at or below half the bound (so that
- * it does not pause and resume on every message: librdkafka re-seeks on each).
+ * Flow control, pure functions. A turn takes at most cs_runtime_room() messages: what is
+ * left under the message bound (0 at either bound), so in flight stays within them
+ * without pausing. Consumption is paused (rd_kafka_pause) only while the handler holds
+ * (its store is down) or once in flight has stayed at a bound for \p pause_after_ms (an
+ * output that is slow for long): a pause stops librdkafka's fetcher and purges what it
+ * pre-fetched, and a resume fetches it again, so a pause on every brief fill costs more
+ * than it protects (under a lag, more than half the scorer's rate).
+ */
+size_t cs_runtime_room(size_t msgs, size_t bytes, size_t max_msgs, size_t max_bytes,
+                       size_t max_poll);
+
+/**
+ * @returns whether consumption should be paused, given whether it is \p paused now, what
+ * is in flight, the bounds, whether the handler \p held, and for how long in flight has
+ * been at a bound (\p full_ms, 0 if it is not). Once paused, it resumes only when not
+ * held and both figures are at or below half their bound.
  */
 int cs_runtime_flow(int paused, size_t msgs, size_t bytes, size_t max_msgs,
-                    size_t max_bytes, int held);
+                    size_t max_bytes, int held, int64_t full_ms, int64_t pause_after_ms);
 
 #ifdef __cplusplus
 }

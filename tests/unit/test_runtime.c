@@ -1,7 +1,8 @@
 /* Unit tests of the consumer runtime's own logic, without a broker: the ledger of
  * messages in flight (offsets stored up to the finished prefix whatever order outputs
  * complete in, abandoned and revoked messages never stored, drain accounting on revoke)
- * and flow control (pause at the in-flight bound, resume at half of it). */
+ * and flow control (nothing taken past the in-flight bound, a pause only when it stays
+ * there, resume at half of it). */
 #include "testenv.h"
 
 #include <stdio.h>
@@ -179,55 +180,89 @@ static void test_refetched(void **state)
     cs_ledger_clear(&l);
 }
 
-/* Pause at the in-flight bound (messages or bytes) or while the handler holds; resume
- * only at half of both bounds and not held. */
+/* A turn takes what is left under the message bound, nothing at either bound. */
+static void test_room_under_bound(void **state)
+{
+    (void)state;
+    assert_int_equal(cs_runtime_room(0, 0, 100, 10000, 500), 100);
+    assert_int_equal(cs_runtime_room(0, 0, 1000, 10000, 500), 500);
+    assert_int_equal(cs_runtime_room(97, 1000, 100, 10000, 500), 3);
+    assert_int_equal(cs_runtime_room(100, 1000, 100, 10000, 500), 0);
+    assert_int_equal(cs_runtime_room(1, 10000, 100, 10000, 500), 0);
+}
+
+/* Pause while the handler holds, or at a bound held for pause_after; resume only at half
+ * of both bounds and not held. */
 static void test_flow_pause_at_bound(void **state)
 {
     (void)state;
-    assert_false(cs_runtime_flow(0, 99, 1000, 100, 10000, 0));
-    assert_true(cs_runtime_flow(0, 100, 1000, 100, 10000, 0));
-    assert_true(cs_runtime_flow(0, 1, 10000, 100, 10000, 0));
-    assert_true(cs_runtime_flow(0, 0, 0, 100, 10000, 1));
+    assert_false(cs_runtime_flow(0, 99, 1000, 100, 10000, 0, 0, 1000));
+    /* at a bound briefly: nothing more is taken (room 0), but no pause */
+    assert_false(cs_runtime_flow(0, 100, 1000, 100, 10000, 0, 999, 1000));
+    assert_false(cs_runtime_flow(0, 1, 10000, 100, 10000, 0, 10, 1000));
+    /* at a bound for long: paused */
+    assert_true(cs_runtime_flow(0, 100, 1000, 100, 10000, 0, 1000, 1000));
+    assert_true(cs_runtime_flow(0, 1, 10000, 100, 10000, 0, 5000, 1000));
+    /* held: paused at once, whatever is in flight */
+    assert_true(cs_runtime_flow(0, 0, 0, 100, 10000, 1, 0, 1000));
     /* paused: stays paused until both are at or below half */
-    assert_true(cs_runtime_flow(1, 99, 1000, 100, 10000, 0));
-    assert_true(cs_runtime_flow(1, 51, 1000, 100, 10000, 0));
-    assert_true(cs_runtime_flow(1, 50, 5001, 100, 10000, 0));
-    assert_false(cs_runtime_flow(1, 50, 5000, 100, 10000, 0));
-    assert_true(cs_runtime_flow(1, 0, 0, 100, 10000, 1));
-    assert_false(cs_runtime_flow(1, 0, 0, 100, 10000, 0));
+    assert_true(cs_runtime_flow(1, 99, 1000, 100, 10000, 0, 0, 1000));
+    assert_true(cs_runtime_flow(1, 51, 1000, 100, 10000, 0, 0, 1000));
+    assert_true(cs_runtime_flow(1, 50, 5001, 100, 10000, 0, 0, 1000));
+    assert_false(cs_runtime_flow(1, 50, 5000, 100, 10000, 0, 0, 1000));
+    assert_true(cs_runtime_flow(1, 0, 0, 100, 10000, 1, 0, 1000));
+    assert_false(cs_runtime_flow(1, 0, 0, 100, 10000, 0, 0, 1000));
 }
 
 /* The ledger drives the flow: a lag of any size never puts more than the bound in
- * memory, because consumption pauses at it and resumes only once half is stored. */
+ * memory. Outputs that keep completing never cause a pause (each turn takes what room is
+ * left); outputs that stall at the bound for pause_after do, and consumption resumes
+ * only once half is stored. */
 static void test_flow_with_ledger_stays_bounded(void **state)
 {
     (void)state;
-    cs_ledger_t l;
-    assert_int_equal(cs_ledger_init(&l), CS_OK);
-    enum { MAX = 64, LAG = 10000 };
-    cs_rt_msg_t *held[LAG];
-    int paused = 0, pauses = 0, next = 0, done = 0;
-    size_t peak = 0;
-    stored_t s = fresh();
-    while (done < LAG) {
-        if (!paused && next < LAG) { /* the consumer hands over what it fetched */
-            held[next] = cs_ledger_add(&l, NULL, "t", 0, next, 1000);
-            next++;
-        } else { /* the outputs complete meanwhile, oldest first */
-            cs_rt_release(held[done++]);
+    enum { MAX = 64, LAG = 10000, POLL = 10, AFTER = 50 };
+    static cs_rt_msg_t *held[LAG];
+    for (int stall = 0; stall < 2; stall++) {
+        cs_ledger_t l;
+        assert_int_equal(cs_ledger_init(&l), CS_OK);
+        int paused = 0, pauses = 0, next = 0, done = 0;
+        int64_t full_since = -1;
+        size_t peak = 0;
+        stored_t s = fresh();
+        for (int64_t t = 0; done < LAG; t++) { /* one turn a millisecond */
+            size_t room = paused ? POLL
+                                 : cs_runtime_room(cs_ledger_count(&l), l.bytes, MAX,
+                                                   (size_t)MAX * 1000 * 2, POLL);
+            for (size_t k = 0; k < room && next < LAG && !paused; k++, next++)
+                held[next] = cs_ledger_add(&l, NULL, "t", 0, next, 1000);
+            /* outputs complete, oldest first: 3 a turn, or (stall) none for 200 turns
+             * out of every 1,000 */
+            int completing = stall && t % 1000 < 200 ? 0 : 3;
+            for (int k = 0; k < completing && done < next; k++)
+                cs_rt_release(held[done++]);
+            cs_ledger_collect(&l, record, &s);
+            if (cs_ledger_count(&l) > peak)
+                peak = cs_ledger_count(&l);
+            int full = cs_ledger_count(&l) >= MAX;
+            if (!full)
+                full_since = -1;
+            else if (full_since < 0)
+                full_since = t;
+            int now = cs_runtime_flow(paused, cs_ledger_count(&l), l.bytes, MAX,
+                                      (size_t)MAX * 1000 * 2, 0,
+                                      full ? t - full_since : 0, AFTER);
+            pauses += now && !paused;
+            paused = now;
         }
-        cs_ledger_collect(&l, record, &s);
-        if (cs_ledger_count(&l) > peak)
-            peak = cs_ledger_count(&l);
-        int now = cs_runtime_flow(paused, cs_ledger_count(&l), l.bytes, MAX,
-                                  (size_t)MAX * 1000 * 2, 0);
-        pauses += now && !paused;
-        paused = now;
+        assert_true(peak <= MAX);
+        if (stall)
+            assert_true(pauses > 1);
+        else
+            assert_int_equal(pauses, 0);
+        assert_int_equal(s.next[0], LAG);
+        cs_ledger_clear(&l);
     }
-    assert_true(peak <= MAX);
-    assert_true(pauses > 1);
-    assert_int_equal(s.next[0], LAG);
-    cs_ledger_clear(&l);
 }
 
 int main(void)
@@ -238,6 +273,7 @@ int main(void)
         cmocka_unit_test(test_drain_on_revoke),
         cmocka_unit_test(test_abandoned_freed_when_forgotten),
         cmocka_unit_test(test_refetched),
+        cmocka_unit_test(test_room_under_bound),
         cmocka_unit_test(test_flow_pause_at_bound),
         cmocka_unit_test(test_flow_with_ledger_stays_bounded),
     };
