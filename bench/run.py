@@ -223,11 +223,53 @@ class Bench:
             self.bootstrap, self.broker_pid, self.topics = saved
             self.stop(p)
 
+    @contextlib.contextmanager
+    def fresh_redis(self, what):
+        """A new redis-server (AOF everysec, as the stack's), for one measurement: the
+        stack's Redis carries what the earlier parts wrote (an append-only file grown by
+        the 800,000-event runs, rewritten in the background). Inside the block the
+        consumers, the tools and the CPU accounting use it; it is stopped when the block
+        ends."""
+        d = tempfile.mkdtemp(prefix="redis-", dir=self.dir)
+        for _ in range(5):
+            port = cstest.free_port()
+            p = subprocess.Popen(
+                ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", d,
+                 "--daemonize", "no", "--appendonly", "yes", "--appendfsync", "everysec",
+                 "--save", "", "--logfile", os.path.join(d, "redis.log")],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent)
+            p.log_path, p.name = os.path.join(d, "redis.log"), "redis-server (%s)" % what
+            self.procs.append(p)
+
+            def up():
+                if p.poll() is not None:
+                    return "exited"
+                try:
+                    r = cstest.Redis(port)
+                    r.cmd("PING")
+                    r.close()
+                    return "up"
+                except OSError:
+                    return None
+            if self.wait_for(up, 30, "a fresh redis-server") == "up":
+                break
+        else:
+            raise RuntimeError("a fresh redis-server did not start (see %s)" % p.log_path)
+        saved = (self.redis_port, self.redis_pid)
+        self.redis_port, self.redis_pid = port, p.pid
+        try:
+            yield p
+        finally:
+            self.redis_port, self.redis_pid = saved
+            self.stop(p)
+
     def program(self, name, sets, stdout=None):
         """Starts a consumer with the stack's configuration plus \\p sets, on the broker in
         use (the stack's, or a fresh one); its log is kept."""
         cmd = [self.bin(name), "--config", self.config, "--set",
-               "kafka.bootstrap.servers=" + self.bootstrap]
+               "kafka.bootstrap.servers=" + self.bootstrap, "--set",
+               "redis.port=%d" % self.redis_port]
         for k, v in sets.items():
             cmd += ["--set", "%s=%s" % (k, v)]
         for kv in self.args.set or ():  # the command line's, for experiments: last wins
@@ -670,18 +712,22 @@ class Bench:
         (the mock's fetches walk a partition's whole history, so it slows as a topic
         grows): each measurement on a fresh broker; under load the broker's own hop alone
         (bench_hop) and the pipeline's three hops at the same rate, caresignal's own share
-        being the pipeline's percentile minus three times the hop's; then both idle."""
+        being the pipeline's percentile minus three times the hop's; then both idle. The
+        pipeline runs on a fresh Redis too, not on one the earlier parts have filled."""
         n = rate * seconds
         log("latency: the dev broker's hop alone at %d msg/s for %d s (fresh broker)" % (rate, seconds))
         hop = self.hop_alone(rate, n, 250, rate // 2, "hop, %d/s" % rate)
         log("latency: raw publish -> alert on the pager's stdout at %d events/s for %d s "
             "(fresh broker)" % (rate, seconds))
-        pipe = self.pipeline(rate, n, 250, rate // 2, "benchlat", directory, "load")
+        with self.fresh_redis("latency, load"):
+            pipe = self.pipeline(rate, n, 250, rate // 2, "benchlat", directory, "load")
         n_idle = idle_rate * idle_seconds
         log("latency, idle: the hop alone, then the pipeline, %d probes/s for %d s (fresh brokers)"
             % (idle_rate, idle_seconds))
         hop_i = self.hop_alone(idle_rate, n_idle, 1, idle_rate, "hop, idle")
-        pipe_i = self.pipeline(idle_rate, n_idle, 1, idle_rate, "benchidle", directory, "idle")
+        with self.fresh_redis("latency, idle"):
+            pipe_i = self.pipeline(idle_rate, n_idle, 1, idle_rate, "benchidle", directory,
+                                   "idle")
         self.results["latency_hop_alone"] = hop
         self.results["latency_hop_alone_idle"] = hop_i
         self.results["latency_cpu_share"] = pipe["cpu"]
