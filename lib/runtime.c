@@ -28,33 +28,48 @@ struct cs_runtime {
     rd_kafka_message_t **batch;
     cs_rt_msg_t **ready; /* the batch's messages handed to the handler */
     cs_runtime_stats_t st;
-    int64_t full_since; /* when in flight reached a bound (0: it is below) */
+    cs_flow_t flow;
 };
 
-static int cs_runtime_full(size_t msgs, size_t bytes, size_t max_msgs, size_t max_bytes)
+void cs_flow_init(cs_flow_t *f, size_t max_messages, size_t max_bytes, size_t max_poll,
+                  int64_t pause_after_ms)
 {
-    return msgs >= max_msgs || bytes >= max_bytes;
+    *f = (cs_flow_t){max_messages, max_bytes, max_poll, pause_after_ms, 0, -1};
 }
 
-size_t cs_runtime_room(size_t msgs, size_t bytes, size_t max_msgs, size_t max_bytes,
-                       size_t max_poll)
+static int cs_flow_full(const cs_flow_t *f, size_t msgs, size_t bytes)
 {
-    if (cs_runtime_full(msgs, bytes, max_msgs, max_bytes))
-        return 0;
-    size_t left = max_msgs - msgs;
-    return left < max_poll ? left : max_poll;
+    return msgs >= f->max_messages || bytes >= f->max_bytes;
 }
 
-int cs_runtime_flow(int paused, size_t msgs, size_t bytes, size_t max_msgs,
-                    size_t max_bytes, int held, int64_t full_ms, int64_t pause_after_ms)
+size_t cs_flow_room(const cs_flow_t *f, size_t msgs, size_t bytes)
 {
-    if (held)
-        return 1;
-    if (cs_runtime_full(msgs, bytes, max_msgs, max_bytes) && full_ms >= pause_after_ms)
-        return 1;
-    if (!paused)
+    if (f->paused)
+        return f->max_poll;
+    if (cs_flow_full(f, msgs, bytes))
         return 0;
-    return !(msgs <= max_msgs / 2 && bytes <= max_bytes / 2);
+    size_t left = f->max_messages - msgs;
+    return left < f->max_poll ? left : f->max_poll;
+}
+
+int cs_flow_update(cs_flow_t *f, size_t msgs, size_t bytes, int held, int64_t now_ms)
+{
+    int full = cs_flow_full(f, msgs, bytes);
+    if (!full)
+        f->full_since = -1;
+    else if (f->full_since < 0)
+        f->full_since = now_ms;
+    if (held || (full && now_ms - f->full_since >= f->pause_after_ms))
+        f->paused = 1;
+    else if (f->paused)
+        f->paused = !(msgs <= f->max_messages / 2 && bytes <= f->max_bytes / 2);
+    return f->paused;
+}
+
+int64_t cs_flow_due(const cs_flow_t *f)
+{
+    return f->full_since >= 0 && !f->paused ? f->full_since + f->pause_after_ms
+                                            : INT64_MAX;
 }
 
 /* ------------------------------------------------------------------ wake-ups */
@@ -203,7 +218,7 @@ static cs_err_t cs_runtime_on_assign(void *opaque, rd_kafka_t *rk,
                                      rd_kafka_topic_partition_list_t *parts)
 {
     cs_runtime_t *rt = opaque;
-    rt->st.paused = 0; /* a new assignment fetches: the next turn pauses it if need be */
+    rt->flow.paused = 0; /* a new assignment fetches: the next turn pauses it if need be */
     return rt->h.on_assign ? rt->h.on_assign(rt->h.opaque, rk, parts) : CS_OK;
 }
 
@@ -220,13 +235,16 @@ static void cs_runtime_on_revoke(void *opaque, rd_kafka_t *rk,
 
 /* ------------------------------------------------------------------ the loop */
 
-static void cs_runtime_set_paused(cs_runtime_t *rt, int pause)
+/* Pauses or resumes after a turn (see cs_flow_update), on a change only: librdkafka
+ * purges and re-fetches a partition on every pause and resume. */
+static void cs_runtime_regulate(cs_runtime_t *rt, int64_t now)
 {
-    /* on a change only: librdkafka re-seeks a partition on every pause or resume */
-    if (pause == rt->st.paused)
+    int was = rt->flow.paused;
+    int pause = cs_flow_update(&rt->flow, cs_ledger_count(&rt->ledger), rt->ledger.bytes,
+                               rt->st.held, now);
+    if (pause == was)
         return;
     cs_kafka_pause_assignment(rt->consumer, pause);
-    rt->st.paused = pause;
     if (pause)
         rt->st.pauses++;
     cs_log_debug(pause ? "consumption paused" : "consumption resumed",
@@ -267,32 +285,6 @@ static void cs_runtime_hand_over(cs_runtime_t *rt, int got)
         rt->h.on_messages(rt->h.opaque, msgs, n);
 }
 
-/* How many messages this turn may take. Paused, the assignment fetches nothing new, but
- * the consumer's queue is still served: rebalances and errors arrive there too. */
-static size_t cs_runtime_turn_room(cs_runtime_t *rt)
-{
-    if (rt->st.paused)
-        return rt->opt.max_poll;
-    return cs_runtime_room(cs_ledger_count(&rt->ledger), rt->ledger.bytes,
-                           rt->opt.max_messages, rt->opt.max_bytes, rt->opt.max_poll);
-}
-
-/* Pauses or resumes after a turn (see cs_runtime_flow). */
-static void cs_runtime_regulate(cs_runtime_t *rt, int64_t now)
-{
-    size_t msgs = cs_ledger_count(&rt->ledger), bytes = rt->ledger.bytes;
-    if (!cs_runtime_full(msgs, bytes, rt->opt.max_messages, rt->opt.max_bytes))
-        rt->full_since = 0;
-    else if (!rt->full_since)
-        rt->full_since = now;
-    int64_t full_ms = rt->full_since ? now - rt->full_since : 0;
-    /* memory stays flat whatever the lag: at the bounds nothing more is taken */
-    cs_runtime_set_paused(rt, cs_runtime_flow(rt->st.paused, msgs, bytes,
-                                              rt->opt.max_messages, rt->opt.max_bytes,
-                                              rt->st.held, full_ms,
-                                              rt->opt.pause_after_ms));
-}
-
 void cs_runtime_run(cs_runtime_t *rt)
 {
     int64_t next_stats = cs_mono_ms() + rt->opt.stats_interval_ms;
@@ -301,7 +293,7 @@ void cs_runtime_run(cs_runtime_t *rt)
         if (cs_reload_requested() && rt->h.on_reload)
             rt->h.on_reload(rt->h.opaque);
         cs_runtime_clear_wakes(rt);
-        size_t room = cs_runtime_turn_room(rt);
+        size_t room = cs_flow_room(&rt->flow, cs_ledger_count(&rt->ledger), rt->ledger.bytes);
         int got = room ? cs_kafka_poll_batch(rt->consumer, rt->batch, (int)room, 0) : 0;
         if (!room)
             rt->st.full_turns++;
@@ -328,9 +320,8 @@ void cs_runtime_run(cs_runtime_t *rt)
             rt->st.requeued++;
             continue;
         }
-        if (rt->full_since && !rt->st.paused &&
-            next > rt->full_since + rt->opt.pause_after_ms)
-            next = rt->full_since + rt->opt.pause_after_ms;
+        if (next > cs_flow_due(&rt->flow))
+            next = cs_flow_due(&rt->flow);
         if (next > next_stats)
             next = next_stats;
         cs_runtime_wait(rt, next - now);
@@ -365,6 +356,8 @@ cs_runtime_t *cs_runtime_new(const cs_config_t *cfg, const cs_runtime_options_t 
         rt->opt.stats_interval_ms = 10000;
     if (!rt->opt.pause_after_ms)
         rt->opt.pause_after_ms = 1000;
+    cs_flow_init(&rt->flow, rt->opt.max_messages, rt->opt.max_bytes, rt->opt.max_poll,
+                 rt->opt.pause_after_ms);
     int fds[2];
     cs_err_t lrc = cs_ledger_init(&rt->ledger);
     rt->batch = calloc(rt->opt.max_poll, sizeof(*rt->batch));
@@ -444,4 +437,5 @@ void cs_runtime_get_stats(const cs_runtime_t *rt, cs_runtime_stats_t *st)
     *st = rt->st;
     st->in_flight = cs_ledger_count(&rt->ledger);
     st->in_flight_bytes = rt->ledger.bytes;
+    st->paused = rt->flow.paused;
 }

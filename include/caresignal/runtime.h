@@ -71,7 +71,7 @@ typedef struct cs_runtime_options {
     long revoke_drain_ms; /**< how long revoked partitions' work may hold a rebalance */
     long stop_drain_ms;   /**< how long a stop waits for what is in flight */
     long stats_interval_ms;
-    long pause_after_ms; /**< at a bound this long: pause (0: 1,000) */
+    long pause_after_ms;  /**< at a bound this long: pause (0: 1,000) */
 } cs_runtime_options_t;
 
 /** What the runtime has seen (for stats and, later, metrics). */
@@ -127,25 +127,37 @@ cs_err_t cs_rt_deadletter(cs_rt_msg_t *m, const char *topic, const char *reason,
                           const char *field);
 
 /**
- * Flow control, pure functions. A turn takes at most cs_runtime_room() messages: what is
- * left under the message bound (0 at either bound), so in flight stays within them
- * without pausing. Consumption is paused (rd_kafka_pause) only while the handler holds
- * (its store is down) or once in flight has stayed at a bound for \p pause_after_ms (an
- * output that is slow for long): a pause stops librdkafka's fetcher and purges what it
- * pre-fetched, and a resume fetches it again, so a pause on every brief fill costs more
- * than it protects (under a lag, more than half the scorer's rate).
+ * Flow control at the in-flight bounds, pure (the caller says what is in flight and what
+ * time it is). A turn takes at most cs_flow_room() messages, so in flight stays within
+ * the bounds without pausing. Consumption is paused (rd_kafka_pause) only while the
+ * handler holds (its store is down) or once in flight has stayed at a bound for
+ * pause_after_ms (an output that is slow for long): a pause stops librdkafka's fetcher
+ * and purges what it pre-fetched, and a resume fetches it again, so a pause on every
+ * brief fill costs more than it protects (under a lag, more than half the scorer's rate).
  */
-size_t cs_runtime_room(size_t msgs, size_t bytes, size_t max_msgs, size_t max_bytes,
-                       size_t max_poll);
+typedef struct cs_flow {
+    size_t max_messages, max_bytes, max_poll;
+    int64_t pause_after_ms;
+    int paused;
+    int64_t full_since; /**< when in flight reached a bound (ms); -1 while below both */
+} cs_flow_t;
 
-/**
- * @returns whether consumption should be paused, given whether it is \p paused now, what
- * is in flight, the bounds, whether the handler \p held, and for how long in flight has
- * been at a bound (\p full_ms, 0 if it is not). Once paused, it resumes only when not
- * held and both figures are at or below half their bound.
- */
-int cs_runtime_flow(int paused, size_t msgs, size_t bytes, size_t max_msgs,
-                    size_t max_bytes, int held, int64_t full_ms, int64_t pause_after_ms);
+void cs_flow_init(cs_flow_t *f, size_t max_messages, size_t max_bytes, size_t max_poll,
+                  int64_t pause_after_ms);
+
+/** Messages the next turn may take: what is left under the message bound, none at
+ *  either bound; while paused, max_poll (the paused partitions bring nothing new, and
+ *  the consumer's queue must still be served: rebalances and errors arrive there). */
+size_t cs_flow_room(const cs_flow_t *f, size_t msgs, size_t bytes);
+
+/** After a turn at \p now_ms: @returns whether consumption should now be paused (and
+ *  records it in f->paused): while \p held, or once in flight has been at a bound for
+ *  pause_after_ms; once paused, until not held and both figures are at or below half
+ *  their bound. */
+int cs_flow_update(cs_flow_t *f, size_t msgs, size_t bytes, int held, int64_t now_ms);
+
+/** When the pause for staying at a bound falls due (ms), INT64_MAX if none is coming. */
+int64_t cs_flow_due(const cs_flow_t *f);
 
 #ifdef __cplusplus
 }

@@ -180,15 +180,28 @@ static void test_refetched(void **state)
     cs_ledger_clear(&l);
 }
 
-/* A turn takes what is left under the message bound, nothing at either bound. */
+static cs_flow_t flow(int paused)
+{
+    cs_flow_t f;
+    cs_flow_init(&f, 100, 10000, 500, 1000);
+    f.paused = paused;
+    return f;
+}
+
+/* A turn takes what is left under the message bound, nothing at either bound; paused,
+ * it still serves the queue. */
 static void test_room_under_bound(void **state)
 {
     (void)state;
-    assert_int_equal(cs_runtime_room(0, 0, 100, 10000, 500), 100);
-    assert_int_equal(cs_runtime_room(0, 0, 1000, 10000, 500), 500);
-    assert_int_equal(cs_runtime_room(97, 1000, 100, 10000, 500), 3);
-    assert_int_equal(cs_runtime_room(100, 1000, 100, 10000, 500), 0);
-    assert_int_equal(cs_runtime_room(1, 10000, 100, 10000, 500), 0);
+    cs_flow_t f = flow(0), wide;
+    cs_flow_init(&wide, 1000, 10000, 500, 1000);
+    assert_int_equal(cs_flow_room(&f, 0, 0), 100);
+    assert_int_equal(cs_flow_room(&wide, 0, 0), 500);
+    assert_int_equal(cs_flow_room(&f, 97, 1000), 3);
+    assert_int_equal(cs_flow_room(&f, 100, 1000), 0);
+    assert_int_equal(cs_flow_room(&f, 1, 10000), 0);
+    f.paused = 1;
+    assert_int_equal(cs_flow_room(&f, 100, 1000), 500);
 }
 
 /* Pause while the handler holds, or at a bound held for pause_after; resume only at half
@@ -196,22 +209,43 @@ static void test_room_under_bound(void **state)
 static void test_flow_pause_at_bound(void **state)
 {
     (void)state;
-    assert_false(cs_runtime_flow(0, 99, 1000, 100, 10000, 0, 0, 1000));
+    cs_flow_t f = flow(0);
+    assert_false(cs_flow_update(&f, 99, 1000, 0, 0));
+    assert_true(cs_flow_due(&f) == INT64_MAX);
     /* at a bound briefly: nothing more is taken (room 0), but no pause */
-    assert_false(cs_runtime_flow(0, 100, 1000, 100, 10000, 0, 999, 1000));
-    assert_false(cs_runtime_flow(0, 1, 10000, 100, 10000, 0, 10, 1000));
+    assert_false(cs_flow_update(&f, 100, 1000, 0, 5000));
+    assert_int_equal(cs_flow_due(&f), 6000);
+    assert_false(cs_flow_update(&f, 100, 1000, 0, 5999));
+    f = flow(0);
+    assert_false(cs_flow_update(&f, 1, 10000, 0, 0));
+    assert_false(cs_flow_update(&f, 1, 10000, 0, 10));
     /* at a bound for long: paused */
-    assert_true(cs_runtime_flow(0, 100, 1000, 100, 10000, 0, 1000, 1000));
-    assert_true(cs_runtime_flow(0, 1, 10000, 100, 10000, 0, 5000, 1000));
+    f = flow(0);
+    assert_false(cs_flow_update(&f, 100, 1000, 0, 0));
+    assert_true(cs_flow_update(&f, 100, 1000, 0, 1000));
+    assert_true(cs_flow_due(&f) == INT64_MAX);
+    f = flow(0);
+    assert_false(cs_flow_update(&f, 1, 10000, 0, 0));
+    assert_true(cs_flow_update(&f, 1, 10000, 0, 5000));
+    /* below the bound in between: the time at it starts again */
+    f = flow(0);
+    assert_false(cs_flow_update(&f, 100, 1000, 0, 0));
+    assert_false(cs_flow_update(&f, 99, 1000, 0, 600));
+    assert_false(cs_flow_update(&f, 100, 1000, 0, 700));
+    assert_false(cs_flow_update(&f, 100, 1000, 0, 1600));
     /* held: paused at once, whatever is in flight */
-    assert_true(cs_runtime_flow(0, 0, 0, 100, 10000, 1, 0, 1000));
+    f = flow(0);
+    assert_true(cs_flow_update(&f, 0, 0, 1, 0));
     /* paused: stays paused until both are at or below half */
-    assert_true(cs_runtime_flow(1, 99, 1000, 100, 10000, 0, 0, 1000));
-    assert_true(cs_runtime_flow(1, 51, 1000, 100, 10000, 0, 0, 1000));
-    assert_true(cs_runtime_flow(1, 50, 5001, 100, 10000, 0, 0, 1000));
-    assert_false(cs_runtime_flow(1, 50, 5000, 100, 10000, 0, 0, 1000));
-    assert_true(cs_runtime_flow(1, 0, 0, 100, 10000, 1, 0, 1000));
-    assert_false(cs_runtime_flow(1, 0, 0, 100, 10000, 0, 0, 1000));
+    f = flow(1);
+    assert_true(cs_flow_update(&f, 99, 1000, 0, 0));
+    assert_true(cs_flow_update(&f, 51, 1000, 0, 0));
+    assert_true(cs_flow_update(&f, 50, 5001, 0, 0));
+    assert_false(cs_flow_update(&f, 50, 5000, 0, 0));
+    assert_false(f.paused);
+    f = flow(1);
+    assert_true(cs_flow_update(&f, 0, 0, 1, 0));
+    assert_false(cs_flow_update(&f, 0, 0, 0, 0));
 }
 
 /* The ledger drives the flow: a lag of any size never puts more than the bound in
@@ -226,15 +260,15 @@ static void test_flow_with_ledger_stays_bounded(void **state)
     for (int stall = 0; stall < 2; stall++) {
         cs_ledger_t l;
         assert_int_equal(cs_ledger_init(&l), CS_OK);
-        int paused = 0, pauses = 0, next = 0, done = 0;
-        int64_t full_since = -1;
+        cs_flow_t f;
+        cs_flow_init(&f, MAX, (size_t)MAX * 1000 * 2, POLL, AFTER);
+        int pauses = 0, next = 0, done = 0;
         size_t peak = 0;
         stored_t s = fresh();
         for (int64_t t = 0; done < LAG; t++) { /* one turn a millisecond */
-            size_t room = paused ? POLL
-                                 : cs_runtime_room(cs_ledger_count(&l), l.bytes, MAX,
-                                                   (size_t)MAX * 1000 * 2, POLL);
-            for (size_t k = 0; k < room && next < LAG && !paused; k++, next++)
+            size_t room = cs_flow_room(&f, cs_ledger_count(&l), l.bytes);
+            /* paused partitions bring nothing */
+            for (size_t k = 0; k < room && next < LAG && !f.paused; k++, next++)
                 held[next] = cs_ledger_add(&l, NULL, "t", 0, next, 1000);
             /* outputs complete, oldest first: 3 a turn, or (stall) none for 200 turns
              * out of every 1,000 */
@@ -244,16 +278,8 @@ static void test_flow_with_ledger_stays_bounded(void **state)
             cs_ledger_collect(&l, record, &s);
             if (cs_ledger_count(&l) > peak)
                 peak = cs_ledger_count(&l);
-            int full = cs_ledger_count(&l) >= MAX;
-            if (!full)
-                full_since = -1;
-            else if (full_since < 0)
-                full_since = t;
-            int now = cs_runtime_flow(paused, cs_ledger_count(&l), l.bytes, MAX,
-                                      (size_t)MAX * 1000 * 2, 0,
-                                      full ? t - full_since : 0, AFTER);
-            pauses += now && !paused;
-            paused = now;
+            int was = f.paused;
+            pauses += cs_flow_update(&f, cs_ledger_count(&l), l.bytes, 0, t) && !was;
         }
         assert_true(peak <= MAX);
         if (stall)
