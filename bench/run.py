@@ -158,32 +158,19 @@ class Bench:
         return path
 
     # ------------------------------------------------------------------ stack
-    def stack_start(self, d, topics):
-        """deploy/dev/stack.sh start in \\p d (one broker, \\p topics {name: partitions},
-        stopped with this process by its watchdog): @returns its stack.env."""
-        args = [os.path.join(TOP, "deploy/dev/stack.sh"), "start", "--dir", d, "--build",
+    def start_stack(self, topics):
+        args = [os.path.join(TOP, "deploy/dev/stack.sh"), "start", "--dir", self.dir, "--build",
                 self.build, "--owner", str(os.getpid()), "--brokers", "1", "--quiet"]
         for t, n in topics.items():
             args += ["--partitions", "%s=%d" % (t, n)]
-        subprocess.run(args, check=True, timeout=120)
-        return dict(l.strip().split("=", 1) for l in open(os.path.join(d, "stack.env")))
-
-    def use_stack(self, env, topics):
-        """Points the consumers, the tools and the CPU accounting at the stack of \\p env.
-        @returns what they pointed at before."""
-        saved = (self.bootstrap, self.broker_pid, self.topics, self.redis_port,
-                 self.redis_pid)
-        self.bootstrap, self.broker_pid = env["CS_BOOTSTRAP"], int(env["CS_BROKER_PID"])
-        self.redis_port, self.redis_pid = int(env["CS_REDIS_PORT"]), int(env["CS_REDIS_PID"])
-        self.topics = dict(topics)
-        return saved
-
-    def start_stack(self, topics):
         self.stack_started = True
-        self.bootstrap = self.broker_pid = self.topics = None
-        self.redis_port = self.redis_pid = None
-        env = self.stack_start(self.dir, topics)
-        self.use_stack(env, topics)
+        self.topics = topics
+        subprocess.run(args, check=True, timeout=120)
+        env = dict(l.strip().split("=", 1) for l in open(os.path.join(self.dir, "stack.env")))
+        self.bootstrap = env["CS_BOOTSTRAP"]
+        self.redis_port = int(env["CS_REDIS_PORT"])
+        self.redis_pid = int(env["CS_REDIS_PID"])
+        self.broker_pid = int(env["CS_BROKER_PID"])
         self.config = env["CS_CONFIG"]
 
     def stop_stack(self):
@@ -237,23 +224,45 @@ class Bench:
             self.stop(p)
 
     @contextlib.contextmanager
-    def fresh_stack(self, topics, what):
-        """A new dev stack (stack.sh: a redis-server with AOF everysec and a dev broker with
-        only \\p topics, empty) for one measurement that needs Redis as well as a fresh
-        broker: the stack's Redis carries what the earlier parts wrote (an append-only
-        file grown by the 800,000-event runs, rewritten in the background). Inside the
-        block the consumers, the tools and the CPU accounting use it; it is stopped when
-        the block ends."""
-        d = tempfile.mkdtemp(prefix="stack-", dir=self.dir)
-        log("a fresh stack (%s)" % what)
-        saved = self.use_stack(self.stack_start(d, topics), topics)
+    def fresh_redis(self, what):
+        """A new redis-server (AOF everysec, as the stack's), for one measurement: the
+        stack's Redis carries what the earlier parts wrote (an append-only file grown by
+        the 800,000-event runs, rewritten in the background). Inside the block the
+        consumers, the tools and the CPU accounting use it; it is stopped when the block
+        ends."""
+        d = tempfile.mkdtemp(prefix="redis-", dir=self.dir)
+        for _ in range(5):
+            port = cstest.free_port()
+            p = subprocess.Popen(
+                ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", d,
+                 "--daemonize", "no", "--appendonly", "yes", "--appendfsync", "everysec",
+                 "--save", "", "--logfile", os.path.join(d, "redis.log")],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent)
+            p.log_path, p.name = os.path.join(d, "redis.log"), "redis-server (%s)" % what
+            self.procs.append(p)
+
+            def up():
+                if p.poll() is not None:
+                    return "exited"
+                try:
+                    r = cstest.Redis(port)
+                    r.cmd("PING")
+                    r.close()
+                    return "up"
+                except OSError:
+                    return None
+            if self.wait_for(up, 30, "a fresh redis-server") == "up":
+                break
+        else:
+            raise RuntimeError("a fresh redis-server did not start (see %s)" % p.log_path)
+        saved = (self.redis_port, self.redis_pid)
+        self.redis_port, self.redis_pid = port, p.pid
         try:
-            yield
+            yield p
         finally:
-            (self.bootstrap, self.broker_pid, self.topics, self.redis_port,
-             self.redis_pid) = saved
-            subprocess.run([os.path.join(TOP, "deploy/dev/stack.sh"), "stop", "--dir", d,
-                            "--quiet"], check=False, timeout=60)
+            self.redis_port, self.redis_pid = saved
+            self.stop(p)
 
     def program(self, name, sets, stdout=None):
         """Starts a consumer with the stack's configuration plus \\p sets, on the broker in
@@ -621,12 +630,12 @@ class Bench:
         return r
 
     def pipeline(self, rate, count, probe_every, warm_count, ns, directory, tag):
-        """raw publish -> alert on the pager's stdout, three broker hops, on a fresh stack:
+        """raw publish -> alert on the pager's stdout, three broker hops, on a fresh broker:
         normalise, score and page (page.sink=stdout) running; after a warm-up,
         bench_load sends \\p count NHSE incidents at \\p rate, every \\p probe_every-th a
         NEVER_EVENT on a fresh location (an immediate INSPECT). @returns the probes'
         latencies (ms, sorted), the per-stage split, the consumers' peak RSS and CPU."""
-        with self.fresh_stack(self.LAT_TOPICS, "latency, " + tag):
+        with self.fresh_broker(self.LAT_TOPICS, "latency, " + tag):
             sets = {"directory.file": directory, "topic.raw.nhse": "bench.lat.nhse",
                     "topic.raw.ccg": "bench.lat.ccg", "topic.raw.ofsted-send": "bench.lat.ofsted",
                     "topic.events": "bench.lat.events", "topic.alerts": "bench.lat.alerts",
@@ -704,18 +713,21 @@ class Bench:
         grows): each measurement on a fresh broker; under load the broker's own hop alone
         (bench_hop) and the pipeline's three hops at the same rate, caresignal's own share
         being the pipeline's percentile minus three times the hop's; then both idle. The
-        pipeline runs on a fresh stack, Redis too, not on one the earlier parts filled."""
+        pipeline runs on a fresh Redis too, not on one the earlier parts have filled."""
         n = rate * seconds
         log("latency: the dev broker's hop alone at %d msg/s for %d s (fresh broker)" % (rate, seconds))
         hop = self.hop_alone(rate, n, 250, rate // 2, "hop, %d/s" % rate)
         log("latency: raw publish -> alert on the pager's stdout at %d events/s for %d s "
             "(fresh broker)" % (rate, seconds))
-        pipe = self.pipeline(rate, n, 250, rate // 2, "benchlat", directory, "load")
+        with self.fresh_redis("latency, load"):
+            pipe = self.pipeline(rate, n, 250, rate // 2, "benchlat", directory, "load")
         n_idle = idle_rate * idle_seconds
         log("latency, idle: the hop alone, then the pipeline, %d probes/s for %d s (fresh brokers)"
             % (idle_rate, idle_seconds))
         hop_i = self.hop_alone(idle_rate, n_idle, 1, idle_rate, "hop, idle")
-        pipe_i = self.pipeline(idle_rate, n_idle, 1, idle_rate, "benchidle", directory, "idle")
+        with self.fresh_redis("latency, idle"):
+            pipe_i = self.pipeline(idle_rate, n_idle, 1, idle_rate, "benchidle", directory,
+                                   "idle")
         self.results["latency_hop_alone"] = hop
         self.results["latency_hop_alone_idle"] = hop_i
         self.results["latency_cpu_share"] = pipe["cpu"]
