@@ -103,6 +103,12 @@ static const cs_config_key_t cs_keys[] = {
      CS_PROG_PAGE, 0, 0, "routes by subject kind, level and region (unset: page.sink)"},
     {"page.format", CS_CFG_CHOICE, "json", OFF(page_format), 0, 0, "json|text",
      CS_PROG_PAGE, 0, 0, "stdout sink: JSON lines, or one readable line per alert"},
+    {"metrics.listen", CS_CFG_LISTEN, NULL, OFF(metrics_listen), 0, 0, NULL,
+     CS_PROG_NORMALISE | CS_PROG_SCORE | CS_PROG_PAGE, 0, 0,
+     "host:port of /metrics, /healthz and /readyz (unset: not served; port 0: any free)"},
+    {"metrics.healthz.max.ms", CS_CFG_INT, "30000", OFF(metrics_healthz_max_ms), 1000,
+     3600000, NULL, CS_PROG_NORMALISE | CS_PROG_SCORE | CS_PROG_PAGE, 0, 0,
+     "/healthz fails once the loop has not turned for this long"},
     {"page.dedupe.ttl.s", CS_CFG_INT, "2592000", OFF(page_dedupe_ttl_s), 1, 315360000,
      NULL, CS_PROG_PAGE, 0, 0, "how long a paged alert_id is remembered"},
     {NULL, 0, NULL, 0, 0, 0, NULL, 0, 0, 0, NULL},
@@ -209,6 +215,37 @@ cs_err_t cs_config_read_secret_file(const char *key, const char *path, char **ou
     return CS_OK;
 }
 
+int cs_config_parse_listen(const char *s, char *host, size_t host_size, int *port)
+{
+    const char *colon = strrchr(s, ':');
+    if (!colon || !colon[1])
+        return -1;
+    const char *h = s, *hend = colon;
+    if (*s == '[') {
+        if (colon == s || colon[-1] != ']')
+            return -1;
+        h = s + 1;
+        hend = colon - 1;
+    } else if (memchr(s, ':', (size_t)(colon - s))) {
+        return -1; /* an IPv6 address needs its brackets */
+    }
+    size_t n = (size_t)(hend - h);
+    if (n >= host_size)
+        return -1;
+    for (const char *c = colon + 1; *c; c++)
+        if (!isdigit((unsigned char)*c))
+            return -1;
+    char *end;
+    errno = 0;
+    long p = strtol(colon + 1, &end, 10);
+    if (errno || *end || p < 0 || p > 65535 || end - (colon + 1) > 5)
+        return -1;
+    memcpy(host, h, n);
+    host[n] = '\0';
+    *port = (int)p;
+    return 0;
+}
+
 static cs_err_t cs_config_apply(cs_config_t *cfg, const cs_config_key_t *k,
                                 const char *value, char *errstr, size_t errstr_size)
 {
@@ -235,6 +272,17 @@ static cs_err_t cs_config_apply(cs_config_t *cfg, const cs_config_key_t *k,
         cs_secret_free(*field);
         *field = secret;
         return CS_OK;
+    }
+    if (k->type == CS_CFG_LISTEN) {
+        char host[256];
+        int port;
+        if (cs_config_parse_listen(value, host, sizeof(host), &port)) {
+            cs_errf(errstr, errstr_size,
+                    "config key '%s': expected host:port (port 0-65535, an IPv6 host in "
+                    "brackets), got '%s'",
+                    k->name, value);
+            return CS_ERR_CONFIG;
+        }
     }
     if (k->type == CS_CFG_CHOICE && !cs_choice_ok(k->choices, value)) {
         cs_errf(errstr, errstr_size, "config key '%s': expected one of %s, got '%s'",

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "caresignal/log.h"
+#include "caresignal/metrics.h"
 
 /*
  * One dead letter in flight. Its first member is the tracker librdkafka reports it to,
@@ -151,5 +152,10 @@ cs_err_t cs_deadletter_produce(rd_kafka_t *rk, cs_kafka_tracker_t *tracker,
     }
     if (tracker)
         tracker->outstanding++;
+    cs_series_add(cs_metric_at(cs_metric(CS_METRIC_COUNTER, "caresignal_dead_letters_total",
+                                         "messages sent to the dead-letter topic, by reason",
+                                         "reason"),
+                               reason),
+                  1);
     return CS_OK;
 }

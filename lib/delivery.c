@@ -8,7 +8,21 @@
 #include <string.h>
 #include <time.h>
 
+#include "caresignal/metrics.h"
 #include "caresignal/signals.h"
+
+void cs_page_count(const char *route, const char *outcome)
+{
+    cs_series_add(cs_metric_at(cs_metric(CS_METRIC_COUNTER,
+                                         "caresignal_page_deliveries_total",
+                                         "alerts by route and outcome: delivered, "
+                                         "undeliverable (dead-lettered after its retries), "
+                                         "duplicate (paged before: skipped); and failed "
+                                         "attempts (retried or given up)",
+                                         "route,outcome"),
+                               route, outcome),
+                  1);
+}
 
 typedef struct cs_worker {
     struct cs_delivery *d;
@@ -137,13 +151,21 @@ static void *cs_worker_main(void *arg)
             continue;
         }
         snprintf(j->error, sizeof(j->error), "%s", error);
+        cs_page_count(w->route->name, "failed");
         /* the last retry starts no later than max_hold after the first attempt */
         long delay = cs_backoff_next(&j->backoff);
         int64_t left = j->first_at + d->policy.max_hold_ms - now;
-        if (j->attempts > d->policy.retries || left <= 0)
+        if (j->attempts > d->policy.retries || left <= 0) {
             cs_finish(w, j, CS_ERR_RETRY);
-        else
+        } else {
             j->next_at = now + (delay < left ? delay : left);
+            cs_series_add(cs_metric_at(cs_metric(CS_METRIC_COUNTER, "caresignal_retries_total",
+                                                 "attempts repeated after a retriable "
+                                                 "failure, by what was retried",
+                                                 "what"),
+                                       "page"),
+                          1);
+        }
     }
     /* stopping: what is still queued comes back abandoned (read again after a restart) */
     while (w->head) {

@@ -11,6 +11,7 @@
 
 #include "caresignal/backoff.h"
 #include "caresignal/log.h"
+#include "caresignal/metrics.h"
 
 /* ------------------------------------------------------------------ configuration */
 
@@ -41,9 +42,87 @@ static void cs_kafka_error_cb(rd_kafka_t *rk, int err, const char *reason, void 
         cs_request_fail();
         return;
     }
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+        cs_health_set(CS_HEALTH_KAFKA, 0);
     /* Transient by librdkafka's definition: it retries by itself. */
     cs_log_warn("kafka error", "{s:s, s:s, s:s}", "client", rd_kafka_name(rk), "error",
                 rd_kafka_err2name((rd_kafka_resp_err_t)err), "detail", reason);
+}
+
+/* ------------------------------------------------------------------ statistics */
+
+/* Lag per partition and broker reachability from librdkafka's statistics (JSON, every
+ * statistics.interval.ms, served on the polling thread). The lag is against the offset
+ * stored (consumer_lag_stored): what this process has finished, not yet committed. */
+static void cs_kafka_stats_consumer(json_t *root)
+{
+    static cs_metric_t *lag;
+    if (!lag)
+        lag = cs_metric(CS_METRIC_GAUGE, "caresignal_consumer_lag",
+                        "messages between the offset stored and the high watermark, per "
+                        "assigned partition",
+                        "topic,partition");
+    cs_series_t *keep[256];
+    size_t nkeep = 0;
+    const char *tname;
+    json_t *t;
+    json_object_foreach(json_object_get(root, "topics"), tname, t)
+    {
+        const char *pname;
+        json_t *p;
+        json_object_foreach(json_object_get(t, "partitions"), pname, p)
+        {
+            if (!strcmp(pname, "-1") || !json_is_true(json_object_get(p, "desired")))
+                continue;
+            json_int_t l = json_integer_value(json_object_get(p, "consumer_lag_stored"));
+            if (l < 0)
+                l = json_integer_value(json_object_get(p, "consumer_lag"));
+            if (l < 0)
+                continue; /* not known yet: no high watermark or no position */
+            cs_series_t *s = cs_metric_at(lag, tname, pname);
+            cs_series_set(s, (double)l);
+            if (nkeep < sizeof(keep) / sizeof(keep[0]))
+                keep[nkeep++] = s;
+        }
+    }
+    cs_metric_hide_others(lag, keep, nkeep);
+}
+
+static int cs_kafka_stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
+{
+    (void)rk;
+    (void)opaque;
+    json_t *root = json_loadb(json, len, 0, NULL);
+    if (!root)
+        return 0;
+    int up = 0;
+    const char *bname;
+    json_t *b;
+    json_object_foreach(json_object_get(root, "brokers"), bname, b)
+    {
+        /* a learned broker (not a bootstrap entry) in state UP */
+        if (json_integer_value(json_object_get(b, "nodeid")) >= 0 &&
+            !strcmp(json_string_value(json_object_get(b, "state")) ?: "", "UP"))
+            up = 1;
+    }
+    cs_health_set(CS_HEALTH_KAFKA, up);
+    const char *type = json_string_value(json_object_get(root, "type"));
+    if (type && !strcmp(type, "consumer"))
+        cs_kafka_stats_consumer(root);
+    json_decref(root);
+    return 0; /* librdkafka frees json */
+}
+
+rd_kafka_headers_t *cs_kafka_origin_headers(int64_t origin_ms)
+{
+    if (origin_ms < 0)
+        return NULL;
+    rd_kafka_headers_t *h = rd_kafka_headers_new(1);
+    char ts[24];
+    snprintf(ts, sizeof(ts), "%lld", (long long)origin_ms);
+    if (h)
+        rd_kafka_header_add(h, CS_HDR_RAW_TIMESTAMP, -1, ts, -1);
+    return h;
 }
 
 rd_kafka_conf_t *cs_kafka_conf_new(const cs_config_t *cfg, char *errstr,
@@ -62,6 +141,7 @@ rd_kafka_conf_t *cs_kafka_conf_new(const cs_config_t *cfg, char *errstr,
     }
     rd_kafka_conf_set_log_cb(conf, cs_kafka_log_cb);
     rd_kafka_conf_set_error_cb(conf, cs_kafka_error_cb);
+    rd_kafka_conf_set_stats_cb(conf, cs_kafka_stats_cb);
     return conf;
 }
 
@@ -392,7 +472,11 @@ rd_kafka_t *cs_kafka_consumer_new(const cs_config_t *cfg, const char *group,
          * past either threshold librdkafka backs the partition's fetches off, and on the
          * dev broker 10,000 messages cut the normaliser from ~100k to ~18k events/s */
         cs_kafka_conf_default(conf, cfg, "queued.max.messages.kbytes", "16384", errstr,
-                              errstr_size)) {
+                              errstr_size) ||
+        /* the lag per partition and the brokers' state, for metrics.listen */
+        (cfg->metrics_listen &&
+         cs_kafka_conf_default(conf, cfg, "statistics.interval.ms", "1000", errstr,
+                               errstr_size))) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
@@ -501,6 +585,19 @@ static void cs_handle_offset_reset(rd_kafka_t *rk, rd_kafka_message_t *msg)
         long skipped = (lo > msg->offset) ? (long)(lo - msg->offset) : 0;
         cs_resets++;
         cs_skipped += skipped;
+        cs_series_add(cs_metric_at(cs_metric(CS_METRIC_COUNTER,
+                                             "caresignal_offset_resets_total",
+                                             "offsets the broker no longer had (retention)",
+                                             "topic"),
+                                   topic),
+                      1);
+        cs_series_add(cs_metric_at(cs_metric(CS_METRIC_COUNTER,
+                                             "caresignal_offsets_skipped_total",
+                                             "messages never processed: gone from the "
+                                             "broker before they were read",
+                                             "topic"),
+                                   topic),
+                      (double)skipped);
         cs_log_error("OFFSET RESET: the broker no longer has these messages; they were "
                      "not processed",
                      "{s:s, s:i, s:I, s:I, s:I, s:I, s:s}", "topic", topic, "partition",

@@ -75,6 +75,8 @@ static void cs_ledger_settle(cs_rt_msg_t *m)
 {
     if (m->holds > 0 || (!m->forgotten && (m->abandoned || m->failed)))
         return;
+    if (!m->abandoned && !m->failed && !m->forgotten && m->ledger->on_finish)
+        m->ledger->on_finish(m->ledger->finish_opaque, m);
     cs_inflight_done(m->ledger->inflight, m->h);
     cs_ledger_free(m->ledger, m);
 }

@@ -15,6 +15,8 @@
 
 #include "caresignal/deadletter.h"
 #include "caresignal/log.h"
+#include "caresignal/metrics.h"
+#include "caresignal/metrics_server.h"
 #include "caresignal/signals.h"
 #include "caresignal/timeutil.h"
 
@@ -29,7 +31,104 @@ struct cs_runtime {
     cs_rt_msg_t **ready; /* the batch's messages handed to the handler */
     cs_runtime_stats_t st;
     cs_flow_t flow;
+    cs_metrics_server_t *server;
+    struct {
+        cs_metric_t *consumed, *produced;
+        cs_series_t *inflight, *inflight_bytes, *paused, *held, *pauses, *age, *turn;
+        struct {
+            const char *topic; /* librdkafka's name of the topic: stable */
+            cs_series_t *s;
+        } out[8];
+    } mx;
 };
+
+/* ------------------------------------------------------------------ metrics */
+
+static void cs_runtime_metrics_init(cs_runtime_t *rt)
+{
+    rt->mx.consumed = cs_metric(CS_METRIC_COUNTER, "caresignal_messages_consumed_total",
+                                "messages consumed, by topic", "topic");
+    rt->mx.produced = cs_metric(CS_METRIC_COUNTER, "caresignal_messages_produced_total",
+                                "records produced and delivered, by topic", "topic");
+    rt->mx.inflight = cs_metric_at(cs_metric(CS_METRIC_GAUGE, "caresignal_inflight_messages",
+                                             "input messages in flight (not yet stored)",
+                                             NULL));
+    rt->mx.inflight_bytes =
+        cs_metric_at(cs_metric(CS_METRIC_GAUGE, "caresignal_inflight_bytes",
+                               "bytes of input messages in flight", NULL));
+    rt->mx.paused = cs_metric_at(cs_metric(CS_METRIC_GAUGE, "caresignal_paused",
+                                           "1 while consumption is paused", NULL));
+    rt->mx.held = cs_metric_at(cs_metric(
+        CS_METRIC_GAUGE, "caresignal_held",
+        "1 while paused because the program's store or sink cannot take more", NULL));
+    rt->mx.pauses = cs_metric_at(cs_metric(CS_METRIC_COUNTER, "caresignal_pauses_total",
+                                           "times consumption was paused", NULL));
+    rt->mx.age = cs_metric_at(cs_metric_histogram(
+        "caresignal_end_to_end_age_seconds",
+        "now minus the raw message's timestamp, when an input's outputs are all done",
+        NULL, cs_metric_seconds_bounds, cs_metric_seconds_nbounds));
+    rt->mx.turn = cs_metric_at(cs_metric(CS_METRIC_GAUGE,
+                                         "caresignal_last_turn_timestamp_seconds",
+                                         "when the consumer loop last turned", NULL));
+}
+
+/* The delivered-records series of \p topic (librdkafka's name string, whose pointer is
+ * stable: compared first). */
+static cs_series_t *cs_runtime_out_series(cs_runtime_t *rt, const char *topic)
+{
+    size_t n = sizeof(rt->mx.out) / sizeof(rt->mx.out[0]), i;
+    for (i = 0; i < n && rt->mx.out[i].topic; i++)
+        if (rt->mx.out[i].topic == topic)
+            return rt->mx.out[i].s;
+    cs_series_t *s = cs_metric_at(rt->mx.produced, topic);
+    if (i < n) {
+        rt->mx.out[i].topic = topic;
+        rt->mx.out[i].s = s;
+    }
+    return s;
+}
+
+static void cs_runtime_finished(void *opaque, const cs_rt_msg_t *m)
+{
+    cs_runtime_t *rt = opaque;
+    if (m->origin_ms >= 0)
+        cs_series_observe(rt->mx.age, (double)(cs_wall_ms() - m->origin_ms) / 1000.0);
+}
+
+/* The gauges of the loop, after a turn. */
+static void cs_runtime_metrics_turn(cs_runtime_t *rt, int64_t now)
+{
+    cs_health_turned(now);
+    cs_series_set(rt->mx.turn, (double)cs_wall_ms() / 1000.0);
+    cs_series_set(rt->mx.inflight, (double)cs_ledger_count(&rt->ledger));
+    cs_series_set(rt->mx.inflight_bytes, (double)rt->ledger.bytes);
+    cs_series_set(rt->mx.paused, rt->flow.paused);
+    cs_series_set(rt->mx.held, rt->st.held);
+}
+
+/* When the raw message \p km descends from was published: its cs.raw.timestamp header,
+ * or (\p own) its own timestamp. -1 unknown. */
+static int64_t cs_runtime_origin(const rd_kafka_message_t *km, int own)
+{
+    rd_kafka_headers_t *h = NULL;
+    const void *v;
+    size_t len;
+    if (!rd_kafka_message_headers(km, &h) &&
+        !rd_kafka_header_get_last(h, CS_HDR_RAW_TIMESTAMP, &v, &len) && v && len < 24) {
+        char buf[24];
+        memcpy(buf, v, len);
+        buf[len] = '\0';
+        char *end;
+        long long ts = strtoll(buf, &end, 10);
+        if (end != buf && !*end && ts > 0)
+            return ts;
+    }
+    if (!own)
+        return -1;
+    rd_kafka_timestamp_type_t type;
+    int64_t ts = rd_kafka_message_timestamp(km, &type);
+    return ts > 0 ? ts : -1;
+}
 
 void cs_flow_init(cs_flow_t *f, size_t max_messages, size_t max_bytes, size_t max_poll,
                   int64_t pause_after_ms)
@@ -120,6 +219,8 @@ static void cs_rt_reported(void *opaque, const rd_kafka_message_t *rec)
                          (json_int_t)m->offset);
         m->failed = 1;
         cs_request_fail();
+    } else {
+        cs_series_add(cs_runtime_out_series(m->rt, rd_kafka_topic_name(rec->rkt)), 1);
     }
     cs_rt_release(m);
 }
@@ -142,9 +243,12 @@ cs_err_t cs_rt_produce(cs_rt_msg_t *m, const char *topic, int32_t partition,
                        const void *key, size_t key_len, const void *value,
                        size_t value_len, char *errstr, size_t errstr_size)
 {
-    return cs_rt_produced(m, cs_kafka_produce(m->rt->producer, &m->tracker, topic,
-                                              partition, key, key_len, value, value_len,
-                                              NULL, errstr, errstr_size));
+    rd_kafka_headers_t *h = cs_kafka_origin_headers(m->origin_ms);
+    cs_err_t rc = cs_kafka_produce(m->rt->producer, &m->tracker, topic, partition, key,
+                                   key_len, value, value_len, h, errstr, errstr_size);
+    if (rc && h)
+        rd_kafka_headers_destroy(h); /* not taken by a produce that failed */
+    return cs_rt_produced(m, rc);
 }
 
 cs_err_t cs_rt_deadletter(cs_rt_msg_t *m, const char *topic, const char *reason,
@@ -219,6 +323,8 @@ static cs_err_t cs_runtime_on_assign(void *opaque, rd_kafka_t *rk,
 {
     cs_runtime_t *rt = opaque;
     rt->flow.paused = 0; /* a new assignment fetches: the next turn pauses it if need be */
+    cs_health_set(CS_HEALTH_ASSIGNED, 1);
+    cs_health_set(CS_HEALTH_KAFKA, 1); /* the group coordinator answered */
     return rt->h.on_assign ? rt->h.on_assign(rt->h.opaque, rk, parts) : CS_OK;
 }
 
@@ -227,6 +333,7 @@ static void cs_runtime_on_revoke(void *opaque, rd_kafka_t *rk,
 {
     cs_runtime_t *rt = opaque;
     (void)rk;
+    cs_health_set(CS_HEALTH_ASSIGNED, 0); /* until the next assignment */
     cs_runtime_drain(rt, parts, rt->opt.revoke_drain_ms);
     /* then lib/kafka.c commits what was stored, synchronously */
     cs_ledger_forget(&rt->ledger, parts);
@@ -245,8 +352,10 @@ static void cs_runtime_regulate(cs_runtime_t *rt, int64_t now)
     if (pause == was)
         return;
     cs_kafka_pause_assignment(rt->consumer, pause);
-    if (pause)
+    if (pause) {
         rt->st.pauses++;
+        cs_series_add(rt->mx.pauses, 1);
+    }
     cs_log_debug(pause ? "consumption paused" : "consumption resumed",
                  "{s:I, s:I, s:b}", "in_flight",
                  (json_int_t)cs_ledger_count(&rt->ledger), "in_flight_bytes",
@@ -276,11 +385,18 @@ static void cs_runtime_hand_over(cs_runtime_t *rt, int got)
             continue;
         }
         m->rt = rt;
+        m->origin_ms = cs_runtime_origin(km, rt->opt.origin_is_timestamp);
         m->tracker.on_report = cs_rt_reported;
         m->tracker.opaque = m;
         msgs[n++] = m;
     }
     rt->st.consumed += (long)n;
+    /* by topic, a run of one topic at a time */
+    for (size_t i = 0, j; i < n; i = j) {
+        for (j = i + 1; j < n && !strcmp(msgs[j]->topic, msgs[i]->topic); j++)
+            ;
+        cs_series_add(cs_metric_at(rt->mx.consumed, msgs[i]->topic), (double)(j - i));
+    }
     if (n)
         rt->h.on_messages(rt->h.opaque, msgs, n);
 }
@@ -305,6 +421,7 @@ void cs_runtime_run(cs_runtime_t *rt)
         cs_runtime_collect(rt);
         now = cs_mono_ms();
         cs_runtime_regulate(rt, now);
+        cs_runtime_metrics_turn(rt, now);
         if (now >= next_stats) {
             if (rt->h.on_stats)
                 rt->h.on_stats(rt->h.opaque);
@@ -358,6 +475,7 @@ cs_runtime_t *cs_runtime_new(const cs_config_t *cfg, const cs_runtime_options_t 
         rt->opt.pause_after_ms = 1000;
     cs_flow_init(&rt->flow, rt->opt.max_messages, rt->opt.max_bytes, rt->opt.max_poll,
                  rt->opt.pause_after_ms);
+    cs_runtime_metrics_init(rt);
     int fds[2];
     cs_err_t lrc = cs_ledger_init(&rt->ledger);
     rt->batch = calloc(rt->opt.max_poll, sizeof(*rt->batch));
@@ -370,6 +488,15 @@ cs_runtime_t *cs_runtime_new(const cs_config_t *cfg, const cs_runtime_options_t 
     }
     rt->wake_r = fds[0];
     rt->wake_w = fds[1];
+    rt->ledger.on_finish = cs_runtime_finished;
+    rt->ledger.finish_opaque = rt;
+    if (cfg->metrics_listen &&
+        !(rt->server = cs_metrics_server_start(cfg->metrics_listen,
+                                               cfg->metrics_healthz_max_ms, errstr,
+                                               errstr_size))) {
+        cs_runtime_destroy(rt);
+        return NULL;
+    }
     rt->producer = cs_kafka_producer_new(cfg, errstr, errstr_size);
     if (!rt->producer) {
         cs_runtime_destroy(rt);
@@ -415,6 +542,7 @@ void cs_runtime_destroy(cs_runtime_t *rt)
     cs_ledger_clear(&rt->ledger);
     free(rt->batch);
     free(rt->ready);
+    cs_metrics_server_stop(rt->server);
     if (rt->wake_r >= 0)
         close(rt->wake_r);
     if (rt->wake_w >= 0)

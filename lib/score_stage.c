@@ -14,6 +14,7 @@
 #include "caresignal/deadletter.h"
 #include "caresignal/engine.h"
 #include "caresignal/log.h"
+#include "caresignal/metrics.h"
 #include "caresignal/signals.h"
 #include "caresignal/timeutil.h"
 
@@ -33,6 +34,7 @@ typedef struct cs_stage_batch {
     cs_engine_result_t res;
     char errstr[512];
     int producing; /* its alerts are being produced: reports must not settle it yet */
+    int64_t started_ms; /* its first event (monotonic) */
     struct cs_stage_batch *next;
     struct cs_stage_batch *prev_all, *next_all; /* every batch, for the end */
 } cs_stage_batch_t;
@@ -59,13 +61,63 @@ struct cs_score_stage {
     atomic_int waiting; /* the worker waits for Redis */
     cs_backoff_t backoff; /* the worker's */
     cs_score_stage_stats_t st;
+    struct {
+        cs_series_t *applied, *duplicates, *redeliveries, *regressions, *reemitted,
+            *redis_retries, *last_event, *batch, *pipeline, *ack;
+        cs_metric_t *alerts;
+    } mx;
 };
+
+static void cs_stage_metrics_init(cs_score_stage_t *s)
+{
+    cs_metric_t *ev = cs_metric(CS_METRIC_COUNTER, "caresignal_events_total",
+                                "events scored, by outcome: applied, duplicate (an "
+                                "event_key seen before), redelivered (an offset already "
+                                "applied), regression (applied at or below the subject's "
+                                "last offset)",
+                                "outcome");
+    s->mx.applied = cs_metric_at(ev, "applied");
+    s->mx.duplicates = cs_metric_at(ev, "duplicate");
+    s->mx.redeliveries = cs_metric_at(ev, "redelivered");
+    s->mx.regressions = cs_metric_at(ev, "regression");
+    s->mx.alerts = cs_metric(CS_METRIC_COUNTER, "caresignal_alerts_total",
+                             "alerts published (re-emissions included), by kind, level and "
+                             "subject kind",
+                             "kind,level,subject_kind");
+    s->mx.reemitted = cs_metric_at(cs_metric(CS_METRIC_COUNTER,
+                                             "caresignal_alerts_reemitted_total",
+                                             "alerts published again: their first "
+                                             "publication was not acknowledged",
+                                             NULL));
+    s->mx.redis_retries = cs_metric_at(
+        cs_metric(CS_METRIC_COUNTER, "caresignal_retries_total",
+                  "attempts repeated after a retriable failure, by what was retried",
+                  "what"),
+        "redis");
+    s->mx.last_event = cs_metric_at(cs_metric(CS_METRIC_GAUGE,
+                                              "caresignal_last_event_time_seconds",
+                                              "occurred_at of the last event applied",
+                                              NULL));
+    s->mx.batch = cs_metric_at(cs_metric_histogram(
+        "caresignal_batch_duration_seconds",
+        "a batch from its first event to its end (applied, alerts delivered and "
+        "acknowledged)",
+        NULL, cs_metric_seconds_bounds, cs_metric_seconds_nbounds));
+    cs_metric_t *pipe = cs_metric_histogram(
+        "caresignal_redis_pipeline_seconds",
+        "one Redis pipeline, sent to replies parsed, by job: apply or ack", "job",
+        cs_metric_seconds_bounds, cs_metric_seconds_nbounds);
+    s->mx.pipeline = cs_metric_at(pipe, "apply");
+    s->mx.ack = cs_metric_at(pipe, "ack");
+}
 
 /* ------------------------------------------------------------------ the worker */
 
 static int cs_stage_waiting(void *opaque, const char *error, int first)
 {
     cs_score_stage_t *s = opaque;
+    cs_health_set(CS_HEALTH_REDIS, 0);
+    cs_series_add(s->mx.redis_retries, 1);
     if (first) {
         if (!atomic_exchange(&s->waiting, 1)) {
             cs_log_error("redis unavailable: consumption paused, retrying with backoff",
@@ -82,6 +134,7 @@ static int cs_stage_waiting(void *opaque, const char *error, int first)
 static void cs_stage_back(void *opaque)
 {
     cs_score_stage_t *s = opaque;
+    cs_health_set(CS_HEALTH_REDIS, 1);
     if (atomic_exchange(&s->waiting, 0)) {
         cs_log_info("redis answers again: consumption resumed", NULL);
         cs_runtime_wake(s->rt);
@@ -106,11 +159,17 @@ static void *cs_stage_worker(void *arg)
         b->next = NULL;
         pthread_mutex_unlock(&s->mu);
         b->errstr[0] = '\0';
+        int64_t t0 = cs_mono_ms();
         if (b->kind == CS_JOB_APPLY)
             b->rc = cs_engine_execute(s->engine, b->eb, &b->res, b->errstr,
                                       sizeof(b->errstr));
         else
             b->rc = cs_engine_ack_batch(s->engine, b->eb, b->errstr, sizeof(b->errstr));
+        /* a wait for Redis is in there too: the histogram shows an outage as such */
+        cs_series_observe(b->kind == CS_JOB_APPLY ? s->mx.pipeline : s->mx.ack,
+                          (double)(cs_mono_ms() - t0) / 1000.0);
+        if (!b->rc)
+            cs_health_set(CS_HEALTH_REDIS, 1);
         pthread_mutex_lock(&s->mu);
         s->executing = 0;
         if (s->done_tail)
@@ -166,6 +225,7 @@ static void cs_stage_batch_abandon(cs_stage_batch_t *b)
 
 static void cs_stage_batch_finish(cs_stage_batch_t *b)
 {
+    cs_series_observe(b->stage->mx.batch, (double)(cs_mono_ms() - b->started_ms) / 1000.0);
     for (size_t i = 0; i < b->n; i++)
         cs_rt_release(b->msgs[i]);
     cs_stage_batch_free(b);
@@ -219,6 +279,15 @@ static void cs_stage_dead_letter(cs_score_stage_t *s, cs_rt_msg_t *m, const char
     cs_rt_deadletter(m, s->cfg->topic_deadletter, reason, field);
 }
 
+/* When the raw message behind \p a's triggering event was published (-1 unknown). */
+static int64_t cs_stage_origin(const cs_stage_batch_t *b, const cs_alert_t *a)
+{
+    for (size_t i = b->n; i-- > 0;)
+        if (!strcmp(b->events[i].ev.event_key, a->triggered_by))
+            return b->msgs[i]->origin_ms;
+    return -1;
+}
+
 /* Replies parsed: failed subjects dead-lettered, alerts produced. */
 static void cs_stage_applied(cs_score_stage_t *s, cs_stage_batch_t *b)
 {
@@ -247,6 +316,13 @@ static void cs_stage_applied(cs_score_stage_t *s, cs_stage_batch_t *b)
     s->st.duplicates += res->duplicates;
     s->st.redeliveries += res->redeliveries;
     s->st.regressions += res->regressions;
+    cs_series_add(s->mx.applied, (double)res->applied);
+    cs_series_add(s->mx.duplicates, (double)res->duplicates);
+    cs_series_add(s->mx.redeliveries, (double)res->redeliveries);
+    cs_series_add(s->mx.regressions, (double)res->regressions);
+    cs_series_add(s->mx.reemitted, (double)res->nreemitted);
+    if (res->applied && b->n)
+        cs_series_set(s->mx.last_event, (double)b->events[b->n - 1].ev.occurred_at / 1000.0);
     if (res->regressions)
         cs_log_warn("events applied at or below their subject's last offset: "
                     "intel.events was recreated or migrated",
@@ -268,10 +344,18 @@ static void cs_stage_applied(cs_score_stage_t *s, cs_stage_batch_t *b)
         char key[CS_SUBJECT_KEY_MAX];
         size_t klen = cs_subject_key(res->alerts[a].subject_kind,
                                      res->alerts[a].subject_id, key, sizeof(key));
-        if (cs_alert_encode(s->acodec, &res->alerts[a], &bytes, &len) ||
+        const cs_alert_t *al = &res->alerts[a];
+        cs_series_add(cs_metric_at(s->mx.alerts, cs_alert_kind_names[al->kind],
+                                   cs_level_names[al->level],
+                                   cs_subject_kind_names[al->subject_kind]),
+                      1);
+        rd_kafka_headers_t *h = cs_kafka_origin_headers(cs_stage_origin(b, al));
+        if (cs_alert_encode(s->acodec, al, &bytes, &len) ||
             cs_kafka_produce(producer, &b->deliveries, s->cfg->topic_alerts,
-                             RD_KAFKA_PARTITION_UA, key, klen, bytes, len, NULL, errstr,
+                             RD_KAFKA_PARTITION_UA, key, klen, bytes, len, h, errstr,
                              sizeof(errstr))) {
+            if (h)
+                rd_kafka_headers_destroy(h);
             cs_log_fatal("cannot publish an alert: stopping without storing offsets",
                          "{s:s}", "error", errstr);
             b->deliveries.failed++; /* abandoned once the others are reported */
@@ -320,6 +404,7 @@ static cs_stage_batch_t *cs_stage_batch_new(cs_score_stage_t *s)
     if (!b)
         return NULL;
     b->stage = s;
+    b->started_ms = cs_mono_ms();
     b->next_all = s->all;
     if (s->all)
         s->all->prev_all = b;
@@ -499,6 +584,8 @@ cs_score_stage_t *cs_score_stage_new(const cs_config_t *cfg, cs_registry_t *reg,
         return NULL;
     }
     s->cfg = cfg;
+    cs_stage_metrics_init(s);
+    cs_health_set(CS_HEALTH_REDIS, 1); /* the scorer connected before it made the stage */
     s->scorer = scorer;
     s->store = store;
     s->reader = reader;

@@ -195,6 +195,7 @@ int main(int argc, char **argv)
     cs_signals_install();
     cs_runtime_options_t opt = cs_app_runtime_options(&cfg, topics, CS_SOURCE_COUNT,
                                                       (size_t)cfg.normalise_batch_max);
+    opt.origin_is_timestamp = 1; /* raw messages: published at their own timestamp */
     cs_runtime_handler_t handler = {.on_messages = on_messages,
                                     .on_stats = on_stats,
                                     .on_reload = reload_directory,

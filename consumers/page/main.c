@@ -15,6 +15,7 @@
 #include "caresignal/delivery.h"
 #include "caresignal/log.h"
 #include "caresignal/page.h"
+#include "caresignal/metrics.h"
 #include "caresignal/redis.h"
 #include "caresignal/runtime.h"
 
@@ -98,6 +99,17 @@ static void job_done(pager_ctx_t *ctx, cs_delivery_job_t *j)
         else
             cs_dedupe_remember(ctx->dedupe, j->alert.alert_id);
         ctx->paged++;
+        cs_page_count(j->route->name, "delivered");
+        if (m->origin_ms > 0)
+            cs_series_observe(
+                cs_metric_at(cs_metric_histogram(
+                                 "caresignal_page_delivery_age_seconds",
+                                 "now minus the raw message's timestamp, when its alert is "
+                                 "delivered, by route",
+                                 "route", cs_metric_seconds_bounds,
+                                 cs_metric_seconds_nbounds),
+                             j->route->name),
+                (double)(cs_wall_ms() - m->origin_ms) / 1000.0);
         cs_log_info(
             "paged", "{s:s, s:s, s:s, s:s, s:s, s:i}", "alert_id", j->alert.alert_id,
             "route", j->route->name, "alert_level", cs_level_names[j->alert.level],
@@ -108,6 +120,7 @@ static void job_done(pager_ctx_t *ctx, cs_delivery_job_t *j)
         cs_log_error("alert undeliverable: sent to the dead-letter topic",
                      "{s:s, s:s, s:i, s:s}", "alert_id", j->alert.alert_id, "route",
                      j->route->name, "attempts", j->attempts, "error", j->error);
+        cs_page_count(j->route->name, "undeliverable");
         dead_letter(ctx, m, CS_DL_UNDELIVERABLE, j->route->name);
         cs_rt_release(m);
     } else {
@@ -190,6 +203,7 @@ static int already_paged(pager_ctx_t *ctx, const cs_alert_t *a)
         return -1;
     char errstr[512];
     int seen = cs_dedupe_seen(ctx->dedupe, a->alert_id, errstr, sizeof(errstr));
+    cs_health_set(CS_HEALTH_REDIS, seen >= 0);
     if (seen >= 0) {
         if (ctx->redis_wait_since)
             cs_log_info("redis answers again: de-duplication resumed", NULL);
@@ -253,6 +267,7 @@ static int advance(pager_ctx_t *ctx)
         }
         if (seen) {
             ctx->duplicates++;
+            cs_page_count(cs_routes_match(ctx->routes, &j->alert)->name, "duplicate");
             cs_log_debug("already paged", "{s:s}", "alert_id", j->alert.alert_id);
             cs_rt_release(pop_pending(ctx));
             free(j);

@@ -6,7 +6,9 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config
   librdkafka-dev libavro-dev libjansson-dev libhiredis-dev libcmocka-dev
-  libssl-dev libcurl4-openssl-dev libmicrohttpd-dev
+  libssl-dev libcurl4-openssl-dev libmicrohttpd-dev libsystemd-dev
+  # operability (docs/operations): Prometheus and promtool scrape and check the metrics
+  prometheus curl
   redis-server redis-tools kcat python3 iproute2 procps
   # the fuzz build (tests/fuzz): clang with libFuzzer, llvm-symbolizer for its reports
   clang libclang-rt-14-dev llvm

@@ -86,6 +86,9 @@ typedef struct cs_config {
     char *page_format;
     long page_dedupe_ttl_s;
 
+    char *metrics_listen;
+    long metrics_healthz_max_ms;
+
 } cs_config_t;
 
 typedef enum cs_config_type {
@@ -96,6 +99,7 @@ typedef enum cs_config_type {
      *  removed) becomes the secret at `offset`, which never appears in a process listing
      */
     CS_CFG_SECRET_FILE,
+    CS_CFG_LISTEN, /**< a string "host:port" (cs_config_parse_listen) */
 } cs_config_type_t;
 
 enum {
@@ -115,6 +119,10 @@ typedef struct cs_config_key {
     unsigned flags;
     const char *description;
 } cs_config_key_t;
+
+/** Splits "host:port" or "[v6]:port" (port 0-65535) into \p host and \p port.
+ *  @returns 0, or -1 if \p s is not of that form or the host does not fit. */
+int cs_config_parse_listen(const char *s, char *host, size_t host_size, int *port);
 
 /** @returns the key table (borrowed, static), terminated by a row with name NULL. */
 const cs_config_key_t *cs_config_keys(void);

@@ -110,6 +110,9 @@ void cs_delivery_stop(cs_delivery_t *d, long drain_ms);
 /** Stops (drain 0), joins the workers and frees jobs never collected. NULL is a no-op. */
 void cs_delivery_destroy(cs_delivery_t *d);
 
+/** caresignal_page_deliveries_total{route, outcome} += 1 (docs/operations.md). */
+void cs_page_count(const char *route, const char *outcome);
+
 #ifdef __cplusplus
 }
 #endif

@@ -66,6 +66,14 @@ rd_kafka_t *cs_kafka_producer_new(const cs_config_t *cfg, char *errstr,
  *  default largest record (1,048,588 bytes) plus 64 KiB for a dead letter's headers. */
 #define CS_KAFKA_PRODUCER_MAX_BYTES "1114124"
 
+/** Header on every record the consumers produce for an input: when the raw message it
+ *  descends from was published (ms since the epoch, decimal), for the end-to-end age. */
+#define CS_HDR_RAW_TIMESTAMP "cs.raw.timestamp"
+
+/** Headers holding CS_HDR_RAW_TIMESTAMP = \p origin_ms; NULL if it is negative (unknown)
+ *  or out of memory. A produce that succeeds takes them. */
+rd_kafka_headers_t *cs_kafka_origin_headers(int64_t origin_ms);
+
 /** @returns the librdkafka error of this thread's last failed cs_kafka_produce*. */
 rd_kafka_resp_err_t cs_kafka_last_produce_error(void);
 

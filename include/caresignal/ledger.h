@@ -28,6 +28,9 @@ typedef struct cs_rt_msg {
     int32_t partition;
     int64_t offset;
     void *user;            /**< the program's */
+    /** when the raw message this one descends from was published (ms since the epoch;
+     *  the header cs.raw.timestamp, or a raw message's own timestamp), -1 unknown */
+    int64_t origin_ms;
     /* the ledger's own: */
     cs_ledger_t *ledger;
     struct cs_runtime *rt;
@@ -45,6 +48,9 @@ struct cs_ledger {
     cs_inflight_t *inflight;
     cs_rt_msg_t *live, *tail; /* every message not yet freed, oldest first */
     size_t bytes;             /* of those messages */
+    /* called for each message finished (every output done; not abandoned or failed) */
+    void (*on_finish)(void *opaque, const cs_rt_msg_t *m);
+    void *finish_opaque;
 };
 
 /** @returns CS_OK or CS_ERR_NOMEM. */

@@ -72,6 +72,9 @@ typedef struct cs_runtime_options {
     long stop_drain_ms;   /**< how long a stop waits for what is in flight */
     long stats_interval_ms;
     long pause_after_ms;  /**< at a bound this long: pause (0: 1,000) */
+    /** the inputs are raw messages: their own timestamp is when they were published
+     *  (otherwise the header cs.raw.timestamp says it, see lib/kafka.h) */
+    int origin_is_timestamp;
 } cs_runtime_options_t;
 
 /** What the runtime has seen (for stats and, later, metrics). */

@@ -489,3 +489,21 @@ def free_port():
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+def gen_feed(stack, scale, seed):
+    """A synthetic partner feed (deploy/dev/gen-feed.py) ending at this minute, in the
+    stack's directory: the directory's path, holding nhse/ccg/ofsted/malformed.jsonl."""
+    feed = os.path.join(stack.dir, "feed")
+    now = time.strftime("%Y-%m-%dT%H:%M:00Z", time.gmtime())
+    subprocess.run([sys.executable, os.path.join(SOURCE, "deploy/dev/gen-feed.py"),
+                    "--out-dir", feed, "--now", now, "--scale", str(scale), "--seed",
+                    str(seed)], check=True, capture_output=True)
+    return feed
+
+
+def feed_values(feed, name):
+    """The partner events (values) of \p name.jsonl in \p feed."""
+    with open(os.path.join(feed, name + ".jsonl")) as f:
+        return [json.loads(line)["value"] for line in f]
+

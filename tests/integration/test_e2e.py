@@ -67,11 +67,7 @@ def canonical(source, e):
 class EndToEnd(cstest.StackTest):
     def test_feed_to_pager(self):
         s = self.stack
-        feed = os.path.join(s.dir, "feed")
-        now = time.strftime("%Y-%m-%dT%H:%M:00Z", time.gmtime())
-        subprocess.run([sys.executable, os.path.join(cstest.SOURCE, "deploy/dev/gen-feed.py"),
-                        "--out-dir", feed, "--now", now, "--scale", "0.25", "--seed", "3"],
-                       check=True, capture_output=True)
+        feed = cstest.gen_feed(s, 0.25, 3)
         extra = {"directory.file": DIRECTORY}
         norm = s.program("caresignal-normalise", config_extra=extra)
         score = s.program("caresignal-score")
@@ -81,7 +77,7 @@ class EndToEnd(cstest.StackTest):
                   "ofsted": "intel.raw.ofsted-send"}
         for name, source, avro in [("nhse", "nhse", False), ("ccg", "ccg", True),
                                    ("ofsted", "ofsted-send", True)]:
-            events = [json.loads(l)["value"] for l in open(os.path.join(feed, name + ".jsonl"))]
+            events = cstest.feed_values(feed, name)
             path = os.path.join(s.dir, name + ".events.jsonl")
             with open(path, "w") as f:
                 f.writelines(json.dumps(e) + "\n" for e in events)

@@ -1,0 +1,183 @@
+/* caresignal metrics server over libmicrohttpd (see metrics_server.h). */
+#define _GNU_SOURCE
+#include "caresignal/metrics_server.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <microhttpd.h>
+
+#include "caresignal/config.h"
+#include "caresignal/log.h"
+#include "caresignal/metrics.h"
+#include "caresignal/signals.h"
+
+struct cs_metrics_server {
+    struct MHD_Daemon *d;
+    int64_t live_max_ms;
+    int port;
+    cs_series_t *ready, *live, *scrapes, *parts[CS_HEALTH_PARTS];
+};
+
+static void cs_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[256];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    size_t n = strlen(msg);
+    while (n && msg[n - 1] == '\n')
+        msg[--n] = '\0';
+    cs_log_warn("metrics server", "{s:s}", "detail", msg);
+}
+
+static enum MHD_Result cs_reply(struct MHD_Connection *c, unsigned status, char *body,
+                                size_t len, const char *type)
+{
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    enum MHD_Result rc = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
+static enum MHD_Result cs_reply_text(struct MHD_Connection *c, unsigned status,
+                                     const char *text)
+{
+    char *body = NULL;
+    if (asprintf(&body, "%s\n", text) < 0)
+        return MHD_NO;
+    return cs_reply(c, status, body, strlen(body), "text/plain; charset=utf-8");
+}
+
+static enum MHD_Result cs_serve(void *cls, struct MHD_Connection *c, const char *url,
+                                const char *method, const char *version,
+                                const char *upload, size_t *upload_size, void **state)
+{
+    cs_metrics_server_t *s = cls;
+    (void)version;
+    (void)upload;
+    (void)upload_size;
+    (void)state;
+    if (strcmp(method, MHD_HTTP_METHOD_GET) && strcmp(method, MHD_HTTP_METHOD_HEAD))
+        return cs_reply_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET and HEAD");
+    char why[160];
+    /* the health gauges are worked out when asked, so /metrics and the probes agree */
+    int live = cs_health_live(cs_mono_ms(), s->live_max_ms, why, sizeof(why));
+    cs_series_set(s->live, live);
+    if (!strcmp(url, "/healthz"))
+        return cs_reply_text(c, live ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, why);
+    int ready = cs_health_ready(why, sizeof(why));
+    cs_series_set(s->ready, ready);
+    for (int i = 0; i < CS_HEALTH_PARTS; i++) {
+        int v = cs_health_get((cs_health_part_t)i);
+        if (v >= 0) /* a part the program does not have is not shown */
+            cs_series_set(s->parts[i], v);
+    }
+    if (!strcmp(url, "/readyz"))
+        return cs_reply_text(c, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, why);
+    if (!strcmp(url, "/metrics")) {
+        cs_series_add(s->scrapes, 1);
+        size_t len = 0;
+        char *body = cs_metrics_render(&len);
+        if (!body)
+            return cs_reply_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+        return cs_reply(c, MHD_HTTP_OK, body, len,
+                        "text/plain; version=0.0.4; charset=utf-8");
+    }
+    return cs_reply_text(c, MHD_HTTP_NOT_FOUND, "not found: /metrics, /healthz, /readyz");
+}
+
+cs_metrics_server_t *cs_metrics_server_start(const char *listen, int64_t live_max_ms,
+                                             char *errstr, size_t errstr_size)
+{
+    char host[256];
+    int port;
+    if (cs_config_parse_listen(listen, host, sizeof(host), &port)) {
+        snprintf(errstr, errstr_size,
+                 "config key 'metrics.listen': expected host:port, got '%s'", listen);
+        return NULL;
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *ai = NULL;
+    char service[8];
+    snprintf(service, sizeof(service), "%d", port);
+    int gai = getaddrinfo(*host ? host : NULL, service, &hints, &ai);
+    if (gai) {
+        snprintf(errstr, errstr_size, "config key 'metrics.listen': cannot resolve '%s': %s",
+                 host, gai_strerror(gai));
+        return NULL;
+    }
+    cs_metrics_server_t *s = calloc(1, sizeof(*s));
+    if (!s) {
+        freeaddrinfo(ai);
+        snprintf(errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    s->live_max_ms = live_max_ms;
+    s->ready = cs_metric_at(cs_metric(CS_METRIC_GAUGE, "caresignal_ready",
+                                      "1 while /readyz answers 200: partitions assigned, "
+                                      "broker and Redis reachable",
+                                      NULL));
+    s->live = cs_metric_at(cs_metric(CS_METRIC_GAUGE, "caresignal_live",
+                                     "1 while /healthz answers 200: the loop is turning",
+                                     NULL));
+    s->scrapes = cs_metric_at(cs_metric(CS_METRIC_COUNTER,
+                                        "caresignal_metrics_scrapes_total",
+                                        "scrapes of /metrics served", NULL));
+    static const char *const part_names[CS_HEALTH_PARTS][2] = {
+        {"caresignal_group_assigned", "1 once the consumer group gave this process its "
+                                      "assignment (0 during a rebalance)"},
+        {"caresignal_kafka_up", "1 while a broker answers"},
+        {"caresignal_redis_up", "1 while Redis answers (scorer: the state store; pager: "
+                                "alert de-duplication)"}};
+    for (int i = 0; i < CS_HEALTH_PARTS; i++) {
+        cs_metric_t *m = cs_metric(CS_METRIC_GAUGE, part_names[i][0], part_names[i][1], NULL);
+        s->parts[i] = cs_metric_at(m);
+        cs_metric_hide_all(m); /* until the part is known */
+    }
+    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+    if (ai->ai_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    s->d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, cs_serve, s,
+                            MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_CONNECTION_LIMIT,
+                            (unsigned)64, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
+                            MHD_OPTION_EXTERNAL_LOGGER, cs_mhd_log, NULL, MHD_OPTION_END);
+    freeaddrinfo(ai);
+    if (!s->d) {
+        snprintf(errstr, errstr_size,
+                 "config key 'metrics.listen': cannot listen on %s (in use, or not an "
+                 "address of this machine)",
+                 listen);
+        free(s);
+        return NULL;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = info ? info->port : port;
+    cs_log_info("serving metrics", "{s:s, s:i}", "listen", listen, "port", s->port);
+    return s;
+}
+
+int cs_metrics_server_port(const cs_metrics_server_t *s)
+{
+    return s->port;
+}
+
+void cs_metrics_server_stop(cs_metrics_server_t *s)
+{
+    if (!s)
+        return;
+    MHD_stop_daemon(s->d);
+    free(s);
+}
