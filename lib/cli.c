@@ -19,7 +19,9 @@ static void cs_cli_help(const cs_cli_spec_t *spec)
                  o->arg ? o->arg : "");
         printf("  %-28s %s\n", left, o->help);
     }
-    printf("  %-28s %s\n", "--config FILE", "read key=value configuration (repeatable)");
+    printf("  %-28s %s\n", "--config FILE",
+           "read key=value configuration (repeatable); an example: " CS_SYSCONFDIR
+           "/caresignal/caresignal.properties");
     printf("  %-28s %s\n", "--set KEY=VALUE",
            "override one key (repeatable, after files)");
     printf("  %-28s %s\n", "--log-level LEVEL", "debug, info, warn or error (log.level)");

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define OFF(f) offsetof(cs_config_t, f)
 #define P_K    CS_PROG_KAFKA
@@ -298,13 +299,57 @@ static cs_err_t cs_config_apply(cs_config_t *cfg, const cs_config_key_t *k,
     return CS_OK;
 }
 
+/* Default files (rules.file, schema.registry) as the source tree names them, and where
+ * an installed tree has them under share/caresignal. */
+static const char *const cs_data_files[][2] = {
+    {"deploy/config/rules.json", "rules.json"},
+    {"schemas/registry.json", "schemas/registry.json"},
+};
+
+static int cs_file_exists(const char *path)
+{
+    return access(path, R_OK) == 0;
+}
+
+const char *cs_config_default_path(const char *def, char *buf, size_t size)
+{
+    const char *installed = NULL;
+    for (size_t i = 0; i < sizeof(cs_data_files) / sizeof(cs_data_files[0]); i++)
+        if (!strcmp(def, cs_data_files[i][0]))
+            installed = cs_data_files[i][1];
+    if (!installed || cs_file_exists(def))
+        return def; /* in a source tree: relative to the working directory, as before */
+    /* installed: bin/../share/caresignal/..., wherever the prefix is */
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = '\0';
+            snprintf(buf, size, "%s/../%s/caresignal/%s", exe, CS_DATADIR_REL, installed);
+            char real[4096];
+            if (cs_file_exists(buf) && realpath(buf, real)) {
+                snprintf(buf, size, "%s", real);
+                return buf;
+            }
+        }
+    }
+    /* a build tree's program run from elsewhere: the source tree it was built from */
+    snprintf(buf, size, "%s/%s", CS_SOURCE_TREE, def);
+    return cs_file_exists(buf) ? buf : def;
+}
+
 cs_err_t cs_config_init(cs_config_t *cfg, const char *program)
 {
     memset(cfg, 0, sizeof(*cfg));
     for (const cs_config_key_t *k = cs_keys; k->name; k++) {
         if (!k->def)
             continue;
-        const char *def = strcmp(k->def, "$PROGRAM") ? k->def : program;
+        char path[4096];
+        const char *def = strcmp(k->def, "$PROGRAM")
+                              ? cs_config_default_path(k->def, path, sizeof(path))
+                              : program;
         if (cs_config_apply(cfg, k, def, NULL, 0) != CS_OK) {
             cs_config_clear(cfg);
             return CS_ERR_NOMEM;
@@ -588,15 +633,18 @@ void cs_config_print_help(FILE *out, unsigned program)
     for (const cs_config_key_t *k = cs_keys; k->name; k++) {
         if (!(k->uses & program))
             continue;
-        char def[96];
+        char def[4200];
         if (k->required & program)
             snprintf(def, sizeof(def), "required");
         else if (!k->def)
             snprintf(def, sizeof(def), "unset");
         else if (!strcmp(k->def, "$PROGRAM"))
             snprintf(def, sizeof(def), "default: the program name");
-        else
-            snprintf(def, sizeof(def), "default %s", k->def);
+        else {
+            char path[4096];
+            snprintf(def, sizeof(def), "default %s",
+                     cs_config_default_path(k->def, path, sizeof(path)));
+        }
         fprintf(out, "  %-26s %s [%s]\n", k->name, k->description, def);
     }
 }

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <systemd/sd-daemon.h>
 
 #include "caresignal/deadletter.h"
 #include "caresignal/log.h"
@@ -401,10 +402,25 @@ static void cs_runtime_hand_over(cs_runtime_t *rt, int got)
         rt->h.on_messages(rt->h.opaque, msgs, n);
 }
 
+/* systemd's service manager, when it started us (Type=notify; a no-op otherwise): ready
+ * once the loop turns, a watchdog ping every half WatchdogSec from the loop itself (a
+ * stuck loop gets restarted), stopping when the drain begins. */
+static int64_t cs_runtime_watchdog_ms(void)
+{
+    uint64_t usec = 0;
+    return sd_watchdog_enabled(0, &usec) > 0 ? (int64_t)(usec / 2000) : 0;
+}
+
 void cs_runtime_run(cs_runtime_t *rt)
 {
     int64_t next_stats = cs_mono_ms() + rt->opt.stats_interval_ms;
+    int64_t watchdog = cs_runtime_watchdog_ms(), next_ping = 0;
+    sd_notify(0, "READY=1\nSTATUS=consuming");
     while (cs_running()) {
+        if (watchdog && cs_mono_ms() >= next_ping) {
+            sd_notify(0, "WATCHDOG=1");
+            next_ping = cs_mono_ms() + watchdog;
+        }
         rt->st.turns++;
         if (cs_reload_requested() && rt->h.on_reload)
             rt->h.on_reload(rt->h.opaque);
@@ -445,6 +461,7 @@ void cs_runtime_run(cs_runtime_t *rt)
     }
     cs_log_info("stopping: finishing the work in flight", "{s:I}", "in_flight",
                 (json_int_t)cs_ledger_count(&rt->ledger));
+    sd_notify(0, "STOPPING=1\nSTATUS=stopping: finishing the work in flight");
     cs_runtime_drain(rt, NULL, rt->opt.stop_drain_ms);
     rd_kafka_flush(rt->producer, 10000);
     rd_kafka_poll(rt->producer, 0);

@@ -32,7 +32,7 @@ static const cs_cli_spec_t spec = {
     "directory.file; SIGTERM or SIGINT finishes what is in flight, commits and exits 0.",
     NULL,
     "Example:\n"
-    "  caresignal-normalise --config deploy/config/caresignal.properties \\\n"
+    "  caresignal-normalise --config " CS_SYSCONFDIR "/caresignal/caresignal.properties \\\n"
     "      --set directory.file=deploy/dev/data/directory.csv",
 };
 

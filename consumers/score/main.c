@@ -38,8 +38,8 @@ static const cs_cli_spec_t spec = {
     "With --top N it prints the highest-risk subjects now instead (no Kafka needed).",
     options,
     "Examples:\n"
-    "  caresignal-score --config deploy/config/caresignal.properties\n"
-    "  caresignal-score --config deploy/config/caresignal.properties --top 10\n"
+    "  caresignal-score --config " CS_SYSCONFDIR "/caresignal/caresignal.properties\n"
+    "  caresignal-score --config " CS_SYSCONFDIR "/caresignal/caresignal.properties --top 10\n"
     "  caresignal-score --config ... --top 20 --kind LOCAL_AREA --json",
 };
 

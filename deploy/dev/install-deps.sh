@@ -9,6 +9,8 @@ packages=(
   libssl-dev libcurl4-openssl-dev libmicrohttpd-dev libsystemd-dev
   # operability (docs/operations): Prometheus and promtool scrape and check the metrics
   prometheus curl
+  # tests/deploy: YAML of the compose and Kubernetes files, read by Debian's python3
+  python3-yaml
   redis-server redis-tools kcat python3 iproute2 procps
   # the fuzz build (tests/fuzz): clang with libFuzzer, llvm-symbolizer for its reports
   clang libclang-rt-14-dev llvm

@@ -124,6 +124,15 @@ typedef struct cs_config_key {
  *  @returns 0, or -1 if \p s is not of that form or the host does not fit. */
 int cs_config_parse_listen(const char *s, char *host, size_t host_size, int *port);
 
+/**
+ * Where a default data file is: \p def (rules.file's deploy/config/rules.json,
+ * schema.registry's schemas/registry.json) relative to the working directory when it is
+ * there (a source tree); else the installed copy, bin/../share/caresignal/..., beside the
+ * running program; else the source tree the program was built from. Other values come
+ * back unchanged. @returns \p def or \p buf.
+ */
+const char *cs_config_default_path(const char *def, char *buf, size_t size);
+
 /** @returns the key table (borrowed, static), terminated by a row with name NULL. */
 const cs_config_key_t *cs_config_keys(void);
 
