@@ -43,6 +43,7 @@ import tempfile
 import threading
 import time
 import traceback
+import urllib.request
 
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.join(TOP, "tests", "integration"))
@@ -62,6 +63,64 @@ _t0 = time.monotonic()
 def log(msg):
     print("bench: %4.0f s  %s" % (time.monotonic() - _t0, msg), file=sys.stderr, flush=True)
 
+
+
+# The stages' own end-to-end ages (now - the raw message's timestamp), from each consumer's
+# /metrics: the normaliser's when an event is delivered, the scorer's when an event is
+# applied and its alerts delivered and acknowledged, the pager's when an alert is paged.
+STAGE_AGES = {"normalise": ("normalise", "caresignal_end_to_end_age_seconds"),
+              "score": ("score", "caresignal_end_to_end_age_seconds"),
+              "page": ("page", "caresignal_page_delivery_age_seconds")}
+
+
+def stage_ages(ports):
+    """{stage: {le: cumulative count}} of each stage's age histogram now ({} if down)."""
+    out = {}
+    for stage, (prog, metric) in STAGE_AGES.items():
+        buckets = {}
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % ports[prog],
+                                        timeout=10) as r:
+                text = r.read().decode()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            if line.startswith(metric + "_bucket{"):
+                le = line.split('le="', 1)[1].split('"', 1)[0]
+                le = float("inf") if le == "+Inf" else float(le)
+                buckets[le] = buckets.get(le, 0) + float(line.rsplit(" ", 1)[1])
+        out[stage] = buckets
+    return out
+
+
+def histogram_quantile(q, buckets):
+    """As PromQL's histogram_quantile: linear within the bucket holding rank q."""
+    bounds = sorted(buckets)
+    total = buckets[bounds[-1]] if bounds else 0
+    if total <= 0:
+        return None
+    rank, prev_b, prev_c = q * total, 0.0, 0.0
+    for b in bounds:
+        c = buckets[b]
+        if c >= rank:
+            if b == float("inf"):
+                return prev_b
+            return prev_b + (b - prev_b) * (rank - prev_c) / max(c - prev_c, 1e-9)
+        prev_b, prev_c = b, c
+    return prev_b
+
+
+def stage_split(before, after):
+    """{stage: {"p50": ms, "p99": ms, "n": count}} of what each stage finished between
+    the two scrapes."""
+    split = {}
+    for stage, b in after.items():
+        delta = {le: c - before.get(stage, {}).get(le, 0) for le, c in b.items()}
+        p50, p99 = histogram_quantile(0.5, delta), histogram_quantile(0.99, delta)
+        if p50 is not None:
+            split[stage] = {"p50": round(1000 * p50, 1), "p99": round(1000 * p99, 1),
+                            "n": int(delta[max(delta)])}
+    return split
 
 class Stopped(Exception):
     pass
@@ -640,10 +699,18 @@ class Bench:
                     "topic.raw.ccg": "bench.lat.ccg", "topic.raw.ofsted-send": "bench.lat.ofsted",
                     "topic.events": "bench.lat.events", "topic.alerts": "bench.lat.alerts",
                     "topic.deadletter": "bench.dead", "state.namespace": ns}
+            # each consumer's own end-to-end age histograms (docs/operations.md) split
+            # the pipeline by stage from the inside
+            mport = {n: cstest.free_port() for n in ("normalise", "score", "page")}
             norm = self.program("caresignal-normalise",
-                                dict(sets, **{"group.id": "bench-lat-n-" + tag}))
-            score = self.program("caresignal-score", dict(sets, **{"group.id": "bench-lat-s-" + tag}))
-            page = self.program("caresignal-page", dict(sets, **{"group.id": "bench-lat-p-" + tag}),
+                                dict(sets, **{"group.id": "bench-lat-n-" + tag,
+                                              "metrics.listen": "127.0.0.1:%d" % mport["normalise"]}))
+            score = self.program("caresignal-score",
+                                 dict(sets, **{"group.id": "bench-lat-s-" + tag,
+                                               "metrics.listen": "127.0.0.1:%d" % mport["score"]}))
+            page = self.program("caresignal-page",
+                                dict(sets, **{"group.id": "bench-lat-p-" + tag,
+                                              "metrics.listen": "127.0.0.1:%d" % mport["page"]}),
                                 stdout=subprocess.PIPE)
             procs = (norm, score, page)
             arrivals, arrivals_wall = {}, {}
@@ -681,6 +748,7 @@ class Bench:
             self.wait_for(lambda: all(k in arrivals for k in warm), 60,
                           "the warm-up probes' alerts on the pager's stdout", procs)
             cpu = self.cpu_start({p.name: p.pid for p in procs})
+            ages0 = stage_ages(mport)
             probes = load(count, len(warm) + 1, os.path.join(self.dir, "probes-%s.txt" % tag))
             try:
                 self.wait_for(lambda: all(k in arrivals for k in probes), 30,
@@ -688,6 +756,7 @@ class Bench:
             except RuntimeError as e:
                 log("latency: %s (reporting the probes that arrived)" % str(e).split("\n")[0])
             cpu = self.cpu_share(cpu)
+            stages = stage_split(ages0, stage_ages(mport))
             # peak resident memory of each consumer over the run
             rss = {}
             for p in procs:
@@ -705,7 +774,7 @@ class Bench:
         if not lat:
             raise RuntimeError("no probe alert arrived (%s)" % tag)
         return {"lat": lat, "probes": len(probes), "missing": len(probes) - len(lat),
-                "hops": hops, "rss": rss, "cpu": cpu, "series": series}
+                "hops": hops, "stages": stages, "rss": rss, "cpu": cpu, "series": series}
 
     def latency(self, seconds, rate, directory, idle_seconds, idle_rate=10):
         """DESIGN §10's latency targets, judged on caresignal rather than on the dev broker
@@ -740,6 +809,8 @@ class Bench:
         self.results["latency_probes_missing_idle"] = pipe_i["missing"]
         self.results["latency_hops_ms"] = pipe["hops"]
         self.results["latency_hops_ms_idle"] = pipe_i["hops"]
+        self.results["latency_stages_ms"] = pipe["stages"]
+        self.results["latency_stages_ms_idle"] = pipe_i["stages"]
 
         sec = "end to end"
         self.row(sec, "dev broker alone, one hop, p50 (%d probes at %d msg/s, %d missing)"
@@ -759,6 +830,7 @@ class Bench:
                      key="latency_own_%s_ms" % name)
         for h, v in pipe["hops"].items():
             self.row(sec, "  of which %s, p50 (p99)" % h, v["p50"], "ms", "(p99 %.0f ms)" % v["p99"])
+        self.stage_rows(sec, pipe["stages"])
 
         sec = "idle"
         self.row(sec, "dev broker alone, one hop, p50 (%d probes at %d/s, %d missing)"
@@ -778,9 +850,22 @@ class Bench:
                  p99 - 3 * hop_i["p99_ms"], "ms", key="latency_idle_own_p99_ms")
         for h, v in pipe_i["hops"].items():
             self.row(sec, "  of which %s, p50 (p99)" % h, v["p50"], "ms", "(p99 %.0f ms)" % v["p99"])
+        self.stage_rows(sec, pipe_i["stages"])
         for name, mb in pipe["rss"].items():
             self.row("memory", "%s peak resident memory (5,000 events/s)" % name, mb, "MB",
                      "<= 50 MB", 50.0 / mb, key="rss_mb_" + name)
+
+    STAGE_LABELS = {"normalise": "publish -> event delivered (normaliser's age histogram)",
+                    "score": "publish -> applied, alerts acknowledged (scorer's)",
+                    "page": "publish -> paged (pager's)"}
+
+    def stage_rows(self, sec, stages):
+        """Each stage's own view of the age of what it finished (all messages, not only the
+        probes; from its histogram, so within a bucket's width)."""
+        for stage, v in stages.items():
+            self.row(sec, "  stage %s, p50 (p99), %d messages"
+                     % (self.STAGE_LABELS[stage], v["n"]), v["p50"], "ms",
+                     "(p99 %.1f ms)" % v["p99"])
 
     def latency_hops(self, probes, probe_info, arrivals_wall):
         """Where the probes' time goes: the Kafka timestamp (CreateTime, ms, set when the

@@ -20,6 +20,13 @@ const double cs_metric_seconds_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0
 const size_t cs_metric_seconds_nbounds =
     sizeof(cs_metric_seconds_bounds) / sizeof(cs_metric_seconds_bounds[0]);
 
+const double cs_metric_age_bounds[] = {0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015,
+                                       0.02,  0.025, 0.03,  0.04,  0.05,   0.075, 0.1,
+                                       0.15,  0.2,   0.3,   0.5,   1,      2.5,   5,
+                                       10,    30,    60,    300,   3600};
+const size_t cs_metric_age_nbounds =
+    sizeof(cs_metric_age_bounds) / sizeof(cs_metric_age_bounds[0]);
+
 struct cs_series {
     cs_series_t *next;
     cs_metric_t *family;

@@ -67,7 +67,7 @@ static void cs_runtime_metrics_init(cs_runtime_t *rt)
     rt->mx.age = cs_metric_at(cs_metric_histogram(
         "caresignal_end_to_end_age_seconds",
         "now minus the raw message's timestamp, when an input's outputs are all done",
-        NULL, cs_metric_seconds_bounds, cs_metric_seconds_nbounds));
+        NULL, cs_metric_age_bounds, cs_metric_age_nbounds));
     rt->mx.turn = cs_metric_at(cs_metric(CS_METRIC_GAUGE,
                                          "caresignal_last_turn_timestamp_seconds",
                                          "when the consumer loop last turned", NULL));

@@ -106,8 +106,8 @@ static void job_done(pager_ctx_t *ctx, cs_delivery_job_t *j)
                                  "caresignal_page_delivery_age_seconds",
                                  "now minus the raw message's timestamp, when its alert is "
                                  "delivered, by route",
-                                 "route", cs_metric_seconds_bounds,
-                                 cs_metric_seconds_nbounds),
+                                 "route", cs_metric_age_bounds,
+                                 cs_metric_age_nbounds),
                              j->route->name),
                 (double)(cs_wall_ms() - m->origin_ms) / 1000.0);
         cs_log_info(

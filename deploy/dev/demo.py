@@ -19,6 +19,8 @@ import tempfile
 import time
 
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import prom  # noqa: E402  (deploy/dev/prom.py: Debian's Prometheus on a free port)
 
 
 def say(msg):
@@ -31,6 +33,8 @@ class Demo:
         self.keep = keep
         self.dir = tempfile.mkdtemp(prefix="caresignal-demo-")
         self.procs = []
+        self.metrics = {}  # program -> its metrics.listen port
+        self.prometheus = None
 
     def bin(self, name):
         return os.path.join(self.build, name)
@@ -53,6 +57,8 @@ class Demo:
     def start(self, name, *args):
         log = open(os.path.join(self.dir, name + ".log"), "wb")
         out = open(os.path.join(self.dir, name + ".out"), "wb")
+        self.metrics[name] = prom.free_port()
+        args = ("--set", "metrics.listen=127.0.0.1:%d" % self.metrics[name]) + args
         p = subprocess.Popen([self.bin(name), "--config", self.config] + list(args), cwd=TOP,
                              stdout=out, stderr=log, stdin=subprocess.DEVNULL)
         self.procs.append((name, p))
@@ -72,6 +78,9 @@ class Demo:
                 say("%s exited with status %d (log: %s)" % (name, rc,
                                                              os.path.join(self.dir, name + ".log")))
         self.procs = []
+        if self.prometheus:
+            self.prometheus.stop()
+            self.prometheus = None
         subprocess.run([os.path.join(TOP, "deploy/dev/stack.sh"), "stop", "--dir", self.dir,
                         "--quiet"], check=False)
         if not self.keep:
@@ -176,6 +185,34 @@ def progress(demo, started):
         time.sleep(1)
 
 
+def operators_view(p):
+    """What the operators see in Prometheus once the feed is through."""
+    time.sleep(2.5)  # two more scrapes
+    say("the operators' view (Prometheus queries):")
+    rows = [
+        ("raw messages consumed by the normaliser",
+         'sum(caresignal_messages_consumed_total{job="caresignal-normalise"})'),
+        ("events produced", 'sum(caresignal_messages_produced_total{topic="intel.events"})'),
+        ("events applied by the scorer", 'sum(caresignal_events_total{outcome="applied"})'),
+        ("partner duplicates absorbed", 'sum(caresignal_events_total{outcome="duplicate"})'),
+        ("alerts published", "sum(caresignal_alerts_total)"),
+        ("alerts paged", 'sum(caresignal_page_deliveries_total{outcome="delivered"})'),
+        ("consumer lag, all partitions", "sum(caresignal_consumer_lag)"),
+        ("consumers ready", "sum(caresignal_ready)"),
+        ("publish -> event delivered, p99 s (all at once)",
+         'histogram_quantile(0.99, sum by (le) (caresignal_end_to_end_age_seconds_bucket'
+         '{job="caresignal-normalise"}))'),
+    ]
+    for label, q in rows:
+        v = p.scalar(q)
+        print("  %-48s %s" % (label, "-" if v is None else ("%g" % v)))
+    dead = p.by("sum by (reason) (caresignal_dead_letters_total)", "reason")
+    print("  %-48s %s" % ("dead letters by reason", ", ".join(
+        "%s %d" % (r, v) for r, v in sorted(dead.items())) or "none"))
+    firing = sorted(dict(k)["alertname"] for k in p.query('ALERTS{alertstate="firing"}'))
+    print("  %-48s %s" % ("operator alerts firing", ", ".join(firing) or "none"))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--build", default=os.path.join(TOP, "build"))
@@ -191,7 +228,12 @@ def main():
         say("feed: 90 days, %s" % ", ".join("%s %s" % (k, v) for k, v in counts.items()))
         for name in ("caresignal-normalise", "caresignal-score", "caresignal-page"):
             demo.start(name)
-        say("caresignal-normalise, caresignal-score and caresignal-page are running")
+        say("caresignal-normalise, caresignal-score and caresignal-page are running, "
+            "metrics on %s" % ", ".join("127.0.0.1:%d" % p for p in demo.metrics.values()))
+        if shutil.which("prometheus"):
+            demo.prometheus = prom.Prometheus(demo.metrics)
+            say("prometheus %s scrapes them every second, with the operators' alert rules"
+                % demo.prometheus.url)
         problems = 0
         problems += demo.publish("nhse", os.path.join(demo.feed, "nhse.events.jsonl"))
         problems += demo.publish("ccg", os.path.join(demo.feed, "ccg.json.jsonl"))
@@ -219,6 +261,8 @@ def main():
         say("dead letters by reason (caresignal-cat --topic intel.deadletter --count-by cs.error):")
         print(demo.run("caresignal-cat", "--topic", "intel.deadletter", "--count-by",
                        "cs.error").stdout.decode())
+        if demo.prometheus:
+            operators_view(demo.prometheus)
         say("done in %.0f s; stopping everything" % (time.monotonic() - started))
         return 1 if problems else 0
     finally:

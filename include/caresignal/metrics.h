@@ -75,6 +75,10 @@ void cs_metrics_reset(void);
 /** Bounds for durations in seconds, from 0.5 ms to 60 s. */
 extern const double cs_metric_seconds_bounds[];
 extern const size_t cs_metric_seconds_nbounds;
+/** Bounds for end-to-end ages in seconds: 1 ms steps where the pipeline's own share
+ *  lies (the latency targets are in ms), up to an hour (a lag). */
+extern const double cs_metric_age_bounds[];
+extern const size_t cs_metric_age_nbounds;
 
 /* ------------------------------------------------------------------ health */
 

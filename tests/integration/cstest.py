@@ -19,6 +19,8 @@ import unittest
 SOURCE = os.environ.get("CS_SOURCE_DIR") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.environ.get("CS_BUILD_DIR") or os.path.join(SOURCE, "build")
+sys.path.insert(0, os.path.join(SOURCE, "deploy", "dev"))
+import prom  # noqa: E402  (deploy/dev/prom.py: free ports, Debian's Prometheus)
 SANITIZED = os.path.exists(os.path.join(BUILD, "CMakeCache.txt")) and \
     "CS_SANITIZE:BOOL=ON" in open(os.path.join(BUILD, "CMakeCache.txt")).read()
 
@@ -484,11 +486,7 @@ def now_ms():
 
 
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    return prom.free_port()
 
 
 def gen_feed(stack, scale, seed):

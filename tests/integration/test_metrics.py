@@ -8,89 +8,19 @@ scorer goes 503 while Redis is down and back to 200 after. Prometheus also loads
 deploy/prometheus/caresignal.rules.yml, so the operators' rules evaluate on real data."""
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 
 import cstest
 from cstest import cat, wait_until
 
+sys.path.insert(0, os.path.join(cstest.SOURCE, "deploy", "dev"))
+from prom import Prometheus, http  # noqa: E402  (deploy/dev/prom.py)
+
 DIRECTORY = os.path.join(cstest.SOURCE, "deploy/dev/data/directory.csv")
 RULES = os.path.join(cstest.SOURCE, "deploy/prometheus/caresignal.rules.yml")
 TOPICS = {"nhse": "intel.raw.nhse", "ccg": "intel.raw.ccg", "ofsted-send": "intel.raw.ofsted-send"}
-
-
-def http(url, method="GET"):
-    req = urllib.request.Request(url, method=method)
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return r.status, r.read().decode(), r.headers.get("Content-Type", "")
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode(), e.headers.get("Content-Type", "")
-
-
-class Prometheus:
-    """Debian's prometheus on a free port, scraping \\p targets {job: port} every second."""
-
-    def __init__(self, targets, rules):
-        self.dir = tempfile.mkdtemp(prefix="cs-prom-")
-        self.port = cstest.free_port()
-        jobs = "".join(
-            "  - job_name: %s\n    static_configs:\n      - targets: ['127.0.0.1:%d']\n"
-            % (job, port) for job, port in targets.items())
-        config = os.path.join(self.dir, "prometheus.yml")
-        with open(config, "w") as f:
-            f.write("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n")
-            if rules:
-                f.write("rule_files:\n  - %s\n" % rules)
-            f.write("scrape_configs:\n" + jobs)
-        self.log = open(os.path.join(self.dir, "prometheus.log"), "wb")
-        self.proc = subprocess.Popen(
-            ["prometheus", "--config.file=" + config,
-             "--storage.tsdb.path=" + os.path.join(self.dir, "data"),
-             "--web.listen-address=127.0.0.1:%d" % self.port, "--log.level=warn"],
-            stdout=self.log, stderr=self.log)
-        wait_until(lambda: self._ready(), 60, interval=0.5, what="prometheus to start")
-
-    def _ready(self):
-        if self.proc.poll() is not None:
-            raise AssertionError("prometheus exited: " + open(self.log.name).read()[-2000:])
-        try:
-            return http("http://127.0.0.1:%d/-/ready" % self.port)[0] == 200
-        except OSError:
-            return False
-
-    def query(self, q):
-        """{frozenset(labels): value} of an instant query."""
-        status, body, _ = http("http://127.0.0.1:%d/api/v1/query?%s"
-                               % (self.port, urllib.parse.urlencode({"query": q})))
-        doc = json.loads(body)
-        if status != 200 or doc.get("status") != "success":
-            raise AssertionError("query %r: %s" % (q, body))
-        return {frozenset(r["metric"].items()): float(r["value"][1])
-                for r in doc["data"]["result"]}
-
-    def scalar(self, q):
-        r = self.query(q)
-        return sum(r.values()) if r else None
-
-    def targets_up(self):
-        return self.query("up") and all(v == 1 for v in self.query("up").values())
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def promtool_check(text):
@@ -115,7 +45,7 @@ class Metrics(cstest.StackTest):
         for name in ports:
             wait_until(lambda: self._status(base[name] + "/readyz") == 200, 60, interval=0.2,
                        what="%s ready" % name)
-        prom = Prometheus(ports, RULES if os.path.exists(RULES) else None)
+        prom = Prometheus(ports, RULES)
         self.addCleanup(prom.stop)
         wait_until(prom.targets_up, 60, interval=0.5, what="every target up in prometheus")
 
@@ -158,13 +88,12 @@ class Metrics(cstest.StackTest):
         time.sleep(3)  # three more scrapes
 
         # the counts Prometheus holds are what was sent
-        def by(q, label):
-            return {dict(k)[label]: v for k, v in prom.query(q).items()}
-        self.assertEqual(by('sum by (topic) (caresignal_messages_consumed_total'
-                            '{job="caresignal-normalise"})', "topic"),
-                         {t: float(n) for t, n in published.items()})
-        self.assertEqual(by('sum by (reason) (caresignal_dead_letters_total)', "reason"),
-                         {r: float(n) for r, n in expected_dead.items()})
+        by = prom.by
+        consumed = by('sum by (topic) (caresignal_messages_consumed_total'
+                      '{job="caresignal-normalise"})', "topic")
+        self.assertEqual(consumed, {t: float(n) for t, n in published.items()})
+        dead = by('sum by (reason) (caresignal_dead_letters_total)', "reason")
+        self.assertEqual(dead, {r: float(n) for r, n in expected_dead.items()})
         self.assertEqual(prom.scalar('caresignal_messages_produced_total'
                                      '{job="caresignal-normalise",topic="intel.events"}'),
                          nevents)
@@ -237,6 +166,8 @@ class Metrics(cstest.StackTest):
             self.assertEqual(p.stop(), 0)
         print("prometheus saw %d raw messages, %d dead letters, %d events, %d alerts paged"
               % (sum(published.values()), len(malformed), nevents, nalerts))
+        print("asserted: consumed by topic %s; dead letters by reason %s"
+              % (json.dumps(consumed, sort_keys=True), json.dumps(dead, sort_keys=True)))
 
     @staticmethod
     def _status(url):
