@@ -107,14 +107,15 @@ static void cs_runtime_metrics_turn(cs_runtime_t *rt, int64_t now)
     cs_series_set(rt->mx.held, rt->st.held);
 }
 
-/* When the raw message \p km descends from was published: its cs.raw.timestamp header,
- * or (\p own) its own timestamp. -1 unknown. */
+/* When the raw message \p km descends from was published: (\p own, a raw message) its
+ * own timestamp, else its cs.raw.timestamp header. -1 unknown. */
 static int64_t cs_runtime_origin(const rd_kafka_message_t *km, int own)
 {
     rd_kafka_headers_t *h = NULL;
     const void *v;
     size_t len;
-    if (!rd_kafka_message_headers(km, &h) &&
+    /* a raw message's header is the partner's to write: only its own timestamp counts */
+    if (!own && !rd_kafka_message_headers(km, &h) &&
         !rd_kafka_header_get_last(h, CS_HDR_RAW_TIMESTAMP, &v, &len) && v && len < 24) {
         char buf[24];
         memcpy(buf, v, len);

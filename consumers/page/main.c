@@ -46,7 +46,7 @@ static const cs_cli_spec_t spec = {
     "[\"London\"]},\n"
     "     \"sink\": \"webhook\", \"url\": \"https://oncall.example/hook\", "
     "\"secret_file\": "
-    "\"/run/credentials/caresignal-page/hook\"},\n"
+    "\"/run/credentials/caresignal-page.service/hook\"},\n"
     "    {\"name\": \"areas\", \"match\": {\"subject_kind\": [\"LOCAL_AREA\"]}, "
     "\"sink\": \"exec\",\n"
     "     \"command\": \"/usr/local/bin/notify-area-lead\"}]}",
