@@ -1,6 +1,6 @@
 /* bench_normalise: the normaliser's in-process path on one core (parse, validate, map,
  * encode) beside jansson's bare json_loads on the same documents, in the same run; and
- * the Avro path. Prints a table and one JSON object (DESIGN §10 targets: JSON >= 0.8 of
+ * the Avro path. Prints a table and one JSON object (docs/contract/targets.md targets: JSON >= 0.8 of
  * json_loads, Avro >= 500k events/s).
  *   bench_normalise [--events N] [--seconds S] [--json]   (run from the repo root) */
 #include <jansson.h>

@@ -5,7 +5,7 @@ topic in the same run.
 
   bench/rebuild.py [--build DIR] [--count N] [--subjects S] [--partitions P]
 
-The dev broker keeps only the last 5 MiB per partition (DESIGN §2): the topic gets enough
+The dev broker keeps only the last 5 MiB per partition (docs/contract/environment.md): the topic gets enough
 partitions (default 128) to hold every event. Prints one JSON line; starts and stops its
 own stack.
 """

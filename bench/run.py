@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """caresignal's benchmarks, in one run on this machine: every figure beside the raw limit it
-is measured against (same machine, same run), its DESIGN §10 target and the ratio.
+is measured against (same machine, same run), its docs/contract/targets.md target and the ratio.
 
   bench/run.py [--smoke] [--build DIR] [--out FILE] [--parts P,...] [--scales 1,10,100]
                [--runs 3] [--alert-feed 100000] [--lag 1000000] [--lag-seconds 45]
@@ -777,7 +777,7 @@ class Bench:
                 "hops": hops, "stages": stages, "rss": rss, "cpu": cpu, "series": series}
 
     def latency(self, seconds, rate, directory, idle_seconds, idle_rate=10):
-        """DESIGN §10's latency targets, judged on caresignal rather than on the dev broker
+        """docs/contract/targets.md's latency targets, judged on caresignal rather than on the dev broker
         (the mock's fetches walk a partition's whole history, so it slows as a topic
         grows): each measurement on a fresh broker; under load the broker's own hop alone
         (bench_hop) and the pipeline's three hops at the same rate, caresignal's own share
@@ -935,7 +935,7 @@ class Bench:
         per_subject, by_type, events_per = subject_memory(r, ns)
         rank = sum(r.cmd("MEMORY", "USAGE", k, "SAMPLES", "0") or 0
                    for k in r.scan_keys(ns + ":rank:*"))
-        # DESIGN §10's typical subject also has <= 100 events in 13 months, which a
+        # docs/contract/targets.md's typical subject also has <= 100 events in 13 months, which a
         # 90-day feed cannot show (the seen sets live 400 days): 100 events each over
         # 396 days, applied directly as the scorer would
         n13 = 20 if self.smoke else 200
@@ -1005,7 +1005,7 @@ class Bench:
                 self.results["normalise_%s_e2e_over_raw_consume_x%d" % (fmt, scale)] = \
                     round(rate / self.consume_rate, 3)
                 inproc = getattr(self, "normalise_in_process_per_s", {}).get(fmt)
-                if inproc:  # DESIGN §10: each consumer end to end >= 0.80 of in process
+                if inproc:  # docs/contract/targets.md: each consumer end to end >= 0.80 of in process
                     self.row(section, "normalise end to end, %s, %d events" % (fmt, n), rate,
                              "events/s", ">= 0.80 of in process", rate / inproc,
                              key="normalise_%s_e2e_per_s_x%d" % (fmt, scale))

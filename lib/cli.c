@@ -37,7 +37,7 @@ static void cs_cli_help(const cs_cli_spec_t *spec)
 
 void cs_cli_fail(const cs_cli_spec_t *spec, const char *fmt, ...)
 {
-    /* one JSON line like every other line on stderr (DESIGN §9), at level fatal, its
+    /* one JSON line like every other line on stderr (docs/contract/configuration.md), at level fatal, its
      * message naming the key; the program name may not be set yet: set it */
     char msg[1024];
     va_list ap;

@@ -14,7 +14,7 @@
 #define P_R    CS_PROG_REDIS
 
 /*
- * The one table of configuration keys (DESIGN §9). Parsing, defaults, required
+ * The one table of configuration keys (docs/contract/configuration.md). Parsing, defaults, required
  * checks, --help and the README's key list all come from here; adding a key
  * means adding a row and a field in cs_config_t, nothing else.
  */
@@ -33,10 +33,10 @@ static const cs_config_key_t cs_keys[] = {
      "Redis key prefix of the risk state (a rebuild writes a new one)"},
     {"rules.file", CS_CFG_STRING, "deploy/config/rules.json", OFF(rules_file), 0, 0, NULL,
      CS_PROG_NORMALISE | CS_PROG_SCORE | CS_PROG_REPLAY, 0, 0,
-     "risk rules: mapping, weights, thresholds (DESIGN §6)"},
+     "risk rules: mapping, weights, thresholds (docs/contract/risk-model.md)"},
     {"directory.file", CS_CFG_STRING, NULL, OFF(directory_file), 0, 0, NULL,
      CS_PROG_NORMALISE | CS_PROG_PAGE, CS_PROG_NORMALISE, 0,
-     "location directory CSV (DESIGN §5.1); reloaded on SIGHUP"},
+     "location directory CSV (docs/contract/canonical-event.md); reloaded on SIGHUP"},
     {"schema.registry", CS_CFG_STRING, "schemas/registry.json", OFF(schema_registry), 0,
      0, NULL,
      CS_PROG_NORMALISE | CS_PROG_SCORE | CS_PROG_PAGE | CS_PROG_PUBLISH | CS_PROG_REPLAY |

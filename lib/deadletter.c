@@ -1,6 +1,6 @@
 /* caresignal dead letters: original key and value unchanged, reason and origin in
  * headers; a dead letter too large for the broker goes without its value (its length and
- * SHA-256 instead), so no message can stop a partition (DESIGN §5, §8). */
+ * SHA-256 instead), so no message can stop a partition (docs/contract/canonical-event.md, docs/contract/guarantees.md). */
 #include "caresignal/deadletter.h"
 
 #include <inttypes.h>

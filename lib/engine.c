@@ -159,7 +159,7 @@ static cs_err_t cs_engine_keep_failed(cs_engine_batch_t *e, size_t from, size_t 
     return CS_OK;
 }
 
-/* Every reply of the positions must be +OK: without them the recovery rule (DESIGN §7)
+/* Every reply of the positions must be +OK: without them the recovery rule (docs/contract/redis-layout.md)
  * has nothing to resume from. */
 static cs_err_t cs_engine_check_positions(const cs_redis_pipe_t *pipe, size_t from,
                                           char *errstr, size_t errstr_size)
@@ -275,7 +275,7 @@ cs_engine_batch_t *cs_engine_prepare(cs_engine_t *e, const cs_engine_event_t *ev
                                b->starts[c + 1] - b->starts[c]))
             goto fail;
     /* then the positions, on the same connection: the append-only file has them after
-     * the writes they cover (DESIGN §7) */
+     * the writes they cover (docs/contract/redis-layout.md) */
     for (size_t i = 0; positions && i < n; i++) {
         int last = 1;
         for (size_t k = i + 1; k < n && last; k++)

@@ -1,4 +1,4 @@
-/* caresignal error codes: names and the DESIGN §5 reason table. */
+/* caresignal error codes: names and the docs/contract/reason-codes.md reason table. */
 #include "caresignal/error.h"
 
 #include <stdarg.h>

@@ -101,7 +101,7 @@ bad:
     snprintf(
         errstr, errstr_size,
         "schema file '%s': caresignal.IntelEvent does not match the fields and symbols "
-        "this build expects (DESIGN §5)",
+        "this build expects (docs/contract/canonical-event.md)",
         s->file);
     return CS_ERR_CONFIG;
 }

@@ -1,4 +1,4 @@
-/* caresignal identifiers: hand-written matchers for the fixed formats of DESIGN §4.3
+/* caresignal identifiers: hand-written matchers for the fixed formats of docs/contract/formats.md
  * (simpler and much faster than a regex engine for patterns this small). */
 #include "caresignal/ids.h"
 

@@ -192,7 +192,7 @@ rd_kafka_t *cs_kafka_producer_new(const cs_config_t *cfg, char *errstr,
     if (!conf)
         return NULL;
     /* Idempotence keeps order and drops retried duplicates per partition; a short
-     * linger keeps end-to-end latency low (DESIGN §10); message.max.bytes leaves room
+     * linger keeps end-to-end latency low (docs/contract/targets.md); message.max.bytes leaves room
      * for a dead letter of the largest raw message a broker accepts by default plus its
      * headers (librdkafka's own default, 1,000,000, is below Kafka's 1,048,588). */
     if (cs_kafka_conf_default(conf, cfg, "enable.idempotence", "true", errstr,
@@ -382,7 +382,7 @@ static void cs_refuse_past_high_watermark(rd_kafka_t *rk,
     }
 }
 
-/* The one place where a partition's start offset is decided (DESIGN §7, §8), for a
+/* The one place where a partition's start offset is decided (docs/contract/redis-layout.md, docs/contract/guarantees.md), for a
  * rebalance and for a restart after an offset reset alike: the committed offset (none:
  * the beginning), then the program's hook (the scorer lowers it to its Redis position),
  * then the high-watermark check. */
@@ -451,7 +451,7 @@ rd_kafka_t *cs_kafka_consumer_new(const cs_config_t *cfg, const char *group,
         return NULL;
     char rkerr[256];
     /* auto.offset.reset=error: we decide what happens when the broker no longer has
-     * the data, and we say so loudly (DESIGN §8). */
+     * the data, and we say so loudly (docs/contract/guarantees.md). */
     if (rd_kafka_conf_set(conf, "group.id", group, rkerr, sizeof(rkerr)) ||
         rd_kafka_conf_set(conf, "enable.auto.offset.store", "false", rkerr,
                           sizeof(rkerr)) ||

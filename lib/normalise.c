@@ -1,4 +1,4 @@
-/* caresignal normalisation: raw partner message -> canonical IntelEvents (DESIGN §4-§5).
+/* caresignal normalisation: raw partner message -> canonical IntelEvents (docs/contract/formats.md to docs/contract/canonical-event.md).
  *
  * Both inbound formats end in an avro-c value of a partner schema: JSON through the
  * schema-guided converter (always the newest version), Avro by decoding with the
@@ -426,7 +426,7 @@ static cs_err_t cs_decode_input(cs_normaliser_t *n, cs_source_map_t *m,
     *schema_id = -1;
     json_error_t jerr;
     /* JSON_DECODE_ANY: a bare string, number or literal is valid JSON, so it is
-     * NOT_OBJECT (DESIGN §5), not JSON_SYNTAX; jansson otherwise refuses it at parse */
+     * NOT_OBJECT (docs/contract/reason-codes.md), not JSON_SYNTAX; jansson otherwise refuses it at parse */
     json_t *doc = msg->value ? json_loadb(msg->value, msg->value_len,
                                           JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr)
                              : NULL;
@@ -528,7 +528,7 @@ cs_err_t cs_normalise(cs_normaliser_t *n, const cs_raw_msg_t *msg,
                                 cs_id_kind_names[cs_role_id_kind(m, r)]);
     }
 
-    /* TIME_RANGE (DESIGN §5): the partner's CreateTime can be anything, so the upper
+    /* TIME_RANGE (docs/contract/reason-codes.md): the partner's CreateTime can be anything, so the upper
      * bound is the earlier of it and our clock (an event dated 2100 would pin its
      * subject's as_of and silence it); a message without one is judged by the clock.
      * A replay is unaffected: a message re-read later is older than the clock. */

@@ -1,5 +1,5 @@
 -- caresignal risk state: the one Redis function that applies a subject's events
--- (DESIGN §6-§7). The C side prepends "#!lua name=..." and a table R of the rules
+-- (docs/contract/risk-model.md to docs/contract/redis-layout.md). The C side prepends "#!lua name=..." and a table R of the rules
 -- (thresholds, half-life, windows, names) and registers the function as FN_NAME.
 --
 -- FCALL <fn> <2+m> <state> <events> <seen month 1> .. <seen month m>
@@ -67,7 +67,7 @@ local function ifmt(x)
   return fmt(x)
 end
 
--- Level after applying an event, with hysteresis (DESIGN §6). hold: an immediate
+-- Level after applying an event, with hysteresis (docs/contract/risk-model.md). hold: an immediate
 -- INSPECT still holds.
 local function threshold_level(L, level, s, hold)
   local up = NONE
@@ -97,7 +97,7 @@ local function recent(events_key)
   return out
 end
 
--- The event list as DESIGN §7 defines it: members older than as_of - window go, then
+-- The event list as docs/contract/redis-layout.md defines it: members older than as_of - window go, then
 -- all but the newest R.events_max. Trimming by score and by rank both cut a prefix of
 -- the (score, member) order, so doing it once after several additions keeps exactly the
 -- members that trimming after each addition keeps.

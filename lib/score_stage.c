@@ -482,7 +482,7 @@ static void cs_stage_on_flush(void *opaque, const rd_kafka_topic_partition_list_
     cs_stage_seal(opaque);
 }
 
-/* Where to resume a partition (DESIGN §7): the lowest of the position recorded in
+/* Where to resume a partition (docs/contract/redis-layout.md): the lowest of the position recorded in
  * Redis after the last applied batch and the committed offset, so a Redis that lost
  * its last writes is brought back by re-reading; the function makes the overlap a
  * no-op. No recorded position (a new namespace, or a Redis that lost everything):

@@ -1,5 +1,5 @@
 /* caresignal-normalise: partner events from the raw topics to canonical IntelEvents on
- * intel.events, or byte-for-byte to intel.deadletter with the reason (DESIGN §3-§5, §8).
+ * intel.events, or byte-for-byte to intel.deadletter with the reason (docs/contract/topics.md to docs/contract/reason-codes.md, docs/contract/guarantees.md).
  */
 #include <inttypes.h>
 #include <stdio.h>

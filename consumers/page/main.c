@@ -1,7 +1,7 @@
 /* caresignal-page: RiskAlerts from intel.alerts to the on-call team — stdout, a webhook
  * or a command, by route — each alert paged once (de-duplicated by alert_id), each route
  * delivering on its own with bounded retries, and dead-lettered rather than dropped
- * (DESIGN §8, §9). The loop never stops polling: alerts wait in the routes' queues, and
+ * (docs/contract/guarantees.md, docs/contract/configuration.md). The loop never stops polling: alerts wait in the routes' queues, and
  * a partition's offset is stored up to the longest prefix of alerts that are done. */
 #include <inttypes.h>
 #include <stdio.h>

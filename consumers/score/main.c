@@ -1,6 +1,6 @@
 /* caresignal-score: canonical events from intel.events applied to the risk state in Redis
  * (one FCALL per subject per batch), level changes published as RiskAlerts; and the
- * "highest risk first" read path (--top). DESIGN §6-§8. */
+ * "highest risk first" read path (--top). docs/contract/risk-model.md to docs/contract/guarantees.md. */
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>

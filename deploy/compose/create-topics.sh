@@ -4,7 +4,7 @@
 # single compose broker with kafka-topics.sh directly.
 #
 # Why not deploy/kafka/topics.sh: it fixes --replication-factor 3 and
-# min.insync.replicas=2 (DESIGN §2: production survives a lost broker), which a
+# min.insync.replicas=2 (docs/contract/environment.md: production survives a lost broker), which a
 # one-broker cluster refuses, and it offers no override. Everything else is the same:
 # partitions, retention.ms, max.message.bytes and the other topic configs are
 # topics.sh's, and tests/deploy/test_container_defs.py holds this script's --dry-run

@@ -17,7 +17,7 @@
 /*
  * Partition counts are sized for the demo and the tests: the mock keeps only the
  * last 5 MiB (or 100,000 batches) of each partition, so a topic holds roughly
- * partitions x 5 MiB before old data is lost to "retention" (DESIGN §2).
+ * partitions x 5 MiB before old data is lost to "retention" (docs/contract/environment.md).
  */
 typedef struct devtopic {
     const char *name;

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generates the synthetic location directory of the dev stack (DESIGN §5.1).
+"""Generates the synthetic location directory of the dev stack (docs/contract/canonical-event.md).
 
     deploy/dev/gen-directory.py [--count N] [--seed S] [--out FILE]
     deploy/dev/gen-directory.py --check FILE
@@ -17,15 +17,15 @@ Writes a CSV with the header
 - synthetic but realistic names (some with commas and apostrophes).
 
 Five local areas deliberately have no location at all, so that a LOCAL_AREA event
-for them is enriched with region UNKNOWN (DESIGN §5.1):
+for them is enriched with region UNKNOWN (docs/contract/canonical-event.md):
     E09000001 City of London      E06000053 Isles of Scilly     E06000017 Rutland
     E08000023 South Tyneside      E06000039 Slough
-Three rows are always present (DESIGN's examples, used by deploy/dev/data/samples/):
+Three rows are always present (the contract's examples, used by deploy/dev/data/samples/):
     1-101669119 Rose Court, Care Home (E08000025)   1-10000792582 Oak Lodge (E06000060)
     RXQ02 Stoke Mandeville Hospital (E06000060)
 
 Deterministic: the same --count and --seed give a byte-identical file. Standard
-library only. --check FILE applies the identifier rules of DESIGN §4.3 (and the
+library only. --check FILE applies the identifier rules of docs/contract/formats.md (and the
 directory loader's region rule) to every row of FILE and exits 1 on any failure.
 """
 import argparse
@@ -204,7 +204,7 @@ AREAS = [
 # Local areas left without any location (LOCAL_AREA events there get region UNKNOWN).
 EMPTY_AREAS = ["E09000001", "E06000053", "E06000017", "E08000023", "E06000039"]
 
-# Rows always present, whatever the seed (DESIGN's examples; used by data/samples/).
+# Rows always present, whatever the seed (the contract's examples; used by data/samples/).
 PINNED = [
     ("1-101669119", "1-100000001", "Rose Court, Care Home", "E08000025", WM, "Care home"),
     ("1-10000792582", "1-100000002", "Oak Lodge", "E06000060", SE, "Care home"),
@@ -299,7 +299,7 @@ NAMES = {
 HEADER = ["location_id", "provider_id", "name", "local_authority_code", "region",
           "service_type"]
 
-# DESIGN §4.3 and the directory loader's rules, for --check.
+# docs/contract/formats.md and the directory loader's rules, for --check.
 LOCATION_RE = re.compile(r"^1-[0-9]{9,11}$|^[A-Z0-9]{5}$")
 GSS_RE = re.compile(r"^E(0[6-9]|10)[0-9]{6}$")
 REGION_RE = re.compile(r"^[A-Za-z \-&',.]{1,64}$")
@@ -406,7 +406,7 @@ def to_csv(rows):
 
 
 def check(path):
-    """Applies DESIGN §4.3's identifier rules (and the region rule) to every row."""
+    """Applies docs/contract/formats.md's identifier rules (and the region rule) to every row."""
     errors, ids, areas = 0, set(), set()
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f)
@@ -443,7 +443,7 @@ def check(path):
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     ap = argparse.ArgumentParser(
-        description="Generate the synthetic location directory (DESIGN §5.1). "
+        description="Generate the synthetic location directory (docs/contract/canonical-event.md). "
                     "Local areas without any location (for LOCAL_AREA events with "
                     "region UNKNOWN): " + ", ".join(EMPTY_AREAS) + ".")
     ap.add_argument("--count", type=int, default=3000, help="number of locations [3000]")
@@ -451,7 +451,7 @@ def main():
     ap.add_argument("--out", default=os.path.join(here, "data", "directory.csv"),
                     help="output file ['-' for stdout; default deploy/dev/data/directory.csv]")
     ap.add_argument("--check", metavar="FILE",
-                    help="validate FILE's rows against DESIGN §4.3 and exit")
+                    help="validate FILE's rows against docs/contract/formats.md and exit")
     args = ap.parse_args()
     if args.check:
         return check(args.check)

@@ -9,22 +9,22 @@ into DIR:
 
   nhse.jsonl, ccg.jsonl, ofsted.jsonl
       one raw partner message a line, in publication order:
-        {"key": <Kafka key>, "value": <the event, as the partner schema of DESIGN §4.2
+        {"key": <Kafka key>, "value": <the event, as the partner schema of docs/contract/formats.md
          defines it>, "publish_at_ms": <when the partner would have published it>}
       Keys are the partner's choice: the location id (NHSE, CCG: so one location's
       events keep their order within a topic) and the local authority code (Ofsted).
   malformed.jsonl
-      messages the normaliser must dead-letter, one of every kind (DESIGN §5):
+      messages the normaliser must dead-letter, one of every kind (docs/contract/reason-codes.md):
         {"topic": "nhse"|"ccg"|"ofsted-send", "key": ..., "value_text": <raw text to
          publish as-is> | "value_hex": <raw bytes, for the Avro cases>,
          "expect": <reason code>, "field": <expected cs.error.field>,
          "publish_at_ms": ..., "note": ...}
   manifest.json
       the arguments and --now used, counts per file, and the scenario of every
-      interesting subject (with its score under DESIGN §6's default rules, in time
+      interesting subject (with its score under docs/contract/risk-model.md's default rules, in time
       order).
 
-Shape of the feed (DESIGN §6 has the risk model): most locations are quiet
+Shape of the feed (docs/contract/risk-model.md has the risk model): most locations are quiet
 (complaints, no-harm or low-harm incidents, positive feedback; an event that would lift
 a quiet location's score to 35 is demoted to no harm / positive feedback); scripted
 locations (tables SCRIPTS, SEND_OUTCOMES below) escalate to WATCH or INSPECT, trigger
@@ -66,7 +66,7 @@ CONCERN_TYPES = ["COMPLAINT", "SAFEGUARDING_REFERRAL", "WHISTLEBLOWING", "QUALIT
 RAGS = ["GREEN", "AMBER", "RED"]
 OUTCOMES = ["POSITIVE", "INCONSISTENT", "SYSTEMIC_FAILINGS", "WRITTEN_STATEMENT_OF_ACTION"]
 
-# DESIGN §5 mapping and §6 weights (the default rules), to keep quiet locations quiet
+# docs/contract/canonical-event.md mapping and docs/contract/risk-model.md weights (the default rules), to keep quiet locations quiet
 # and to report each scripted subject's score in the manifest.
 SIGNAL = {"SAFEGUARDING_REFERRAL": "SAFEGUARDING"}  # others keep their name
 SEVERITY = {"NO_HARM": "INFO", "LOW": "LOW", "MODERATE": "MEDIUM", "SEVERE": "HIGH",
@@ -426,7 +426,7 @@ def weight(kind, grade):
 
 
 def score_path(events):
-    """(peak, final) of S at each event applied in time order (DESIGN §6)."""
+    """(peak, final) of S at each event applied in time order (docs/contract/risk-model.md)."""
     s, as_of, peak = 0.0, None, 0.0
     for t, w in sorted(events):
         s = w if as_of is None else s * 2 ** (-(t - as_of) / HALF_LIFE) + w
@@ -788,7 +788,7 @@ def text(edit):
     return lambda b, v: edit(json.dumps(v))
 
 
-# How to break a good event, for each reason code of DESIGN §5: (reason, topic, what it
+# How to break a good event, for each reason code of docs/contract/reason-codes.md: (reason, topic, what it
 # is, the expected cs.error.field, breaker). A breaker gets the Breaker and the event
 # (JSON form; internal form for the Avro rows) and returns a dict (sent as JSON), a str
 # (sent as is) or bytes (Avro). Every row is used once, then rows other than TOO_LARGE
@@ -1091,7 +1091,7 @@ def main():
         "scenarios": {name: {"subjects": n, "about": about.get(name, "")}
                       for name, n in sorted(scenarios.items())},
         "notes": [
-            "expect: the alerts each scripted subject produces under DESIGN §6's default "
+            "expect: the alerts each scripted subject produces under docs/contract/risk-model.md's default "
             "rules, in order, as '<kind> <level>[ <reason>]'; peak_score and final_score "
             "are S at its events applied in time order",
             "scripted subjects get no other events; every other location is quiet "

@@ -162,7 +162,7 @@ kafka.bootstrap.servers=$bootstrap
 redis.host=127.0.0.1
 redis.port=$port
 # The dev broker answers a caught-up fetch only after fetch.wait.max.ms, and delays a
-# rebalance by session.timeout.ms - 1 s (DESIGN §2): keep both small here.
+# rebalance by session.timeout.ms - 1 s (docs/contract/environment.md): keep both small here.
 kafka.fetch.wait.max.ms=5
 kafka.session.timeout.ms=6000
 kafka.heartbeat.interval.ms=500

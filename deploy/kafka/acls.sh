@@ -22,7 +22,7 @@ CS_PRINCIPAL_PARTNER_NHSE=${CS_PRINCIPAL_PARTNER_NHSE:-User:partner-nhse}
 CS_PRINCIPAL_PARTNER_CCG=${CS_PRINCIPAL_PARTNER_CCG:-User:partner-ccg}
 CS_PRINCIPAL_PARTNER_OFSTED=${CS_PRINCIPAL_PARTNER_OFSTED:-User:partner-ofsted}
 
-# Consumer groups: the programs' group.id default is the program's name (DESIGN §9).
+# Consumer groups: the programs' group.id default is the program's name (docs/contract/configuration.md).
 CS_GROUP_NORMALISE=${CS_GROUP_NORMALISE:-caresignal-normalise}
 CS_GROUP_SCORE=${CS_GROUP_SCORE:-caresignal-score}
 CS_GROUP_PAGE=${CS_GROUP_PAGE:-caresignal-page}
@@ -151,7 +151,7 @@ main() {
     local raw=("$CS_TOPIC_RAW_NHSE" "$CS_TOPIC_RAW_CCG" "$CS_TOPIC_RAW_OFSTED_SEND")
     local t
 
-    # Partners: each writes its own raw topic only (the topic fixes the source, DESIGN §3).
+    # Partners: each writes its own raw topic only (the topic fixes the source, docs/contract/topics.md).
     producer "$CS_PRINCIPAL_PARTNER_NHSE" "$CS_TOPIC_RAW_NHSE"
     producer "$CS_PRINCIPAL_PARTNER_CCG" "$CS_TOPIC_RAW_CCG"
     producer "$CS_PRINCIPAL_PARTNER_OFSTED" "$CS_TOPIC_RAW_OFSTED_SEND"

@@ -2,7 +2,7 @@
 # deploy/kafka/common.sh: sourced by topics.sh and acls.sh (not run on its own).
 # Topic names, option parsing and the run-or-print helper the two scripts share.
 
-# Topic names: the defaults of the programs' topic.* keys (DESIGN §3, lib/config.c).
+# Topic names: the defaults of the programs' topic.* keys (docs/contract/topics.md, lib/config.c).
 # Override them here only if caresignal.properties overrides topic.* too.
 CS_TOPIC_RAW_NHSE=${CS_TOPIC_RAW_NHSE:-intel.raw.nhse}
 CS_TOPIC_RAW_CCG=${CS_TOPIC_RAW_CCG:-intel.raw.ccg}

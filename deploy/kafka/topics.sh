@@ -13,12 +13,12 @@ cs_here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 KAFKA_TOPICS=${KAFKA_TOPICS:-kafka-topics.sh}
 KAFKA_CONFIGS=${KAFKA_CONFIGS:-kafka-configs.sh}
 
-# Fixed by DESIGN §2: every topic survives one broker lost with acks=all writes going on.
+# Fixed by docs/contract/environment.md: every topic survives one broker lost with acks=all writes going on.
 REPLICATION_FACTOR=3
 MIN_INSYNC_REPLICAS=2
 
 # Partition counts: those caresignal-devbroker creates (deploy/dev/devbroker.c,
-# parse_topics; DESIGN §9 "creates the topics above with their partition counts").
+# parse_topics; docs/contract/configuration.md "creates the topics above with their partition counts").
 # A consumer group scales out to at most this many processes per topic. Decide before
 # the first message: adding partitions later moves keys (subject keys on intel.events)
 # to other partitions, so per-key order holds only within each side of the change.
@@ -40,7 +40,7 @@ CS_RETENTION_EVENTS_MS=${CS_RETENTION_EVENTS_MS:--1}
 # alerts: derived (a rebuild re-derives them with the same ids); 90 days lets the pager's
 #   group be rewound after a sink outage and matches the 90-day explanation window.
 CS_RETENTION_ALERTS_MS=${CS_RETENTION_ALERTS_MS:-$((90 * DAY_MS))}
-# dead letters: partner bytes again; DESIGN §5.1 asks for short retention. 30 days to fix
+# dead letters: partner bytes again; docs/contract/reason-codes.md asks for short retention. 30 days to fix
 #   the cause (a directory update, a sink) and redrive, longer than the raw topics'.
 CS_RETENTION_DEADLETTER_MS=${CS_RETENTION_DEADLETTER_MS:-$((30 * DAY_MS))}
 
@@ -74,7 +74,7 @@ one has another partition count or replication factor. Running it again changes 
   --help                   this text
 
 Topics (names from CS_TOPIC_RAW_NHSE, CS_TOPIC_RAW_CCG, CS_TOPIC_RAW_OFSTED_SEND,
-CS_TOPIC_EVENTS, CS_TOPIC_ALERTS, CS_TOPIC_DEADLETTER; defaults as DESIGN §3):
+CS_TOPIC_EVENTS, CS_TOPIC_ALERTS, CS_TOPIC_DEADLETTER; defaults as docs/contract/topics.md):
 $(cs_topic_table)
 
 Overrides (environment): CS_PARTITIONS_{RAW_NHSE,RAW_CCG,RAW_OFSTED_SEND,EVENTS,ALERTS,

@@ -1,4 +1,4 @@
-/* caresignal alerts: the RiskAlert (DESIGN §6) — its id, Avro wire format and JSON. */
+/* caresignal alerts: the RiskAlert (docs/contract/risk-model.md) — its id, Avro wire format and JSON. */
 #ifndef CARESIGNAL_ALERT_H
 #define CARESIGNAL_ALERT_H
 
@@ -77,7 +77,7 @@ void cs_alert_set_id(cs_alert_t *a);
 
 /**
  * The alert as a JSON object: the RiskAlert's fields by their schema names, enums
- * as strings, timestamps as epoch milliseconds (DESIGN §9's stdout format).
+ * as strings, timestamps as epoch milliseconds (docs/contract/configuration.md's stdout format).
  * @returns a new reference.
  */
 json_t *cs_alert_to_json(const cs_alert_t *a);

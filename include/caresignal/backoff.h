@@ -8,7 +8,7 @@
 extern "C" {
 #endif
 
-/** The store's retry policy (DESIGN §8): 100 ms doubling to 5 s. */
+/** The store's retry policy (docs/contract/guarantees.md): 100 ms doubling to 5 s. */
 #define CS_BACKOFF_STORE_INITIAL_MS 100
 #define CS_BACKOFF_STORE_MAX_MS     5000
 

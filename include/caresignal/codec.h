@@ -1,5 +1,5 @@
 /* caresignal Avro codec: Confluent wire format, a guard against hostile bytes, and
- * reusable encoders/decoders over avro-c generic values (DESIGN §4.1). */
+ * reusable encoders/decoders over avro-c generic values (docs/contract/formats.md). */
 #ifndef CARESIGNAL_CODEC_H
 #define CARESIGNAL_CODEC_H
 

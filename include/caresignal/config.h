@@ -1,4 +1,4 @@
-/* caresignal configuration: one key table (DESIGN §9), properties files and --set. */
+/* caresignal configuration: one key table (docs/contract/configuration.md), properties files and --set. */
 #ifndef CARESIGNAL_CONFIG_H
 #define CARESIGNAL_CONFIG_H
 

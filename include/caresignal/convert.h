@@ -1,5 +1,5 @@
-/* caresignal JSON to Avro: one schema-guided converter for every partner schema (DESIGN
- * §4). */
+/* caresignal JSON to Avro: one schema-guided converter for every partner schema
+ * (docs/contract/formats.md). */
 #ifndef CARESIGNAL_CONVERT_H
 #define CARESIGNAL_CONVERT_H
 
@@ -19,7 +19,7 @@ extern "C" {
  * floats, doubles, booleans, bytes, fixed; `timestamp-millis` longs from ISO-8601 with
  * an offset or epoch ms; strings with "format": "date" must be YYYY-MM-DD).
  *
- * Rules (DESIGN §4): fields are checked in schema order and the first failure is the
+ * Rules (docs/contract/formats.md): fields are checked in schema order and the first failure is the
  * error; unknown JSON fields are ignored; a missing field with a default takes the
  * default; a missing field without one is FIELD_MISSING; null in a non-nullable
  * field, or a value of the wrong JSON type, is FIELD_TYPE; an enum symbol not in the

@@ -11,7 +11,7 @@
 extern "C" {
 #endif
 
-/* Header names (DESIGN §5). */
+/* Header names (docs/contract/reason-codes.md). */
 #define CS_HDR_ERROR            "cs.error"
 #define CS_HDR_ERROR_FIELD      "cs.error.field"
 #define CS_HDR_ORIGIN_TOPIC     "cs.origin.topic"
@@ -21,11 +21,11 @@ extern "C" {
 #define CS_HDR_ORIGIN_TIMESTAMP "cs.origin.timestamp"
 
 /** set instead of the value when a dead letter is too large for the broker: the value's
- *  length, and the hex SHA-256 of the value (DESIGN §5) */
+ *  length, and the hex SHA-256 of the value (docs/contract/canonical-event.md) */
 #define CS_HDR_VALUE_OMITTED "cs.value.omitted"
 #define CS_HDR_VALUE_SHA256  "cs.value.sha256"
 
-/* Reasons beyond DESIGN §5's codes: an alert the pager could not deliver after its
+/* Reasons beyond docs/contract/reason-codes.md's codes: an alert the pager could not deliver after its
  * retries, and an event whose subject's Redis function call failed (its state refused
  * it: re-drivable to intel.events once the state is repaired). */
 #define CS_DL_UNDELIVERABLE "UNDELIVERABLE"

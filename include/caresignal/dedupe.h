@@ -1,6 +1,6 @@
 /* caresignal paging de-duplication: an alert_id once paged is remembered (in Redis for
  * page.dedupe.ttl.s, and in the process for the most recent ones), so a replayed or
- * re-emitted alert pages once (DESIGN §8). */
+ * re-emitted alert pages once (docs/contract/guarantees.md). */
 #ifndef CARESIGNAL_DEDUPE_H
 #define CARESIGNAL_DEDUPE_H
 

@@ -1,7 +1,7 @@
 /* caresignal delivery: alerts handed to their routes, each route with its own worker
  * thread, bounded queue and retries, so a slow or dead webhook never holds back stdout
- * or exec routes, and the consumer keeps polling while deliveries are retried (DESIGN
- * §8, §9). */
+ * or exec routes, and the consumer keeps polling while deliveries are retried
+ * (docs/contract/guarantees.md, docs/contract/configuration.md). */
 #ifndef CARESIGNAL_DELIVERY_H
 #define CARESIGNAL_DELIVERY_H
 

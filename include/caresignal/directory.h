@@ -1,4 +1,4 @@
-/* caresignal location directory: the regulator's care directory as CSV (DESIGN §5.1). */
+/* caresignal location directory: the regulator's care directory as CSV (docs/contract/canonical-event.md). */
 #ifndef CARESIGNAL_DIRECTORY_H
 #define CARESIGNAL_DIRECTORY_H
 
@@ -26,7 +26,7 @@ typedef struct cs_directory cs_directory_t;
  * Loads a CSV file with the header
  * `location_id,provider_id,name,local_authority_code,region,service_type`
  * (RFC 4180 quoting; CRLF or LF). Every row is validated — location id and local
- * authority code formats (DESIGN §4.3), a region of letters, spaces and
+ * authority code formats (docs/contract/formats.md), a region of letters, spaces and
  * "-&',." — and ids must be unique; one bad row rejects the file, so a directory is
  * never half-loaded. @returns NULL with \p errstr ("directory file 'x' line 7: ...").
  */

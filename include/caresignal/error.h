@@ -14,7 +14,7 @@ extern "C" {
  * Errors of librdkafka, hiredis, avro-c and jansson are translated into these
  * at the module boundary; the detail goes to a caller-owned `errstr` buffer or
  * a cs_error_t. The validation codes (CS_ERR_JSON_SYNTAX ... CS_ERR_UNKNOWN_LOCATION)
- * are the reason codes of DESIGN §5 and travel in the `cs.error` header.
+ * are the reason codes of docs/contract/reason-codes.md and travel in the `cs.error` header.
  */
 typedef enum cs_err {
     CS_OK = 0,
@@ -29,7 +29,7 @@ typedef enum cs_err {
     CS_ERR_TIMEOUT = -8,
     CS_ERR_KAFKA = -9,
     CS_ERR_REDIS = -10,
-    /* DESIGN §5 rejection reasons */
+    /* docs/contract/reason-codes.md rejection reasons */
     CS_ERR_JSON_SYNTAX = -100,
     CS_ERR_NOT_OBJECT = -101,
     CS_ERR_SCHEMA_UNKNOWN = -102,
@@ -44,18 +44,18 @@ typedef enum cs_err {
 } cs_err_t;
 
 /**
- * @returns a static, human-readable name for \p err; for the DESIGN §5 codes it is
+ * @returns a static, human-readable name for \p err; for the docs/contract/reason-codes.md codes it is
  *          exactly the reason code ("FIELD_MISSING").
  */
 const char *cs_err_str(cs_err_t err);
 
 /**
- * @returns the DESIGN §5 reason code for \p name ("UNKNOWN_LOCATION"), or CS_OK if
+ * @returns the docs/contract/reason-codes.md reason code for \p name ("UNKNOWN_LOCATION"), or CS_OK if
  *          \p name is not one of them.
  */
 cs_err_t cs_err_from_reason(const char *name);
 
-/** @returns non-zero if \p err is one of the DESIGN §5 rejection reasons. */
+/** @returns non-zero if \p err is one of the docs/contract/reason-codes.md rejection reasons. */
 int cs_err_is_reason(cs_err_t err);
 
 /**

@@ -1,4 +1,4 @@
-/* caresignal canonical model: the IntelEvent and its enums (DESIGN §5), encode/decode. */
+/* caresignal canonical model: the IntelEvent and its enums (docs/contract/reason-codes.md), encode/decode. */
 #ifndef CARESIGNAL_EVENT_H
 #define CARESIGNAL_EVENT_H
 
@@ -71,12 +71,12 @@ extern const char *const cs_severity_names[CS_SEVERITY_COUNT];
 /** @returns the index of \p name in \p names (\p n entries), or -1. */
 int cs_enum_index(const char *const *names, int n, const char *name);
 
-#define CS_ID_MAX          64 /* identifiers (DESIGN §4.3) are at most 64 characters */
+#define CS_ID_MAX          64 /* identifiers (docs/contract/formats.md) are at most 64 characters */
 #define CS_EVENT_KEY_MAX   200
 #define CS_SUBJECT_KEY_MAX 96
 #define CS_TOPIC_MAX       250
 
-/** A canonical event (DESIGN §5). Plain data, no pointers: copy freely. */
+/** A canonical event (docs/contract/canonical-event.md). Plain data, no pointers: copy freely. */
 typedef struct cs_intel_event {
     char event_key[CS_EVENT_KEY_MAX];
     cs_source_t source;
@@ -127,9 +127,9 @@ cs_err_t cs_event_encode(cs_event_codec_t *c, const cs_intel_event_t *ev,
                          const uint8_t **out, size_t *out_len);
 
 /**
- * @returns non-zero if \p key is an event key of DESIGN §5's shape:
+ * @returns non-zero if \p key is an event key of docs/contract/canonical-event.md's shape:
  * `<SOURCE>:<org>:<partner ref>` with a source name, an ODS or GSS code and an event
- * reference (DESIGN §4.3), optionally followed by `#<CQC location id>` (an Ofsted
+ * reference (docs/contract/formats.md), optionally followed by `#<CQC location id>` (an Ofsted
  * outcome's named location). No byte outside those formats can be in one.
  */
 int cs_event_key_valid(const char *key);
@@ -141,7 +141,7 @@ int cs_event_key_valid(const char *key);
 int cs_event_label_valid(const char *s);
 
 /**
- * Checks the identifiers of a decoded event (DESIGN §4.3) before it reaches a Redis
+ * Checks the identifiers of a decoded event (docs/contract/formats.md) before it reaches a Redis
  * key, a Lua reply or an alert: intel.events is a topic anyone with write access can
  * fill. event_key (its source and org matching source and source_org), source_org,
  * subject_id by subject kind, local_authority_code (GSS or UNKNOWN), region.

@@ -1,4 +1,4 @@
-/* caresignal identifiers: the formats of DESIGN §4.3, which also keep Kafka and Redis
+/* caresignal identifiers: the formats of docs/contract/formats.md, which also keep Kafka and Redis
  * keys free of injected characters. */
 #ifndef CARESIGNAL_IDS_H
 #define CARESIGNAL_IDS_H

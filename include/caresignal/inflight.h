@@ -1,6 +1,6 @@
 /* caresignal in-flight tracking: which input messages are finished, per partition, so
  * that a consumer with many messages in flight stores a partition's offset only up to
- * the longest prefix of finished messages (at-least-once, DESIGN §8). */
+ * the longest prefix of finished messages (at-least-once, docs/contract/guarantees.md). */
 #ifndef CARESIGNAL_INFLIGHT_H
 #define CARESIGNAL_INFLIGHT_H
 

@@ -45,7 +45,7 @@ int cs_log_enabled(cs_log_level_t lvl);
  * arguments, e.g. cs_log(CS_LOG_INFO, "assigned", "{s:s, s:i}", "topic", t, "partition",
  * p). If the format is malformed the line is still written, with "log_error" set.
  * Thread-safe: each line is written whole. Never pass partner free text or personal
- * data as a field: logs are not a place for them (DESIGN §5).
+ * data as a field: logs are not a place for them (docs/contract/canonical-event.md).
  */
 void cs_log(cs_log_level_t lvl, const char *msg, const char *fields, ...);
 

@@ -1,5 +1,5 @@
 /* caresignal normalisation: one raw partner message to canonical IntelEvents, or one
- * rejection with its DESIGN §5 reason code and field path. */
+ * rejection with its docs/contract/reason-codes.md reason code and field path. */
 #ifndef CARESIGNAL_NORMALISE_H
 #define CARESIGNAL_NORMALISE_H
 
@@ -72,7 +72,7 @@ void cs_normaliser_set_location_check(cs_normaliser_t *n, int enabled);
 int cs_normaliser_source_of(const cs_normaliser_t *n, const char *topic);
 
 /**
- * Normalises one raw message. Checks run in DESIGN §5's order: TOO_LARGE;
+ * Normalises one raw message. Checks run in docs/contract/reason-codes.md's order: TOO_LARGE;
  * JSON_SYNTAX / NOT_OBJECT or SCHEMA_UNKNOWN / AVRO_DECODE; the schema's fields in
  * order (FIELD_MISSING, FIELD_TYPE, ENUM_UNKNOWN); identifiers (ID_FORMAT);
  * TIME_RANGE; UNKNOWN_LOCATION. Free-text and personal fields are never read.

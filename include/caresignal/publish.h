@@ -53,11 +53,11 @@ cs_publisher_t *cs_publisher_new(const cs_config_t *cfg, const cs_publish_option
                                  char *errstr, size_t errstr_size);
 
 /**
- * Validates one event (a JSON object as the partner schema defines it, DESIGN §4.2)
+ * Validates one event (a JSON object as the partner schema defines it, docs/contract/formats.md)
  * exactly as caresignal-normalise will — schema, identifiers, time range against now —
  * except for the location directory, which partners do not have. Then queues it:
  * JSON as given, or converted to Avro.
- * @returns CS_OK (queued: a report will follow), a DESIGN §5 reason code with \p err
+ * @returns CS_OK (queued: a report will follow), a docs/contract/reason-codes.md reason code with \p err
  *          (nothing queued), or CS_ERR_KAFKA (the local queue refused it).
  */
 cs_err_t cs_publisher_send(cs_publisher_t *p, const char *json, size_t len, void *ref,

@@ -1,4 +1,4 @@
-/* caresignal schema registry: Avro schemas by id (DESIGN §4.1), loaded once at start-up.
+/* caresignal schema registry: Avro schemas by id (docs/contract/formats.md), loaded once at start-up.
  */
 #ifndef CARESIGNAL_REGISTRY_H
 #define CARESIGNAL_REGISTRY_H

@@ -1,5 +1,5 @@
 /* caresignal rules: the rules file (deploy/config/rules.json) — the mapping of partner
- * events to canonical ones (DESIGN §5) and the risk model (DESIGN §6) — as data,
+ * events to canonical ones (docs/contract/canonical-event.md) and the risk model (docs/contract/risk-model.md) — as data,
  * validated at start-up. */
 #ifndef CARESIGNAL_RULES_H
 #define CARESIGNAL_RULES_H
@@ -63,14 +63,14 @@ typedef struct cs_rules {
     char digest[17]; /**< first 16 hex digits of SHA-256 of the file: names the Redis
                         library built from these rules */
 
-    /* mapping (DESIGN §5) */
+    /* mapping (docs/contract/canonical-event.md) */
     cs_rules_source_t sources[CS_SOURCE_COUNT];
     cs_area_t area_of_signal[CS_SIGNAL_COUNT];
     int64_t future_tolerance_ms; /**< TIME_RANGE: occurred_at after raw ts + this */
     int64_t past_horizon_ms;     /**< TIME_RANGE: occurred_at before raw ts - this */
     int date_future_days; /**< TIME_RANGE for dates: date after raw UTC date + this */
 
-    /* risk model (DESIGN §6) */
+    /* risk model (docs/contract/risk-model.md) */
     double half_life_ms;
     double base[CS_SIGNAL_COUNT];
     double multiplier[CS_SEVERITY_COUNT];
@@ -98,7 +98,7 @@ cs_rules_t *cs_rules_parse(const char *text, size_t len, const char *name, char 
 
 void cs_rules_destroy(cs_rules_t *rules);
 
-/** @returns w = base[signal] x multiplier[severity] (DESIGN §6). */
+/** @returns w = base[signal] x multiplier[severity] (docs/contract/risk-model.md). */
 double cs_rules_weight(const cs_rules_t *rules, cs_signal_t signal,
                        cs_severity_t severity);
 

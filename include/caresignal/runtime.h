@@ -1,4 +1,4 @@
-/* caresignal consumer runtime: the one loop the three consumers share (DESIGN §8).
+/* caresignal consumer runtime: the one loop the three consumers share (docs/contract/guarantees.md).
  *
  * It polls continuously and never waits for a delivery report, a Redis reply or a sink
  * before polling again: a message is handed to the program's handler as soon as it is

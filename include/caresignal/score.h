@@ -1,5 +1,5 @@
-/* caresignal scoring: the Redis layout (DESIGN §7) and the one Redis function that
- * applies a subject's events (DESIGN §6), built from the rules and called with FCALL. */
+/* caresignal scoring: the Redis layout (docs/contract/redis-layout.md) and the one Redis function that
+ * applies a subject's events (docs/contract/risk-model.md), built from the rules and called with FCALL. */
 #ifndef CARESIGNAL_SCORE_H
 #define CARESIGNAL_SCORE_H
 
@@ -79,7 +79,7 @@ cs_err_t cs_scorer_parse_reply(const cs_scorer_t *s, const redisReply *reply,
 
 void cs_score_outcome_release(cs_score_outcome_t *out);
 
-/** Redis keys of the layout (DESIGN §7), written into \p out. */
+/** Redis keys of the layout (docs/contract/redis-layout.md), written into \p out. */
 void cs_scorer_state_key(const cs_scorer_t *s, const char *subject_key, char *out,
                          size_t size);
 void cs_scorer_events_key(const cs_scorer_t *s, const char *subject_key, char *out,

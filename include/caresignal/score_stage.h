@@ -1,4 +1,4 @@
-/* caresignal score stage: caresignal-score's consumer on the runtime (DESIGN §6-§8).
+/* caresignal score stage: caresignal-score's consumer on the runtime (docs/contract/risk-model.md to docs/contract/guarantees.md).
  *
  * Events are decoded as they arrive (what is not a valid IntelEvent is dead-lettered)
  * and gathered into the next batch; one worker thread owns the Redis connection and

@@ -76,7 +76,7 @@ static int redrivable(const cs_config_t *cfg, const char *origin, const char *re
            (!strcmp(origin, cfg->topic_events) && !strcmp(reason, CS_DL_STATE_ERROR));
 }
 
-/* --where error=CODE: one of DESIGN §5's codes, or the pager's UNDELIVERABLE. */
+/* --where error=CODE: one of docs/contract/reason-codes.md's codes, or the pager's UNDELIVERABLE. */
 static const char *where_code(const replay_ctx_t *ctx)
 {
     const char *w = cs_cli_get(ctx->cli, ctx->spec, "where");

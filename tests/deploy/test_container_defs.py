@@ -41,7 +41,7 @@ COMPOSE = os.path.join(COMPOSE_DIR, "compose.yaml")
 K8S = os.path.join(ROOT, "deploy", "k8s")
 CONSUMERS = {"normalise": "caresignal-normalise", "score": "caresignal-score",
              "page": "caresignal-page"}
-DRAIN_S = 20  # SIGTERM drains up to 20 s (DESIGN §8, the runtime)
+DRAIN_S = 20  # SIGTERM drains up to 20 s (docs/contract/guarantees.md, the runtime)
 PROBE_PATHS = {"livenessProbe": "/healthz", "startupProbe": "/healthz",
                "readinessProbe": "/readyz"}
 
@@ -1385,7 +1385,7 @@ def test_k8s_configuration():
             if k == "directory.file":
                 assert content.startswith(
                     "location_id,provider_id,name,local_authority_code,region,service_type"), \
-                    f"{name}: {v}: not a location directory (DESIGN §5.1 header)"
+                    f"{name}: {v}: not a location directory (docs/contract/canonical-event.md header)"
         port = listen_port(cfg.get("metrics.listen", ""))
         assert port is not None, f"{name}: metrics.listen unset: no probes, no metrics"
         assert port in {p["containerPort"] for p in c["ports"]}, \

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """deploy/kafka/ checked offline (no Apache Kafka runs here): topics.sh and acls.sh are run
 with --dry-run and their printed commands parsed, then held against the contract
-(docs/DESIGN.md §3, §5.1, §8, §9) and the code (the devbroker's partition counts, the
+(docs/contract/topics.md, docs/contract/canonical-event.md, docs/contract/guarantees.md, docs/contract/configuration.md) and the code (the devbroker's partition counts, the
 producers' message.max.bytes, redrive's target topics, the readers' group prefix).
 A real run is exercised against stub kafka-*.sh tools. Standard library only; seconds.
 Prints one line per check and "N passed, M failed"; exits 1 on any failure."""
@@ -85,7 +85,7 @@ def options(argv):
 # ------------------------------------------------------------------ the contract, parsed
 
 def design_topics():
-    """Topic names in the first column of DESIGN §3's table."""
+    """Topic names in the first column of docs/contract/topics.md's table."""
     text = read("docs", "DESIGN.md")
     m = re.search(r"^## 3\. Topics\n(.*?)^## ", text, re.M | re.S)
     assert m, "DESIGN.md has no '## 3. Topics' section"
@@ -177,9 +177,9 @@ def test_every_design_topic_created():
     got = created_topics()
     want = design_topics()
     missing = [t for t in want if t not in got]
-    assert not missing, f"topics in DESIGN §3 not created: {missing}"
+    assert not missing, f"topics in docs/contract/topics.md not created: {missing}"
     extra = [t for t in got if t not in want]
-    assert not extra, f"topics created that DESIGN §3 does not name: {extra}"
+    assert not extra, f"topics created that docs/contract/topics.md does not name: {extra}"
 
 
 def test_idempotent_create():
@@ -209,13 +209,13 @@ def test_retention_per_topic():
         assert "retention.ms" in c, f"{t}: no retention.ms"
         assert c.get("retention.bytes") == "-1", f"{t}: retention.bytes {c.get('retention.bytes')}"
         # CreateTime kept: the normaliser judges TIME_RANGE by the partner's timestamp and
-        # redrive republishes with the original one (DESIGN §5.1, §9).
+        # redrive republishes with the original one (docs/contract/canonical-event.md, docs/contract/configuration.md).
         assert c.get("message.timestamp.type") == "CreateTime", t
     for t in raw_topics():
         r = int(got[t]["config"]["retention.ms"])
         assert 7 * day <= r <= 90 * day, f"{t}: retention.ms {r}: partner bytes, replayable"
     ev = int(got[NAMES["events"]]["config"]["retention.ms"])
-    # rebuild/what-if replay history; the state's horizon is 396 days (DESIGN §5.1, §7)
+    # rebuild/what-if replay history; the state's horizon is 396 days (docs/contract/canonical-event.md, docs/contract/redis-layout.md)
     assert ev == -1 or ev >= 400 * day, f"intel.events retention.ms {ev}"
     dl = int(got[NAMES["deadletter"]]["config"]["retention.ms"])
     assert 0 < dl <= 90 * day, f"dead letters hold personal data: short retention, got {dl}"

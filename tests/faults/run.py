@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The fault suite: the whole pipeline (normalise, score, page) under a continuous feed
-while faults are injected (DESIGN §8), then the invariants checked.
+while faults are injected (docs/contract/guarantees.md), then the invariants checked.
 
 Faults: kill -9 of each consumer at random moments (mid-batch, mid-delivery, during a
 rebalance), SIGTERM mid-batch, Redis kill -9 and a restart from its AOF (appendonly yes,
@@ -49,7 +49,7 @@ DAY = riskmodel.DAY
 PARTITIONS = {"intel.raw.nhse": 4, "intel.raw.ccg": 4, "intel.raw.ofsted-send": 2,
               "intel.events": 8, "intel.alerts": 2, "intel.deadletter": 2}
 RAW = {"nhse": "intel.raw.nhse", "ccg": "intel.raw.ccg", "ofsted": "intel.raw.ofsted-send"}
-# DESIGN §5 as a partner-facing table (independent of the rules file's layout)
+# docs/contract/canonical-event.md as a partner-facing table (independent of the rules file's layout)
 HARM = {"NO_HARM": "INFO", "LOW": "LOW", "MODERATE": "MEDIUM", "SEVERE": "HIGH", "DEATH": "CRITICAL"}
 RAG = {"GREEN": "LOW", "AMBER": "MEDIUM", "RED": "HIGH"}
 CONCERN = {"SAFEGUARDING_REFERRAL": "SAFEGUARDING"}

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The fault suite (tests/faults/run.py): the whole pipeline under a continuous feed while
-# faults are injected, then DESIGN §8's invariants checked. CI runs the default size as
+# faults are injected, then docs/contract/guarantees.md's invariants checked. CI runs the default size as
 # part of tests/run.sh; the long run is:
 #   tests/faults/run.sh --kills 100 [--seed S] [--out FILE]
 # It uses the build in build/ (or --build DIR / CS_BUILD_DIR): build first with

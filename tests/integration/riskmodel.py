@@ -1,4 +1,4 @@
-"""An independent model of DESIGN §6, written from the design text (not from lib/risk.lua),
+"""An independent model of docs/contract/risk-model.md, written from the design text (not from lib/risk.lua),
 for integration tests to predict alerts and final scores. It reads the numbers from a rules
 file, so what-if tests can run it under other rules too."""
 import hashlib

@@ -2,7 +2,7 @@
 """End to end, as the demo runs it but on a smaller feed: partner events published with
 caresignal-publish (JSON and Avro) and malformed messages with kcat, through
 caresignal-normalise, caresignal-score and caresignal-page. The alerts paged must be
-exactly those an independent calculation in this test predicts: the DESIGN §5 mapping
+exactly those an independent calculation in this test predicts: the docs/contract/canonical-event.md mapping
 written here from the design, then the risk model of riskmodel.py."""
 import datetime
 import json
@@ -18,7 +18,7 @@ from cstest import cat, wait_until
 RULES = os.path.join(cstest.SOURCE, "deploy/config/rules.json")
 DIRECTORY = os.path.join(cstest.SOURCE, "deploy/dev/data/directory.csv")
 
-# DESIGN §5, as a partner-facing table (independent of the rules file's layout)
+# docs/contract/canonical-event.md, as a partner-facing table (independent of the rules file's layout)
 HARM = {"NO_HARM": "INFO", "LOW": "LOW", "MODERATE": "MEDIUM", "SEVERE": "HIGH", "DEATH": "CRITICAL"}
 RAG = {"GREEN": "LOW", "AMBER": "MEDIUM", "RED": "HIGH"}
 CONCERN = {"SAFEGUARDING_REFERRAL": "SAFEGUARDING"}
@@ -39,7 +39,7 @@ def day_ms(date):
 
 
 def canonical(source, e):
-    """The canonical events of one valid partner event (DESIGN §5)."""
+    """The canonical events of one valid partner event (docs/contract/canonical-event.md)."""
     if source == "nhse":
         return [{"event_key": "NHSE:%s:%s" % (e["reporting_org_ods"], e["incident_id"]),
                  "subject_kind": "LOCATION", "subject_id": e["location_id"],

@@ -193,7 +193,7 @@ class MixedBatch(cstest.StackTest):
 
 class CrashRestart(cstest.StackTest):
     """kill -9 in the middle of a large batch, restart: every raw message is accounted
-    for. At-least-once (DESIGN §8): outputs of messages after the last committed offset
+    for. At-least-once (docs/contract/guarantees.md): outputs of messages after the last committed offset
     may appear twice, identical; nothing else may."""
     partitions = {"intel.raw.nhse": 8, "intel.events": 8}
 

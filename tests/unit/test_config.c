@@ -119,7 +119,7 @@ static const char *temp_file(const char *text)
     return path;
 }
 
-/* Every secret has a .file form (DESIGN §9): systemd credentials, Kubernetes secrets. */
+/* Every secret has a .file form (docs/contract/configuration.md): systemd credentials, Kubernetes secrets. */
 static void test_secret_file_forms(void **state)
 {
     (void)state;

@@ -1,4 +1,4 @@
-/* Unit tests of the schema-guided JSON -> Avro converter (DESIGN §4): every partner
+/* Unit tests of the schema-guided JSON -> Avro converter (docs/contract/formats.md): every partner
  * schema's fields and enum symbols, nullable fields and defaults, timestamps and
  * dates, the reason codes and field paths of every kind of bad input, error text that
  * never quotes a value, and small ad-hoc schemas for the types partners do not use. */

@@ -1,4 +1,4 @@
-/* Unit tests of the location directory (DESIGN §5.1): RFC 4180 CSV with a BOM and CRLF,
+/* Unit tests of the location directory (docs/contract/canonical-event.md): RFC 4180 CSV with a BOM and CRLF,
  * lookups by id and local area, and every error naming the file and the line. Fixtures
  * in tests/data/directory/ (kept byte-exact by its .gitattributes). */
 #include "testenv.h"

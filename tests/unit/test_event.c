@@ -111,7 +111,7 @@ static void test_enum_names_match_the_schema(void **state)
                              k);
         }
     }
-    /* DESIGN §5 spellings */
+    /* docs/contract/reason-codes.md spellings */
     assert_string_equal(cs_source_names[CS_SOURCE_OFSTED_SEND], "OFSTED_SEND");
     assert_string_equal(cs_subject_kind_names[CS_SUBJECT_LOCAL_AREA], "LOCAL_AREA");
     assert_string_equal(cs_signal_names[CS_SIGNAL_SEND_OUTCOME], "SEND_OUTCOME");

@@ -1,4 +1,4 @@
-/* Unit tests of the identifier formats of DESIGN §4.3: valid and invalid examples of
+/* Unit tests of the identifier formats of docs/contract/formats.md: valid and invalid examples of
  * each kind, the length boundaries, and characters that would inject into keys. */
 #include "testenv.h"
 

@@ -1,4 +1,4 @@
-/* Unit tests of the normaliser (DESIGN §4-§5): table-driven valid and invalid raw
+/* Unit tests of the normaliser (docs/contract/formats.md to docs/contract/reason-codes.md): table-driven valid and invalid raw
  * messages from tests/data/normalise/, raw-byte cases built here (NULL values, non-UTF-8,
  * deep nesting, tampered Avro, size limits), the order of checks, the canary that free
  * text and personal data never leave, and directory swaps. */
@@ -1065,7 +1065,7 @@ static raw_t raw_avro_in(const cs_registry_t *reg, int id, const char *text)
     return r;
 }
 
-/* DESIGN §4: Avro is read with the writer's own (older) version, fields and enum
+/* docs/contract/formats.md: Avro is read with the writer's own (older) version, fields and enum
  * symbols by name; a field the writer lacks takes the newest version's default, or is
  * FIELD_MISSING if it has none; a symbol the newest version dropped is ENUM_UNKNOWN.
  * Uses the test registry tests/data/normalise/versions/registry.json. */
@@ -1154,7 +1154,7 @@ static void test_older_writer_versions(void **state)
 
 /* Regression: a JSON value that is a bare string, number or literal was rejected as
  * JSON_SYNTAX because jansson refuses non-container roots unless JSON_DECODE_ANY is
- * given; DESIGN §5 makes valid JSON that is not an object NOT_OBJECT. */
+ * given; docs/contract/reason-codes.md makes valid JSON that is not an object NOT_OBJECT. */
 static void test_regression_json_scalar_is_not_object(void **state)
 {
     (void)state;

@@ -1,4 +1,4 @@
-/* Unit tests of the rules file (DESIGN §5 mapping, §6 risk model): the shipped file's
+/* Unit tests of the rules file (docs/contract/canonical-event.md mapping, docs/contract/risk-model.md risk model): the shipped file's
  * values, weights and immediate rules, and a table of broken files (the shipped JSON
  * mutated with jansson) that must each fail with the exact JSON path. */
 #include "testenv.h"
@@ -73,7 +73,7 @@ static void test_shipped_values(void **state)
     assert_int_equal(r->date_future_days, 1);
     assert_int_equal(r->immediate_count, 2);
 
-    /* DESIGN §6 base weights and multipliers, every one */
+    /* docs/contract/risk-model.md base weights and multipliers, every one */
     static const double base[CS_SIGNAL_COUNT] = {
         [CS_SIGNAL_NEVER_EVENT] = 40,        [CS_SIGNAL_WHISTLEBLOWING] = 30,
         [CS_SIGNAL_SEND_OUTCOME] = 30,       [CS_SIGNAL_SAFEGUARDING] = 25,
@@ -84,7 +84,7 @@ static void test_shipped_values(void **state)
         [CS_SIGNAL_COMPLAINT] = 5,           [CS_SIGNAL_POSITIVE_FEEDBACK] = 0};
     for (int s = 0; s < CS_SIGNAL_COUNT; s++)
         if (r->base[s] != base[s])
-            fail_msg("base[%s] = %g, DESIGN says %g", cs_signal_names[s], r->base[s],
+            fail_msg("base[%s] = %g, the contract says %g", cs_signal_names[s], r->base[s],
                      base[s]);
     static const double mult[CS_SEVERITY_COUNT] = {0, 0.5, 1, 2, 4};
     for (int s = 0; s < CS_SEVERITY_COUNT; s++)
@@ -93,7 +93,7 @@ static void test_shipped_values(void **state)
     for (int s = 0; s < CS_SIGNAL_COUNT; s++)
         assert_int_equal(r->assurance[s], s == CS_SIGNAL_POSITIVE_FEEDBACK);
 
-    /* DESIGN §5 areas */
+    /* docs/contract/canonical-event.md areas */
     static const cs_area_t area[CS_SIGNAL_COUNT] = {
         [CS_SIGNAL_SERIOUS_INCIDENT] = CS_AREA_SAFE_CARE,
         [CS_SIGNAL_NEVER_EVENT] = CS_AREA_SAFE_CARE,
@@ -115,7 +115,7 @@ static void test_shipped_values(void **state)
                      cs_area_names[r->area_of_signal[s]]);
     assert_int_equal(r->area_of_signal[CS_SIGNAL_WORKFORCE_SHORTFALL], CS_AREA_STAFFING);
 
-    /* DESIGN §5 mapping tables */
+    /* docs/contract/canonical-event.md mapping tables */
     const cs_rules_source_t *ccg = &r->sources[CS_SOURCE_CCG];
     assert_true(ccg->present);
     assert_string_equal(ccg->schema, "ccg.Concern");
@@ -195,7 +195,7 @@ static void test_weight(void **state)
     cs_rules_destroy(r);
 }
 
-/* DESIGN §6: any CRITICAL event in PROTECTION_FROM_ABUSE or SAFE_CARE, and any
+/* docs/contract/risk-model.md: any CRITICAL event in PROTECTION_FROM_ABUSE or SAFE_CARE, and any
  * NEVER_EVENT, is immediate; nothing else. Checked over every combination. */
 static void test_is_immediate(void **state)
 {

@@ -1,4 +1,4 @@
-/* Tests of the risk model (DESIGN §6-§7) as it runs: the Redis function in a real,
+/* Tests of the risk model (docs/contract/risk-model.md to docs/contract/redis-layout.md) as it runs: the Redis function in a real,
  * throwaway redis-server, driven through the C scorer. Hand-computed values. */
 #include "testenv.h"
 
@@ -519,7 +519,7 @@ static void test_event_list_window_and_cap(void **state)
 
 /* The list is trimmed once per call, not after every event (lib/risk.lua), which keeps
  * the same members as long as no member changes score. One does when an event is resent
- * with an occurred_at in another month (DESIGN §7's known limit: applied again, same
+ * with an occurred_at in another month (docs/contract/redis-layout.md's known limit: applied again, same
  * member): the trims due before it must happen first. Here the list is full, X pushes
  * out the oldest (C-000), then Y is re-scored below everything: trimming after each event
  * keeps Y and drops C-000; trimming only at the end would have dropped Y instead. */
