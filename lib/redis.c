@@ -136,10 +136,15 @@ cs_err_t cs_redis_connect(cs_redis_t *r, char *errstr, size_t errstr_size)
             return CS_ERR_RETRY;
         cs_err_t err = CS_OK;
         if (reply->type == REDIS_REPLY_ERROR) {
-            /* never echo the password; Redis's message does not contain it */
-            snprintf(errstr, errstr_size, "redis %s:%d: AUTH refused: %s", r->host,
-                     r->port, reply->str);
-            err = CS_ERR_FATAL;
+            /* never echo the password; Redis's message does not contain it. A wrong or
+             * needless password is the configuration's (exit 2, never worth a restart) */
+            int config = !strncmp(reply->str, "WRONGPASS", 9) ||
+                         !strncmp(reply->str, "ERR AUTH", 8) ||
+                         !strncmp(reply->str, "ERR invalid password", 20);
+            snprintf(errstr, errstr_size, "%sredis %s:%d: AUTH refused: %s",
+                     config ? "config key 'redis.password': " : "", r->host, r->port,
+                     reply->str);
+            err = config ? CS_ERR_CONFIG : CS_ERR_FATAL;
         }
         freeReplyObject(reply);
         if (err) {

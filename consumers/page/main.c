@@ -368,7 +368,7 @@ int main(int argc, char **argv)
     cs_signals_install();
     cs_redis_t *redis = cs_redis_new_from_config(&cfg);
     cs_err_t rerr = cs_redis_connect(redis, errstr, sizeof(errstr));
-    if (rerr == CS_ERR_FATAL)
+    if (rerr == CS_ERR_FATAL || rerr == CS_ERR_CONFIG)
         cs_cli_fail(&spec, "%s", errstr);
     if (rerr == CS_OK &&
         cs_redis_check_noeviction(redis, errstr, sizeof(errstr)) == CS_ERR_CONFIG)

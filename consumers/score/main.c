@@ -231,6 +231,8 @@ int main(int argc, char **argv)
         rc = run_top(&cfg, &cli, rules, scorer, redis);
     } else {
         cs_err_t err = cs_redis_connect_retry(redis, -1, errstr, sizeof(errstr));
+        if (err == CS_ERR_CONFIG)
+            cs_cli_fail(&spec, "%s", errstr);
         if (err == CS_OK &&
             cs_redis_check_noeviction(redis, errstr, sizeof(errstr)) == CS_ERR_CONFIG)
             cs_cli_fail(&spec, "%s", errstr);

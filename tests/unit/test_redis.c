@@ -170,8 +170,10 @@ static void test_auth(void **state)
     freeReplyObject(reply);
 
     cs_redis_t *wrong = cs_redis_new("127.0.0.1", server.port, "nope", 1000);
-    assert_int_equal(cs_redis_connect(wrong, errstr, sizeof(errstr)), CS_ERR_FATAL);
+    /* a wrong password is the configuration's: exit 2 naming the key, no restart */
+    assert_int_equal(cs_redis_connect(wrong, errstr, sizeof(errstr)), CS_ERR_CONFIG);
     assert_non_null(strstr(errstr, "AUTH refused"));
+    assert_non_null(strstr(errstr, "config key 'redis.password'"));
     assert_null(strstr(errstr, "nope"));
 
     cs_redis_t *right = cs_redis_new("127.0.0.1", server.port, "s3cret", 1000);
