@@ -9,6 +9,7 @@
 #include "caresignal/app.h"
 #include "caresignal/deadletter.h"
 #include "caresignal/log.h"
+#include "caresignal/metrics.h"
 #include "caresignal/normalise.h"
 #include "caresignal/runtime.h"
 
@@ -148,6 +149,13 @@ static cs_err_t process(normaliser_ctx_t *ctx, cs_rt_msg_t *msg)
 static void on_messages(void *opaque, cs_rt_msg_t *const *msgs, size_t n)
 {
     normaliser_ctx_t *ctx = opaque;
+    static cs_series_t *batch;
+    if (!batch)
+        batch = cs_metric_at(cs_metric_histogram(
+            "caresignal_normalise_batch_seconds",
+            "normalising the messages of one poll and starting their produces",
+            NULL, cs_metric_seconds_bounds, cs_metric_seconds_nbounds));
+    int64_t t0 = cs_mono_ms();
     for (size_t i = 0; i < n; i++) {
         /* after a failure nothing more is started: never stored, read again after the
          * restart */
@@ -158,6 +166,7 @@ static void on_messages(void *opaque, cs_rt_msg_t *const *msgs, size_t n)
         }
         cs_rt_release(msgs[i]);
     }
+    cs_series_observe(batch, (double)(cs_mono_ms() - t0) / 1000.0);
 }
 
 static void on_stats(void *opaque)
