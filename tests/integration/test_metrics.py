@@ -123,8 +123,12 @@ class Metrics(cstest.StackTest):
             # no location id, no partner free text in any series
             self.assertNotIn("SYNTHETIC", text)
             self.assertNotRegex(text, r'"1-\d{6,}"')
-            with open(os.path.join(s.dir, name + ".metrics.txt"), "w") as f:
-                f.write(text)
+            # CS_METRICS_OUT=DIR keeps each exposition (for a look, or a closing note)
+            keep = os.environ.get("CS_METRICS_OUT")
+            if keep:
+                os.makedirs(keep, exist_ok=True)
+                with open(os.path.join(keep, name + ".metrics.txt"), "w") as f:
+                    f.write(text)
         # the rules load and evaluate on real data without error
         if os.path.exists(RULES):
             status, body, _ = http("http://127.0.0.1:%d/api/v1/rules" % prom.port)
