@@ -4,7 +4,8 @@ consumers (metrics.listen) while a feed runs, and its HTTP query API must report
 was sent — raw messages consumed per topic, dead letters by reason, events and alerts
 produced, alerts paged — with the lag back at zero. `promtool check metrics` passes on
 every exposition; no exposition holds a location id or partner text; /readyz of the
-scorer goes 503 while Redis is down and back to 200 after. Prometheus also loads
+scorer goes 503 while Redis is down and back to 200 after, and every consumer's while the
+broker is down. Prometheus also loads
 deploy/prometheus/caresignal.rules.yml, so the operators' rules evaluate on real data."""
 import json
 import os
@@ -166,6 +167,19 @@ class Metrics(cstest.StackTest):
                    prom.scalar('sum(caresignal_events_total{job="caresignal-score"})') == nevents + 1,
                    60, interval=0.5, what="the late event applied")
         self.assertGreater(prom.scalar('caresignal_retries_total{what="redis"}'), 0)
+
+        # the broker down: every consumer not ready (still live), and ready again after
+        s.fault("down", 1)
+        for name, url in base.items():
+            wait_until(lambda: self._status(url + "/readyz") == 503, 90, interval=0.5,
+                       what="%s not ready while the broker is down" % name)
+            self.assertEqual(http(url + "/healthz")[0], 200)
+        wait_until(lambda: prom.scalar('max(caresignal_kafka_up)') == 0, 30, interval=0.5,
+                   what="prometheus to see the broker down")
+        s.fault("up", 1)
+        for name, url in base.items():
+            wait_until(lambda: self._status(url + "/readyz") == 200, 90, interval=0.5,
+                       what="%s ready again once the broker is back" % name)
         for p in procs.values():
             self.assertEqual(p.stop(), 0)
         print("prometheus saw %d raw messages, %d dead letters, %d events, %d alerts paged"
