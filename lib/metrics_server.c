@@ -150,10 +150,12 @@ cs_metrics_server_t *cs_metrics_server_start(const char *listen, int64_t live_ma
     unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    /* the logger first: libmicrohttpd logs with its own before it reads the option */
     s->d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, cs_serve, s,
+                            MHD_OPTION_EXTERNAL_LOGGER, cs_mhd_log, NULL,
                             MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_CONNECTION_LIMIT,
                             (unsigned)64, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
-                            MHD_OPTION_EXTERNAL_LOGGER, cs_mhd_log, NULL, MHD_OPTION_END);
+                            MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!s->d) {
         snprintf(errstr, errstr_size,

@@ -205,6 +205,9 @@ int main(int argc, char **argv)
     cs_runtime_options_t opt = cs_app_runtime_options(&cfg, topics, CS_SOURCE_COUNT,
                                                       (size_t)cfg.normalise_batch_max);
     opt.origin_is_timestamp = 1; /* raw messages: published at their own timestamp */
+    const char *outputs[] = {cfg.topic_events, cfg.topic_deadletter};
+    opt.outputs = outputs;
+    opt.noutputs = 2;
     cs_runtime_handler_t handler = {.on_messages = on_messages,
                                     .on_stats = on_stats,
                                     .on_reload = reload_directory,

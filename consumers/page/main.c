@@ -390,6 +390,9 @@ int main(int argc, char **argv)
         cs_cli_fail(&spec, "%s", ctx.delivery ? "out of memory" : errstr);
     const char *topics[] = {cfg.topic_alerts};
     cs_runtime_options_t opt = cs_app_runtime_options(&cfg, topics, 1, 100);
+    const char *outputs[] = {cfg.topic_deadletter};
+    opt.outputs = outputs;
+    opt.noutputs = 1;
     cs_runtime_handler_t handler = {.on_messages = on_messages,
                                     .on_turn = on_turn,
                                     .on_flush = on_flush,

@@ -59,6 +59,9 @@ static int run_consumer(const cs_config_t *cfg, cs_registry_t *reg, cs_rules_t *
     const char *topics[] = {cfg->topic_events};
     cs_runtime_options_t opt =
         cs_app_runtime_options(cfg, topics, 1, (size_t)cfg->score_batch_max);
+    const char *outputs[] = {cfg->topic_alerts, cfg->topic_deadletter};
+    opt.outputs = outputs;
+    opt.noutputs = 2;
     cs_runtime_handler_t handler = cs_score_stage_handler(stage);
     cs_runtime_t *rt = cs_app_runtime(&spec, cfg, &opt, &handler);
     if (cs_score_stage_start(stage, rt))

@@ -65,6 +65,10 @@ typedef struct cs_runtime_handler {
 typedef struct cs_runtime_options {
     const char *const *topics; /**< subscribed (borrowed for the call) */
     int ntopics;
+    /** topics the program produces to (borrowed for the call): their metadata is asked
+     *  for at start, so the first record to each does not wait for it */
+    const char *const *outputs;
+    int noutputs;
     size_t max_messages;  /**< in flight at most (then nothing more is taken) */
     size_t max_bytes;     /**< of in-flight messages' keys and values */
     size_t max_poll;      /**< messages handed to on_messages at once */
