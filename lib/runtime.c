@@ -45,12 +45,22 @@ struct cs_runtime {
 
 /* ------------------------------------------------------------------ metrics */
 
+static cs_metric_t *cs_runtime_produced_family(void)
+{
+    return cs_metric(CS_METRIC_COUNTER, "caresignal_messages_produced_total",
+                     "records produced and delivered, by topic", "topic");
+}
+
+cs_series_t *cs_runtime_produced_series(const char *topic)
+{
+    return cs_metric_at(cs_runtime_produced_family(), topic);
+}
+
 static void cs_runtime_metrics_init(cs_runtime_t *rt)
 {
     rt->mx.consumed = cs_metric(CS_METRIC_COUNTER, "caresignal_messages_consumed_total",
                                 "messages consumed, by topic", "topic");
-    rt->mx.produced = cs_metric(CS_METRIC_COUNTER, "caresignal_messages_produced_total",
-                                "records produced and delivered, by topic", "topic");
+    rt->mx.produced = cs_runtime_produced_family();
     rt->mx.inflight = cs_metric_at(cs_metric(CS_METRIC_GAUGE, "caresignal_inflight_messages",
                                              "input messages in flight (not yet stored)",
                                              NULL));

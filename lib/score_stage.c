@@ -63,7 +63,7 @@ struct cs_score_stage {
     cs_score_stage_stats_t st;
     struct {
         cs_series_t *applied, *duplicates, *redeliveries, *regressions, *reemitted,
-            *redis_retries, *last_event, *batch, *pipeline, *ack;
+            *redis_retries, *last_event, *batch, *pipeline, *ack, *alerts_produced;
         cs_metric_t *alerts;
     } mx;
 };
@@ -109,6 +109,7 @@ static void cs_stage_metrics_init(cs_score_stage_t *s)
         cs_metric_seconds_bounds, cs_metric_seconds_nbounds);
     s->mx.pipeline = cs_metric_at(pipe, "apply");
     s->mx.ack = cs_metric_at(pipe, "ack");
+    s->mx.alerts_produced = cs_runtime_produced_series(s->cfg->topic_alerts);
 }
 
 /* ------------------------------------------------------------------ the worker */
@@ -266,6 +267,8 @@ static void cs_stage_deliveries_settle(cs_stage_batch_t *b)
 static void cs_stage_alert_reported(void *opaque, const rd_kafka_message_t *rec)
 {
     cs_stage_batch_t *b = opaque;
+    if (!rec->err)
+        cs_series_add(b->stage->mx.alerts_produced, 1);
     if (rec->err && b->deliveries.failed == 1)
         cs_log_fatal("alerts not delivered: stopping without storing offsets",
                      "{s:s}", "error", rd_kafka_err2str(rec->err));

@@ -28,6 +28,7 @@
 #include "caresignal/error.h"
 #include "caresignal/kafka.h"
 #include "caresignal/ledger.h"
+#include "caresignal/metrics.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -120,6 +121,11 @@ rd_kafka_t *cs_runtime_consumer(cs_runtime_t *rt);
 void cs_runtime_wake(cs_runtime_t *rt);
 
 void cs_runtime_get_stats(const cs_runtime_t *rt, cs_runtime_stats_t *st);
+
+/** The caresignal_messages_produced_total series of \p topic, for records a handler
+ *  produces itself (the scorer's alerts); cs_rt_produce and cs_rt_deadletter count
+ *  theirs. */
+cs_series_t *cs_runtime_produced_series(const char *topic);
 
 /** Produces a record for \p m (as cs_kafka_produce); \p m is finished only once it is
  *  delivered. A record that cannot be delivered stops the program (\p m not stored). */

@@ -101,6 +101,8 @@ class Metrics(cstest.StackTest):
         self.assertEqual(prom.scalar('caresignal_messages_consumed_total'
                                      '{job="caresignal-score"}'), nevents)
         self.assertEqual(prom.scalar('sum(caresignal_alerts_total)'), nalerts)
+        self.assertEqual(prom.scalar('caresignal_messages_produced_total'
+                                     '{job="caresignal-score",topic="intel.alerts"}'), nalerts)
         self.assertEqual(prom.scalar('caresignal_messages_consumed_total'
                                      '{job="caresignal-page"}'), nalerts)
         self.assertEqual(prom.scalar('sum(caresignal_page_deliveries_total'
