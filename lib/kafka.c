@@ -62,8 +62,8 @@ static void cs_kafka_stats_consumer(json_t *root)
                         "messages between the offset stored and the high watermark, per "
                         "assigned partition",
                         "topic,partition");
-    cs_series_t *keep[256];
-    size_t nkeep = 0;
+    cs_series_t **keep = NULL; /* the series set this time: the others are hidden */
+    size_t nkeep = 0, cap = 0;
     const char *tname;
     json_t *t;
     json_object_foreach(json_object_get(root, "topics"), tname, t)
@@ -81,11 +81,19 @@ static void cs_kafka_stats_consumer(json_t *root)
                 continue; /* not known yet: no high watermark or no position */
             cs_series_t *s = cs_metric_at(lag, tname, pname);
             cs_series_set(s, (double)l);
-            if (nkeep < sizeof(keep) / sizeof(keep[0]))
-                keep[nkeep++] = s;
+            if (nkeep == cap) {
+                cs_series_t **k = realloc(keep, (cap = cap ? 2 * cap : 64) * sizeof(*k));
+                if (!k) { /* keep the earlier figures shown rather than hide live ones */
+                    free(keep);
+                    return;
+                }
+                keep = k;
+            }
+            keep[nkeep++] = s;
         }
     }
     cs_metric_hide_others(lag, keep, nkeep);
+    free(keep);
 }
 
 static int cs_kafka_stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)

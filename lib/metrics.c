@@ -223,6 +223,20 @@ cs_series_t *cs_metric_at(cs_metric_t *m, ...)
     return s;
 }
 
+cs_series_t *cs_series_cached(cs_series_cache_t *c, cs_metric_t *m, const char *value)
+{
+    size_t n = sizeof(c->key) / sizeof(c->key[0]), i;
+    for (i = 0; i < n && c->key[i]; i++)
+        if (c->key[i] == value)
+            return c->series[i];
+    cs_series_t *s = cs_metric_at(m, value);
+    if (i < n && s) { /* a full cache still answers, through the lock */
+        c->key[i] = value;
+        c->series[i] = s;
+    }
+    return s;
+}
+
 void cs_series_add(cs_series_t *s, double v)
 {
     if (s)
@@ -526,6 +540,11 @@ void cs_health_set(cs_health_part_t part, int ok)
         __atomic_store_n(&cs_parts[part], ok ? 1 : 0, __ATOMIC_RELAXED);
 }
 
+int64_t cs_health_last_turn(void)
+{
+    return __atomic_load_n(&cs_last_turn_ms, __ATOMIC_RELAXED);
+}
+
 int cs_health_get(cs_health_part_t part)
 {
     return part < CS_HEALTH_PARTS ? __atomic_load_n(&cs_parts[part], __ATOMIC_RELAXED)
@@ -534,7 +553,7 @@ int cs_health_get(cs_health_part_t part)
 
 int cs_health_live(int64_t now_ms, int64_t max_age_ms, char *why, size_t why_size)
 {
-    int64_t last = __atomic_load_n(&cs_last_turn_ms, __ATOMIC_RELAXED);
+    int64_t last = cs_health_last_turn();
     if (last < 0) {
         snprintf(why, why_size, "starting: the loop has not turned yet");
         return 0;

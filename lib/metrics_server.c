@@ -21,7 +21,7 @@ struct cs_metrics_server {
     struct MHD_Daemon *d;
     int64_t live_max_ms;
     int port;
-    cs_series_t *ready, *live, *scrapes, *parts[CS_HEALTH_PARTS];
+    cs_series_t *ready, *live, *scrapes, *turn, *parts[CS_HEALTH_PARTS];
 };
 
 static void cs_mhd_log(void *cls, const char *fmt, va_list ap)
@@ -73,8 +73,11 @@ static enum MHD_Result cs_serve(void *cls, struct MHD_Connection *c, const char 
         return cs_reply_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET and HEAD");
     char why[160];
     /* the health gauges are worked out when asked, so /metrics and the probes agree */
-    int live = cs_health_live(cs_mono_ms(), s->live_max_ms, why, sizeof(why));
+    int64_t now = cs_mono_ms(), last = cs_health_last_turn();
+    int live = cs_health_live(now, s->live_max_ms, why, sizeof(why));
     cs_series_set(s->live, live);
+    if (last >= 0) /* the loop keeps a monotonic time; shown as wall-clock time */
+        cs_series_set(s->turn, (double)(cs_wall_ms() - (now - last)) / 1000.0);
     if (!strcmp(url, "/healthz"))
         return cs_reply_text(c, live ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, why);
     int ready = cs_health_ready(why, sizeof(why));
@@ -133,6 +136,10 @@ cs_metrics_server_t *cs_metrics_server_start(const char *listen, int64_t live_ma
     s->live = cs_metric_at(cs_metric(CS_METRIC_GAUGE, "caresignal_live",
                                      "1 while /healthz answers 200: the loop is turning",
                                      NULL));
+    cs_metric_t *turn = cs_metric(CS_METRIC_GAUGE, "caresignal_last_turn_timestamp_seconds",
+                                  "when the consumer loop last turned", NULL);
+    s->turn = cs_metric_at(turn);
+    cs_metric_hide_all(turn); /* until the first turn */
     s->scrapes = cs_metric_at(cs_metric(CS_METRIC_COUNTER,
                                         "caresignal_metrics_scrapes_total",
                                         "scrapes of /metrics served", NULL));

@@ -35,11 +35,8 @@ struct cs_runtime {
     cs_metrics_server_t *server;
     struct {
         cs_metric_t *consumed, *produced;
-        cs_series_t *inflight, *inflight_bytes, *paused, *held, *pauses, *age, *turn;
-        struct {
-            const char *topic; /* librdkafka's name of the topic: stable */
-            cs_series_t *s;
-        } out[8];
+        cs_series_t *inflight, *inflight_bytes, *paused, *held, *pauses, *age;
+        cs_series_cache_t in, out; /* by librdkafka's topic names */
     } mx;
 };
 
@@ -78,25 +75,6 @@ static void cs_runtime_metrics_init(cs_runtime_t *rt)
         "caresignal_end_to_end_age_seconds",
         "now minus the raw message's timestamp, when an input's outputs are all done",
         NULL, cs_metric_age_bounds, cs_metric_age_nbounds));
-    rt->mx.turn = cs_metric_at(cs_metric(CS_METRIC_GAUGE,
-                                         "caresignal_last_turn_timestamp_seconds",
-                                         "when the consumer loop last turned", NULL));
-}
-
-/* The delivered-records series of \p topic (librdkafka's name string, whose pointer is
- * stable: compared first). */
-static cs_series_t *cs_runtime_out_series(cs_runtime_t *rt, const char *topic)
-{
-    size_t n = sizeof(rt->mx.out) / sizeof(rt->mx.out[0]), i;
-    for (i = 0; i < n && rt->mx.out[i].topic; i++)
-        if (rt->mx.out[i].topic == topic)
-            return rt->mx.out[i].s;
-    cs_series_t *s = cs_metric_at(rt->mx.produced, topic);
-    if (i < n) {
-        rt->mx.out[i].topic = topic;
-        rt->mx.out[i].s = s;
-    }
-    return s;
 }
 
 static void cs_runtime_finished(void *opaque, const cs_rt_msg_t *m)
@@ -110,7 +88,6 @@ static void cs_runtime_finished(void *opaque, const cs_rt_msg_t *m)
 static void cs_runtime_metrics_turn(cs_runtime_t *rt, int64_t now)
 {
     cs_health_turned(now);
-    cs_series_set(rt->mx.turn, (double)cs_wall_ms() / 1000.0);
     cs_series_set(rt->mx.inflight, (double)cs_ledger_count(&rt->ledger));
     cs_series_set(rt->mx.inflight_bytes, (double)rt->ledger.bytes);
     cs_series_set(rt->mx.paused, rt->flow.paused);
@@ -232,7 +209,9 @@ static void cs_rt_reported(void *opaque, const rd_kafka_message_t *rec)
         m->failed = 1;
         cs_request_fail();
     } else {
-        cs_series_add(cs_runtime_out_series(m->rt, rd_kafka_topic_name(rec->rkt)), 1);
+        cs_series_add(cs_series_cached(&m->rt->mx.out, m->rt->mx.produced,
+                                       rd_kafka_topic_name(rec->rkt)),
+                      1);
     }
     cs_rt_release(m);
 }
@@ -407,7 +386,8 @@ static void cs_runtime_hand_over(cs_runtime_t *rt, int got)
     for (size_t i = 0, j; i < n; i = j) {
         for (j = i + 1; j < n && !strcmp(msgs[j]->topic, msgs[i]->topic); j++)
             ;
-        cs_series_add(cs_metric_at(rt->mx.consumed, msgs[i]->topic), (double)(j - i));
+        cs_series_add(cs_series_cached(&rt->mx.in, rt->mx.consumed, msgs[i]->topic),
+                      (double)(j - i));
     }
     if (n)
         rt->h.on_messages(rt->h.opaque, msgs, n);

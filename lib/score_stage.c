@@ -64,7 +64,9 @@ struct cs_score_stage {
     struct {
         cs_series_t *applied, *duplicates, *redeliveries, *regressions, *reemitted,
             *redis_retries, *last_event, *batch, *pipeline, *ack, *alerts_produced;
-        cs_metric_t *alerts;
+        /* by kind, level and subject kind: every combination made at start, so each
+         * series exists from the first scrape and an alert takes no lock */
+        cs_series_t *alerts[CS_ALERT_KIND_COUNT][CS_LEVEL_COUNT][CS_SUBJECT_COUNT];
     } mx;
 };
 
@@ -80,10 +82,16 @@ static void cs_stage_metrics_init(cs_score_stage_t *s)
     s->mx.duplicates = cs_metric_at(ev, "duplicate");
     s->mx.redeliveries = cs_metric_at(ev, "redelivered");
     s->mx.regressions = cs_metric_at(ev, "regression");
-    s->mx.alerts = cs_metric(CS_METRIC_COUNTER, "caresignal_alerts_total",
-                             "alerts published (re-emissions included), by kind, level and "
-                             "subject kind",
-                             "kind,level,subject_kind");
+    cs_metric_t *alerts = cs_metric(CS_METRIC_COUNTER, "caresignal_alerts_total",
+                                    "alerts published (re-emissions included), by kind, "
+                                    "level and subject kind",
+                                    "kind,level,subject_kind");
+    for (int k = 0; k < CS_ALERT_KIND_COUNT; k++)
+        for (int l = 0; l < CS_LEVEL_COUNT; l++)
+            for (int sk = 0; sk < CS_SUBJECT_COUNT; sk++)
+                s->mx.alerts[k][l][sk] =
+                    cs_metric_at(alerts, cs_alert_kind_names[k], cs_level_names[l],
+                                 cs_subject_kind_names[sk]);
     s->mx.reemitted = cs_metric_at(cs_metric(CS_METRIC_COUNTER,
                                              "caresignal_alerts_reemitted_total",
                                              "alerts published again: their first "
@@ -348,10 +356,7 @@ static void cs_stage_applied(cs_score_stage_t *s, cs_stage_batch_t *b)
         size_t klen = cs_subject_key(res->alerts[a].subject_kind,
                                      res->alerts[a].subject_id, key, sizeof(key));
         const cs_alert_t *al = &res->alerts[a];
-        cs_series_add(cs_metric_at(s->mx.alerts, cs_alert_kind_names[al->kind],
-                                   cs_level_names[al->level],
-                                   cs_subject_kind_names[al->subject_kind]),
-                      1);
+        cs_series_add(s->mx.alerts[al->kind][al->level][al->subject_kind], 1);
         rd_kafka_headers_t *h = cs_kafka_origin_headers(cs_stage_origin(b, al));
         if (cs_alert_encode(s->acodec, al, &bytes, &len) ||
             cs_kafka_produce(producer, &b->deliveries, s->cfg->topic_alerts,

@@ -74,6 +74,7 @@ typedef struct normaliser_ctx {
     cs_directory_t *dir;
     cs_runtime_t *rt;
     stats_t st;
+    cs_series_t *batch_seconds; /* caresignal_normalise_batch_seconds */
 } normaliser_ctx_t;
 
 static void reload_directory(void *opaque)
@@ -149,12 +150,6 @@ static cs_err_t process(normaliser_ctx_t *ctx, cs_rt_msg_t *msg)
 static void on_messages(void *opaque, cs_rt_msg_t *const *msgs, size_t n)
 {
     normaliser_ctx_t *ctx = opaque;
-    static cs_series_t *batch;
-    if (!batch)
-        batch = cs_metric_at(cs_metric_histogram(
-            "caresignal_normalise_batch_seconds",
-            "normalising the messages of one poll and starting their produces",
-            NULL, cs_metric_seconds_bounds, cs_metric_seconds_nbounds));
     int64_t t0 = cs_mono_ms();
     for (size_t i = 0; i < n; i++) {
         /* after a failure nothing more is started: never stored, read again after the
@@ -166,7 +161,7 @@ static void on_messages(void *opaque, cs_rt_msg_t *const *msgs, size_t n)
         }
         cs_rt_release(msgs[i]);
     }
-    cs_series_observe(batch, (double)(cs_mono_ms() - t0) / 1000.0);
+    cs_series_observe(ctx->batch_seconds, (double)(cs_mono_ms() - t0) / 1000.0);
 }
 
 static void on_stats(void *opaque)
@@ -192,6 +187,10 @@ int main(int argc, char **argv)
     memset(&ctx, 0, sizeof(ctx));
     ctx.cfg = &cfg;
     ctx.dir = cs_app_directory(&spec, &cfg);
+    ctx.batch_seconds = cs_metric_at(cs_metric_histogram(
+        "caresignal_normalise_batch_seconds",
+        "normalising the messages of one poll and starting their produces", NULL,
+        cs_metric_seconds_bounds, cs_metric_seconds_nbounds));
     const char *topics[CS_SOURCE_COUNT];
     cs_app_raw_topics(&cfg, topics);
     char errstr[512];

@@ -51,6 +51,17 @@ cs_metric_t *cs_metric_histogram(const char *name, const char *help, const char 
  *  memory; every update function accepts NULL and does nothing. */
 cs_series_t *cs_metric_at(cs_metric_t *m, ...);
 
+/**
+ * The series of a one-label family \p m for \p value, remembered in \p c by the string's
+ * address: for label values that stay at one address (librdkafka's topic names), looked up
+ * without the registry's lock once seen. A cache belongs to one thread.
+ */
+typedef struct cs_series_cache {
+    const char *key[8];
+    cs_series_t *series[8];
+} cs_series_cache_t;
+cs_series_t *cs_series_cached(cs_series_cache_t *c, cs_metric_t *m, const char *value);
+
 void cs_series_add(cs_series_t *s, double v); /**< counter or gauge: += v */
 void cs_series_set(cs_series_t *s, double v); /**< gauge: = v */
 void cs_series_observe(cs_series_t *s, double v); /**< histogram */
@@ -93,6 +104,8 @@ typedef enum cs_health_part {
 
 /** Records that the program's loop turned at \p now_ms (monotonic). */
 void cs_health_turned(int64_t now_ms);
+/** When the loop last turned (monotonic ms), -1 before the first turn. */
+int64_t cs_health_last_turn(void);
 void cs_health_set(cs_health_part_t part, int ok);
 /** -1 unknown, 0 failing, 1 ok. */
 int cs_health_get(cs_health_part_t part);

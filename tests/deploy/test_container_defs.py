@@ -19,7 +19,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import traceback
+
+import checks  # tests/deploy/checks.py: the runner of these checks
 
 try:
     import yaml
@@ -1594,26 +1595,12 @@ def test_install_tree_has_everything_named():
 
 # ================================================================== main
 def main():
-    tests = [(k, v) for k, v in globals().items() if k.startswith("test_") and callable(v)]
-    passed = failed = 0
     try:
-        for name, fn in tests:
-            try:
-                fn()
-            except Exception as e:  # noqa: BLE001 - report every failure, run every check
-                failed += 1
-                print(f"FAIL {name}: {e}")
-                if not isinstance(e, AssertionError):
-                    traceback.print_exc()
-            else:
-                passed += 1
-                print(f"ok   {name}")
+        return checks.run(globals())
     finally:
         tree = _memo.get("install_tree")
         if tree:
             shutil.rmtree(tree, ignore_errors=True)
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
 
 
 if __name__ == "__main__":

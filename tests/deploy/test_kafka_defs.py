@@ -12,7 +12,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import traceback
+
+import checks  # tests/deploy/checks.py: the runner of these checks
 
 ROOT = os.environ.get("CS_SOURCE_DIR") or os.path.abspath(
     os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
@@ -511,21 +512,7 @@ def main():
     names = config_topic_defaults()
     NAMES.update({f[len("topic_"):].replace("_", ".").replace("ofsted.send", "ofsted-send"): n
                   for f, n in names.items()})
-    tests = [(k, v) for k, v in globals().items() if k.startswith("test_") and callable(v)]
-    passed = failed = 0
-    for name, fn in tests:
-        try:
-            fn()
-        except Exception as e:  # noqa: BLE001 - report every failure, run every check
-            failed += 1
-            print(f"FAIL {name}: {e}")
-            if not isinstance(e, AssertionError):
-                traceback.print_exc()
-        else:
-            passed += 1
-            print(f"ok   {name}")
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
+    return checks.run(globals())
 
 
 if __name__ == "__main__":

@@ -110,6 +110,9 @@ class Metrics(cstest.StackTest):
         self.assertEqual(prom.scalar('sum(caresignal_consumer_lag)'), 0)
         self.assertEqual(prom.scalar('min(caresignal_ready)'), 1)
         self.assertGreater(prom.scalar('caresignal_last_event_time_seconds'), 1.5e9)
+        # the loop's last turn, worked out at each scrape: a moment ago
+        self.assertLess(abs(prom.scalar('min(caresignal_last_turn_timestamp_seconds)')
+                            - time.time()), 60)
         # the end-to-end age: every raw message counted once by the normaliser, and the
         # scorer's inputs carry the raw timestamp (cs.raw.timestamp) on to the pager
         self.assertEqual(prom.scalar('caresignal_end_to_end_age_seconds_count'

@@ -3,6 +3,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -113,6 +114,25 @@ static void test_hidden_series(void **state)
     free(t);
 }
 
+static void test_series_cache(void **state)
+{
+    (void)state;
+    cs_metric_t *m = cs_metric(CS_METRIC_COUNTER, "cs_c_total", "c", "topic");
+    cs_series_cache_t cache = {0};
+    char names[12][8];
+    for (int i = 0; i < 12; i++) {
+        snprintf(names[i], sizeof(names[i]), "t%d", i);
+        cs_series_add(cs_series_cached(&cache, m, names[i]), 1);
+        cs_series_add(cs_series_cached(&cache, m, names[i]), 1); /* seen: the same one */
+    }
+    /* a full cache still answers (through the registry), and the series are the
+     * family's own, whichever way they were found */
+    for (int i = 0; i < 12; i++) {
+        assert_true(cs_series_cached(&cache, m, names[i]) == cs_metric_at(m, names[i]));
+        assert_true(cs_series_value(cs_metric_at(m, names[i])) == 2);
+    }
+}
+
 static void test_health(void **state)
 {
     (void)state;
@@ -175,6 +195,7 @@ int main(void)
         cmocka_unit_test_teardown(test_gauge_numbers, teardown),
         cmocka_unit_test_teardown(test_histogram, teardown),
         cmocka_unit_test_teardown(test_hidden_series, teardown),
+        cmocka_unit_test_teardown(test_series_cache, teardown),
         cmocka_unit_test_teardown(test_health, teardown),
         cmocka_unit_test(test_listen_parse),
     };
