@@ -256,10 +256,16 @@ void cs_series_observe(cs_series_t *s, double v)
     if (!s || !s->counts)
         return;
     const cs_metric_t *m = s->family;
-    size_t i = 0;
-    while (i < m->nbounds && v > m->bounds[i])
-        i++;
-    __atomic_add_fetch(&s->counts[i], 1, __ATOMIC_RELAXED);
+    /* the first bound >= v (le), by bisection: on a hot path, with ~26 bounds */
+    size_t lo = 0, hi = m->nbounds;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (v > m->bounds[mid])
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    __atomic_add_fetch(&s->counts[lo], 1, __ATOMIC_RELAXED);
     cs_atomic_add(&s->value, v);
 }
 
