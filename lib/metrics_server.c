@@ -3,12 +3,15 @@
 #include "caresignal/metrics_server.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
 #include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <microhttpd.h>
 
@@ -101,6 +104,36 @@ static enum MHD_Result cs_serve(void *cls, struct MHD_Connection *c, const char 
     return cs_reply_text(c, MHD_HTTP_NOT_FOUND, "not found: /metrics, /healthz, /readyz");
 }
 
+/* A listening socket on \p ai, or -1 with errno: bound here rather than by
+ * libmicrohttpd, so that a failure can say why (the address in use, not this machine's). */
+static int cs_listen_socket(const struct addrinfo *ai)
+{
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+    if (fd < 0)
+        return -1;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (ai->ai_family == AF_INET6) /* "[::]:port" is IPv6 only, as it says */
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) || listen(fd, 64)) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+static int cs_socket_port(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &len))
+        return -1;
+    return ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                          : ((struct sockaddr_in *)&ss)->sin_port);
+}
+
 cs_metrics_server_t *cs_metrics_server_start(const char *listen, int64_t live_max_ms,
                                              char *errstr, size_t errstr_size)
 {
@@ -154,26 +187,33 @@ cs_metrics_server_t *cs_metrics_server_start(const char *listen, int64_t live_ma
         s->parts[i] = cs_metric_at(m);
         cs_metric_hide_all(m); /* until the part is known */
     }
+    int fd = cs_listen_socket(ai);
+    int family = ai->ai_family;
+    freeaddrinfo(ai);
+    if (fd < 0) {
+        snprintf(errstr, errstr_size, "config key 'metrics.listen': cannot listen on %s: %s",
+                 listen, strerror(errno));
+        free(s);
+        return NULL;
+    }
+    s->port = cs_socket_port(fd);
     unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
-    if (ai->ai_family == AF_INET6)
+    if (family == AF_INET6)
         flags |= MHD_USE_IPv6;
     /* the logger first: libmicrohttpd logs with its own before it reads the option */
-    s->d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, cs_serve, s,
-                            MHD_OPTION_EXTERNAL_LOGGER, cs_mhd_log, NULL,
-                            MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_CONNECTION_LIMIT,
-                            (unsigned)64, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
-                            MHD_OPTION_END);
-    freeaddrinfo(ai);
+    s->d = MHD_start_daemon(flags, 0, NULL, NULL, cs_serve, s, MHD_OPTION_EXTERNAL_LOGGER,
+                            cs_mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, fd,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_END);
     if (!s->d) {
+        close(fd);
         snprintf(errstr, errstr_size,
-                 "config key 'metrics.listen': cannot listen on %s (in use, or not an "
-                 "address of this machine)",
+                 "config key 'metrics.listen': cannot serve on %s (libmicrohttpd refused: "
+                 "see the log line before)",
                  listen);
         free(s);
         return NULL;
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
-    s->port = info ? info->port : port;
     cs_log_info("serving metrics", "{s:s, s:i}", "listen", listen, "port", s->port);
     return s;
 }

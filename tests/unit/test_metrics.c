@@ -11,6 +11,7 @@
 
 #include "caresignal/config.h"
 #include "caresignal/metrics.h"
+#include "caresignal/metrics_server.h"
 
 static int teardown(void **state)
 {
@@ -188,6 +189,31 @@ static void test_listen_parse(void **state)
     cs_config_clear(&cfg);
 }
 
+/* A listen address that cannot be had says why, naming the key. */
+static void test_server_listen_errors(void **state)
+{
+    (void)state;
+    char errstr[256];
+    cs_metrics_server_t *a = cs_metrics_server_start("127.0.0.1:0", 30000, errstr,
+                                                     sizeof(errstr));
+    assert_non_null(a);
+    int port = cs_metrics_server_port(a);
+    assert_true(port > 0);
+    char taken[32];
+    snprintf(taken, sizeof(taken), "127.0.0.1:%d", port);
+    assert_null(cs_metrics_server_start(taken, 30000, errstr, sizeof(errstr)));
+    assert_non_null(strstr(errstr, "config key 'metrics.listen'"));
+    assert_non_null(strstr(errstr, "Address already in use"));
+    /* TEST-NET-1: an address of no machine here */
+    assert_null(cs_metrics_server_start("192.0.2.1:0", 30000, errstr, sizeof(errstr)));
+    assert_non_null(strstr(errstr, "Cannot assign requested address"));
+    cs_metrics_server_stop(a);
+    /* stopped: the port is free again */
+    cs_metrics_server_t *b = cs_metrics_server_start(taken, 30000, errstr, sizeof(errstr));
+    assert_non_null(b);
+    cs_metrics_server_stop(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -198,6 +224,7 @@ int main(void)
         cmocka_unit_test_teardown(test_series_cache, teardown),
         cmocka_unit_test_teardown(test_health, teardown),
         cmocka_unit_test(test_listen_parse),
+        cmocka_unit_test_teardown(test_server_listen_errors, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
