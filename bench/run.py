@@ -43,7 +43,6 @@ import tempfile
 import threading
 import time
 import traceback
-import urllib.request
 
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.join(TOP, "tests", "integration"))
@@ -79,10 +78,10 @@ def stage_ages(ports):
     for stage, (prog, metric) in STAGE_AGES.items():
         buckets = {}
         try:
-            with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % ports[prog],
-                                        timeout=10) as r:
-                text = r.read().decode()
+            status, text, _ = cstest.prom.http("http://127.0.0.1:%d/metrics" % ports[prog])
         except OSError:
+            continue
+        if status != 200:
             continue
         for line in text.splitlines():
             if line.startswith(metric + "_bucket{"):
