@@ -24,6 +24,20 @@ void cs_page_count(const char *route, const char *outcome)
                   1);
 }
 
+void cs_page_delivered(const char *route, int64_t origin_ms)
+{
+    cs_page_count(route, "delivered");
+    if (origin_ms <= 0)
+        return;
+    cs_series_observe(cs_metric_at(cs_metric_histogram(
+                                       "caresignal_page_delivery_age_seconds",
+                                       "now minus the raw message's timestamp, when its "
+                                       "alert is delivered, by route",
+                                       "route", cs_metric_age_bounds, cs_metric_age_nbounds),
+                                   route),
+                      (double)(cs_wall_ms() - origin_ms) / 1000.0);
+}
+
 typedef struct cs_worker {
     struct cs_delivery *d;
     const cs_route_t *route;

@@ -99,17 +99,7 @@ static void job_done(pager_ctx_t *ctx, cs_delivery_job_t *j)
         else
             cs_dedupe_remember(ctx->dedupe, j->alert.alert_id);
         ctx->paged++;
-        cs_page_count(j->route->name, "delivered");
-        if (m->origin_ms > 0)
-            cs_series_observe(
-                cs_metric_at(cs_metric_histogram(
-                                 "caresignal_page_delivery_age_seconds",
-                                 "now minus the raw message's timestamp, when its alert is "
-                                 "delivered, by route",
-                                 "route", cs_metric_age_bounds,
-                                 cs_metric_age_nbounds),
-                             j->route->name),
-                (double)(cs_wall_ms() - m->origin_ms) / 1000.0);
+        cs_page_delivered(j->route->name, m->origin_ms);
         cs_log_info(
             "paged", "{s:s, s:s, s:s, s:s, s:s, s:i}", "alert_id", j->alert.alert_id,
             "route", j->route->name, "alert_level", cs_level_names[j->alert.level],

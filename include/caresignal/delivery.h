@@ -113,6 +113,10 @@ void cs_delivery_destroy(cs_delivery_t *d);
 /** caresignal_page_deliveries_total{route, outcome} += 1 (docs/operations.md). */
 void cs_page_count(const char *route, const char *outcome);
 
+/** An alert delivered on \p route: counted, and its end-to-end age observed when
+ *  \p origin_ms (when its raw message was published) is known (> 0). */
+void cs_page_delivered(const char *route, int64_t origin_ms);
+
 #ifdef __cplusplus
 }
 #endif
