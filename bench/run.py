@@ -172,10 +172,10 @@ def used_memory(r):
     return int([l for l in info.splitlines() if l.startswith("used_memory:")][0].split(":")[1])
 
 
-def subject_memory(r, ns):
+def subject_memory(r, ns, config):
     """MEMORY USAGE of every per-subject key of namespace \p ns: @returns bytes per
     subject, bytes per key type (state, events, seen) over all subjects, and each
-    subject's events_total."""
+    subject's events_total (read through the layout's owner, caresignal-score --show)."""
     per_subject, by_type = {}, {}
     keys = r.scan_keys(ns + ":{*")
     used = r.pipeline([("MEMORY", "USAGE", k, "SAMPLES", "0") for k in keys])
@@ -184,9 +184,8 @@ def subject_memory(r, ns):
         kind = k[k.index("}") + 2:].split(":")[0]
         per_subject[subject] = per_subject.get(subject, 0) + (u or 0)
         by_type[kind] = by_type.get(kind, 0) + (u or 0)
-    states = [k for k in keys if k.endswith(":state")]
-    totals = r.pipeline([("HGET", k, "events_total") for k in states])
-    events_per = {k[len(ns + ":{"):k.index("}")]: int(v or 0) for k, v in zip(states, totals)}
+    views = cstest.show(config, sorted(per_subject), ns)
+    events_per = {k: int(v.get("events_total", 0)) for k, v in views.items()}
     return per_subject, by_type, events_per
 
 
@@ -931,7 +930,7 @@ class Bench:
         self.stop(norm)
         self.stop(score)
         grown = used_memory(r) - used0
-        per_subject, by_type, events_per = subject_memory(r, ns)
+        per_subject, by_type, events_per = subject_memory(r, ns, self.config)
         rank = sum(r.cmd("MEMORY", "USAGE", k, "SAMPLES", "0") or 0
                    for k in r.scan_keys(ns + ":rank:*"))
         # docs/contract/targets.md's typical subject also has <= 100 events in 13 months, which a
@@ -941,7 +940,7 @@ class Bench:
         self.run(self.bin("bench_redis"), "--port", str(self.redis_port), "--events",
                  str(100 * n13), "--subjects", str(n13), "--days", "396", "--namespace",
                  "benchmem13", "--only", "subject", "--json")
-        per13, by13, _ = subject_memory(r, "benchmem13-s")
+        per13, by13, _ = subject_memory(r, "benchmem13-s", self.config)
         r.close()
         sizes = sorted(per_subject.values())
         typical = sorted(v for s, v in per_subject.items() if events_per.get(s, 0) <= 20)

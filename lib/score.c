@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -326,17 +327,19 @@ static const char *cs_jstring(const json_t *j, const char *key)
     return s ? s : "";
 }
 
-/* One alert as the Lua function encodes it (numbers as "%.17g" strings). */
+/* One alert as the Lua function encodes it (numbers as "%.17g" strings), of subject
+ * \p kind / \p id; routing attributes from the triggering event among \p in (n may be
+ * 0: none). */
 static cs_err_t cs_parse_alert(const cs_scorer_t *s, const char *text, size_t len,
+                               cs_subject_kind_t subject_kind, const char *subject_id,
                                const cs_score_input_t *in, size_t n, cs_alert_t *a)
 {
     json_t *j = json_loadb(text, len, 0, NULL);
     if (!j)
         return CS_ERR_REDIS;
     memset(a, 0, sizeof(*a));
-    const cs_intel_event_t *first = in[0].ev;
-    a->subject_kind = first->subject_kind;
-    snprintf(a->subject_id, sizeof(a->subject_id), "%s", first->subject_id);
+    a->subject_kind = subject_kind;
+    snprintf(a->subject_id, sizeof(a->subject_id), "%s", subject_id);
     int kind =
         cs_enum_index(cs_alert_kind_names, CS_ALERT_KIND_COUNT, cs_jstring(j, "kind"));
     int level = cs_enum_index(cs_level_names, CS_LEVEL_COUNT, cs_jstring(j, "level"));
@@ -384,13 +387,15 @@ static cs_err_t cs_parse_alert(const cs_scorer_t *s, const char *text, size_t le
     }
     snprintf(a->rules_version, sizeof(a->rules_version), "%s", s->rules->version);
     /* routing attributes from the event that triggered it (it is in this call) */
-    const cs_intel_event_t *t = first;
+    const cs_intel_event_t *t = n ? in[0].ev : NULL;
     for (size_t k = 0; k < n; k++)
         if (!strcmp(in[k].ev->event_key, a->triggered_by))
             t = in[k].ev;
-    snprintf(a->region, sizeof(a->region), "%s", t->region);
-    snprintf(a->local_authority_code, sizeof(a->local_authority_code), "%s",
-             t->local_authority_code);
+    if (t) {
+        snprintf(a->region, sizeof(a->region), "%s", t->region);
+        snprintf(a->local_authority_code, sizeof(a->local_authority_code), "%s",
+                 t->local_authority_code);
+    }
     cs_alert_set_id(a);
     err = CS_OK;
 done:
@@ -452,7 +457,8 @@ cs_err_t cs_scorer_parse_reply(const cs_scorer_t *s, const redisReply *reply,
     for (int i = 0; i < out->nalerts; i++) {
         const redisReply *r = reply->element[HEAD + i];
         if (r->type != REDIS_REPLY_STRING ||
-            cs_parse_alert(s, r->str, r->len, in, n, &out->alerts[i])) {
+            cs_parse_alert(s, r->str, r->len, in[0].ev->subject_kind,
+                           in[0].ev->subject_id, in, n, &out->alerts[i])) {
             cs_score_outcome_release(out);
             goto malformed;
         }
@@ -461,4 +467,396 @@ cs_err_t cs_scorer_parse_reply(const cs_scorer_t *s, const redisReply *reply,
 malformed:
     snprintf(errstr, errstr_size, "redis FCALL %s: unexpected reply", s->function);
     return CS_ERR_REDIS;
+}
+
+/* ------------------------------------------------------------------ reading */
+
+/* "KIND:id" into \p v's kind and id. @returns 0, or -1 if malformed. */
+static int cs_view_subject(const char *subject, cs_subject_view_t *v)
+{
+    const char *colon = strchr(subject, ':');
+    if (!colon)
+        return -1;
+    for (int k = 0; k < CS_SUBJECT_COUNT; k++) {
+        size_t len = strlen(cs_subject_kind_names[k]);
+        if ((size_t)(colon - subject) != len ||
+            strncmp(subject, cs_subject_kind_names[k], len))
+            continue;
+        const char *id = colon + 1;
+        size_t idlen = strlen(id);
+        if (!idlen || idlen > CS_ID_MAX || strpbrk(id, "{}: \t\r\n*?[]"))
+            return -1;
+        v->kind = (cs_subject_kind_t)k;
+        memcpy(v->subject_id, id, idlen + 1);
+        return 0;
+    }
+    return -1;
+}
+
+/* The state hash's fields, in the order the read asks for them. */
+enum {
+    F_SCORE,
+    F_AS_OF,
+    F_LEVEL,
+    F_LEVEL_SINCE,
+    F_IMM_AT,
+    F_TOTAL,
+    F_ASSURANCE,
+    F_DUPLICATES,
+    F_LAST_PARTITION,
+    F_LAST_OFFSET,
+    F_AREA,
+    F_LAST_ALERT = F_AREA + CS_AREA_COUNT,
+    F_PENDING,
+    F_COUNT
+};
+static const char *const cs_state_fields[F_COUNT] = {"score",
+                                                     "as_of",
+                                                     "level",
+                                                     "level_since",
+                                                     "imm_at",
+                                                     "events_total",
+                                                     "assurance",
+                                                     "duplicates",
+                                                     "last_partition",
+                                                     "last_offset",
+                                                     "area.SAFE_CARE",
+                                                     "area.STAFFING",
+                                                     "area.PROTECTION_FROM_ABUSE",
+                                                     "area.ASSURANCE",
+                                                     "last_alert",
+                                                     "pending_alerts"};
+
+/* How many months back from as_of's the read looks for seen sets: the record lives
+ * seen_ttl (400 days) after its last write. */
+#define CS_VIEW_MONTHS 15
+
+static const char *cs_field(const redisReply *h, int f)
+{
+    const redisReply *x = h->element[f];
+    return x->type == REDIS_REPLY_STRING ? x->str : NULL;
+}
+
+static long long cs_field_ll(const redisReply *h, int f)
+{
+    const char *v = cs_field(h, f);
+    return v ? strtoll(v, NULL, 10) : 0;
+}
+
+static double cs_field_double(const redisReply *h, int f)
+{
+    const char *v = cs_field(h, f);
+    return v ? strtod(v, NULL) : 0;
+}
+
+/* Fills \p v from the state hash \p h and the event list \p z. */
+static cs_err_t cs_view_fill(const cs_scorer_t *s, const redisReply *h,
+                             const redisReply *z, cs_subject_view_t *v)
+{
+    if (h->type != REDIS_REPLY_ARRAY || h->elements != F_COUNT ||
+        z->type != REDIS_REPLY_ARRAY)
+        return CS_ERR_REDIS;
+    v->exists = cs_field(h, F_AS_OF) != NULL;
+    if (!v->exists)
+        return CS_OK;
+    v->score = cs_field_double(h, F_SCORE);
+    v->as_of = cs_field_ll(h, F_AS_OF);
+    for (int a = 0; a < CS_AREA_COUNT; a++)
+        v->area_scores[a] = cs_field_double(h, F_AREA + a);
+    const char *level = cs_field(h, F_LEVEL);
+    int l = level ? cs_enum_index(cs_level_names, CS_LEVEL_COUNT, level) : 0;
+    v->level = l < 0 ? CS_LEVEL_NONE : (cs_level_t)l;
+    v->level_since = cs_field_ll(h, F_LEVEL_SINCE);
+    v->has_immediate = cs_field(h, F_IMM_AT) != NULL;
+    v->immediate_at = cs_field_ll(h, F_IMM_AT);
+    v->events_total = cs_field_ll(h, F_TOTAL);
+    v->assurance = cs_field_ll(h, F_ASSURANCE);
+    v->duplicates = cs_field_ll(h, F_DUPLICATES);
+    v->has_position = cs_field(h, F_LAST_PARTITION) != NULL;
+    v->last_partition = (int32_t)cs_field_ll(h, F_LAST_PARTITION);
+    v->last_offset = cs_field_ll(h, F_LAST_OFFSET);
+    const char *last = cs_field(h, F_LAST_ALERT);
+    if (last) {
+        if (cs_parse_alert(s, last, strlen(last), v->kind, v->subject_id, NULL, 0,
+                           &v->last_alert))
+            return CS_ERR_REDIS;
+        v->has_last_alert = 1;
+    }
+    const char *pending = cs_field(h, F_PENDING);
+    if (pending) {
+        json_t *j = json_loads(pending, 0, NULL);
+        v->npending = json_is_array(j) ? (int)json_array_size(j) : 0;
+        json_decref(j);
+    }
+    if (z->elements) {
+        v->events = calloc(z->elements / 2, sizeof(*v->events));
+        if (!v->events)
+            return CS_ERR_NOMEM;
+    }
+    for (size_t k = 0; k + 1 < z->elements; k += 2) {
+        cs_recent_event_t *e = &v->events[v->nevents];
+        int sig, sev;
+        if (z->element[k]->type != REDIS_REPLY_STRING ||
+            sscanf(z->element[k]->str, "%199s %d %d", e->event_key, &sig, &sev) != 3 ||
+            sig < 0 || sig >= CS_SIGNAL_COUNT || sev < 0 || sev >= CS_SEVERITY_COUNT)
+            return CS_ERR_REDIS;
+        e->signal = (cs_signal_t)sig;
+        e->severity = (cs_severity_t)sev;
+        e->occurred_at = strtoll(z->element[k + 1]->str, NULL, 10);
+        v->nevents++;
+    }
+    return CS_OK;
+}
+
+/* The month \p back months before the month of \p ms, as YYYY-MM. */
+static void cs_month_back(int64_t ms, int back, char out[8])
+{
+    char m[8];
+    cs_time_month(ms, m, sizeof(m));
+    int y = atoi(m), mo = atoi(m + 5) - 1 - back;
+    while (mo < 0) {
+        mo += 12;
+        y--;
+    }
+    snprintf(out, 8, "%04d-%02d", y % 10000, mo + 1);
+}
+
+cs_err_t cs_scorer_read(const cs_scorer_t *s, cs_redis_t *redis,
+                        const char *const *subjects, size_t n, cs_subject_view_t *out,
+                        char *errstr, size_t errstr_size)
+{
+    memset(out, 0, n * sizeof(*out));
+    for (size_t i = 0; i < n; i++)
+        if (cs_view_subject(subjects[i], &out[i])) {
+            snprintf(
+                errstr, errstr_size,
+                "not a subject: '%.100s' (expected LOCATION:<id> or LOCAL_AREA:<id>)",
+                subjects[i]);
+            return CS_ERR_INVALID_ARG;
+        }
+    if (!n)
+        return CS_OK;
+    cs_redis_pipe_t *p = cs_redis_pipe_new();
+    if (!p)
+        return CS_ERR_NOMEM;
+    char skey[256], ekey[256];
+    for (size_t i = 0; i < n; i++) {
+        cs_scorer_state_key(s, subjects[i], skey, sizeof(skey));
+        cs_scorer_events_key(s, subjects[i], ekey, sizeof(ekey));
+        const char *hm[2 + F_COUNT] = {"HMGET", skey};
+        memcpy(hm + 2, cs_state_fields, sizeof(cs_state_fields));
+        const char *zr[] = {"ZREVRANGE", ekey, "0", "-1", "WITHSCORES"};
+        cs_redis_pipe_add(p, 2 + F_COUNT, hm, NULL);
+        cs_redis_pipe_add(p, 5, zr, NULL);
+    }
+    cs_err_t err = cs_redis_pipe_exec(redis, p, errstr, errstr_size);
+    for (size_t i = 0; !err && i < n; i++) {
+        err = cs_view_fill(s, cs_redis_pipe_reply(p, 2 * i),
+                           cs_redis_pipe_reply(p, 2 * i + 1), &out[i]);
+        if (err == CS_ERR_REDIS) {
+            const redisReply *h = cs_redis_pipe_reply(p, 2 * i);
+            snprintf(errstr, errstr_size, "subject %s: %s", subjects[i],
+                     h->type == REDIS_REPLY_ERROR ? h->str : "unexpected state");
+        }
+    }
+    /* the months whose seen sets can still be there */
+    cs_redis_pipe_reset(p);
+    for (size_t i = 0; !err && i < n; i++)
+        for (int b = 0; out[i].exists && b < CS_VIEW_MONTHS; b++) {
+            char m[8], key[300];
+            cs_month_back(out[i].as_of, b, m);
+            snprintf(key, sizeof(key), "%s:{%s}:seen:%s", s->ns, subjects[i], m);
+            const char *sc[] = {"SCARD", key};
+            cs_redis_pipe_add(p, 2, sc, NULL);
+        }
+    if (!err && cs_redis_pipe_count(p))
+        err = cs_redis_pipe_exec(redis, p, errstr, errstr_size);
+    size_t r = 0;
+    for (size_t i = 0; !err && i < n; i++) {
+        if (!out[i].exists)
+            continue;
+        out[i].months = calloc(CS_VIEW_MONTHS, sizeof(*out[i].months));
+        if (!out[i].months) {
+            err = CS_ERR_NOMEM;
+            break;
+        }
+        for (int b = CS_VIEW_MONTHS - 1; b >= 0; b--) {
+            const redisReply *c = cs_redis_pipe_reply(p, r + (size_t)b);
+            if (c->type == REDIS_REPLY_INTEGER && c->integer > 0) {
+                cs_subject_month_t *m = &out[i].months[out[i].nmonths++];
+                cs_month_back(out[i].as_of, b, m->month);
+                m->event_keys = c->integer;
+            }
+        }
+        r += CS_VIEW_MONTHS;
+    }
+    cs_redis_pipe_destroy(p);
+    if (err) {
+        for (size_t i = 0; i < n; i++)
+            cs_subject_view_release(&out[i]);
+        if (err == CS_ERR_NOMEM)
+            snprintf(errstr, errstr_size, "out of memory");
+    }
+    return err;
+}
+
+void cs_subject_view_release(cs_subject_view_t *v)
+{
+    if (!v)
+        return;
+    free(v->events);
+    free(v->months);
+    v->events = NULL;
+    v->months = NULL;
+    v->nevents = v->nmonths = 0;
+}
+
+static int cs_same_double(double a, double b)
+{
+    return !memcmp(&a, &b, sizeof(a));
+}
+
+static int cs_same_recent(const cs_recent_event_t *a, const cs_recent_event_t *b, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(a[i].event_key, b[i].event_key) || a[i].signal != b[i].signal ||
+            a[i].severity != b[i].severity || a[i].occurred_at != b[i].occurred_at)
+            return 0;
+    return 1;
+}
+
+static int cs_same_alert(const cs_alert_t *a, const cs_alert_t *b)
+{
+    if (a->kind != b->kind || a->level != b->level ||
+        a->previous_level != b->previous_level || a->reason != b->reason ||
+        !cs_same_double(a->score, b->score) || a->as_of != b->as_of ||
+        strcmp(a->triggered_by, b->triggered_by) || strcmp(a->alert_id, b->alert_id) ||
+        a->nrecent != b->nrecent || !cs_same_recent(a->recent, b->recent, a->nrecent))
+        return 0;
+    for (int i = 0; i < CS_AREA_COUNT; i++)
+        if (!cs_same_double(a->area_scores[i], b->area_scores[i]))
+            return 0;
+    return 1;
+}
+
+int cs_subject_view_equal(const cs_subject_view_t *a, const cs_subject_view_t *b)
+{
+    if (a->exists != b->exists)
+        return 0;
+    if (!a->exists)
+        return 1;
+    if (!cs_same_double(a->score, b->score) || a->as_of != b->as_of ||
+        a->level != b->level || a->level_since != b->level_since ||
+        a->has_immediate != b->has_immediate ||
+        (a->has_immediate && a->immediate_at != b->immediate_at) ||
+        a->assurance != b->assurance || a->events_total != b->events_total ||
+        a->duplicates != b->duplicates || a->nevents != b->nevents ||
+        !cs_same_recent(a->events, b->events, a->nevents) ||
+        a->has_last_alert != b->has_last_alert ||
+        (a->has_last_alert && !cs_same_alert(&a->last_alert, &b->last_alert)) ||
+        a->nmonths != b->nmonths)
+        return 0;
+    for (int i = 0; i < CS_AREA_COUNT; i++)
+        if (!cs_same_double(a->area_scores[i], b->area_scores[i]))
+            return 0;
+    for (int i = 0; i < a->nmonths; i++)
+        if (strcmp(a->months[i].month, b->months[i].month) ||
+            a->months[i].event_keys != b->months[i].event_keys)
+            return 0;
+    return 1;
+}
+
+static json_t *cs_recent_json(const cs_recent_event_t *e, int n)
+{
+    json_t *list = json_array();
+    for (int i = 0; i < n; i++)
+        json_array_append_new(
+            list, json_pack("{s:s, s:s, s:s, s:I}", "event_key", e[i].event_key, "signal",
+                            cs_signal_names[e[i].signal], "severity",
+                            cs_severity_names[e[i].severity], "occurred_at",
+                            (json_int_t)e[i].occurred_at));
+    return list;
+}
+
+json_t *cs_subject_view_json(const cs_subject_view_t *v)
+{
+    char subject[CS_SUBJECT_KEY_MAX];
+    cs_subject_key(v->kind, v->subject_id, subject, sizeof(subject));
+    json_t *j = json_pack("{s:s, s:s, s:s, s:b}", "subject", subject, "subject_kind",
+                          cs_subject_kind_names[v->kind], "subject_id", v->subject_id,
+                          "exists", v->exists);
+    if (!v->exists)
+        return j;
+    json_t *areas = json_object();
+    for (int a = 0; a < CS_AREA_COUNT; a++)
+        json_object_set_new(areas, cs_area_names[a], json_real(v->area_scores[a]));
+    json_t *months = json_array();
+    for (int i = 0; i < v->nmonths; i++)
+        json_array_append_new(months, json_pack("{s:s, s:I}", "month", v->months[i].month,
+                                                "event_keys",
+                                                (json_int_t)v->months[i].event_keys));
+    json_t *last = json_null();
+    if (v->has_last_alert) {
+        last = cs_alert_to_json(&v->last_alert);
+        /* not kept in the state: they come from the triggering event and the rules */
+        json_object_del(last, "region");
+        json_object_del(last, "local_authority_code");
+        json_object_del(last, "rules_version");
+    }
+    json_object_update_new(
+        j, json_pack("{s:f, s:I, s:o, s:s, s:o, s:o, s:I, s:I, s:I, s:o, s:o, s:o, s:o, "
+                     "s:i, s:o}",
+                     "score", v->score, "as_of", (json_int_t)v->as_of, "area_scores",
+                     areas, "level", cs_level_names[v->level], "level_since",
+                     v->level_since ? json_integer(v->level_since) : json_null(),
+                     "immediate_at",
+                     v->has_immediate ? json_integer(v->immediate_at) : json_null(),
+                     "events_total", (json_int_t)v->events_total, "duplicates",
+                     (json_int_t)v->duplicates, "assurance", (json_int_t)v->assurance,
+                     "last_partition",
+                     v->has_position ? json_integer(v->last_partition) : json_null(),
+                     "last_offset",
+                     v->has_position ? json_integer(v->last_offset) : json_null(),
+                     "events", cs_recent_json(v->events, v->nevents), "last_alert", last,
+                     "pending_alerts", v->npending, "seen_months", months));
+    return j;
+}
+
+cs_err_t cs_scorer_scan(const cs_scorer_t *s, cs_redis_t *redis, char cursor[32],
+                        char ***subjects, size_t *n, char *errstr, size_t errstr_size)
+{
+    char pattern[160];
+    snprintf(pattern, sizeof(pattern), "%s:{*}:state", s->ns);
+    const char *scan[] = {"SCAN", cursor, "MATCH", pattern, "COUNT", "500"};
+    redisReply *r = cs_redis_command(redis, 6, scan, NULL, errstr, errstr_size);
+    if (!r)
+        return CS_ERR_RETRY;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[1]->type != REDIS_REPLY_ARRAY) {
+        snprintf(errstr, errstr_size, "SCAN: %s",
+                 r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        freeReplyObject(r);
+        return CS_ERR_REDIS;
+    }
+    snprintf(cursor, 32, "%s", r->element[0]->str);
+    const redisReply *keys = r->element[1];
+    char **grown = realloc(*subjects, (*n + keys->elements + 1) * sizeof(char *));
+    if (!grown) {
+        freeReplyObject(r);
+        snprintf(errstr, errstr_size, "out of memory");
+        return CS_ERR_NOMEM;
+    }
+    *subjects = grown;
+    size_t skip = strlen(s->ns) + 2; /* "<ns>:{" */
+    for (size_t i = 0; i < keys->elements; i++) {
+        const char *k = keys->element[i]->str;
+        const char *end = strrchr(k, '}');
+        if (strlen(k) <= skip || !end || end < k + skip)
+            continue;
+        grown[*n] = strndup(k + skip, (size_t)(end - k - (ptrdiff_t)skip));
+        if (grown[*n])
+            (*n)++;
+    }
+    freeReplyObject(r);
+    return CS_OK;
 }

@@ -1,6 +1,7 @@
 /* caresignal-score: canonical events from intel.events applied to the risk state in Redis
  * (one FCALL per subject per batch), level changes published as RiskAlerts; and the
- * "highest risk first" read path (--top). docs/contract/risk-model.md to docs/contract/guarantees.md. */
+ * "highest risk first" read path (--top). docs/contract/risk-model.md to
+ * docs/contract/guarantees.md. */
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -20,14 +21,17 @@ static const cs_cli_option_t options[] = {
     {"top", "N", "print the N highest-risk subjects now (reads Redis only) and exit"},
     {"kind", "KIND", "with --top: LOCATION (default) or LOCAL_AREA"},
     {"at", "ISO-8601", "with --top: decay scores to this time instead of now"},
-    {"json", NULL, "with --top: one JSON object per line instead of a table"},
+    {"show", NULL,
+     "print what the state holds for the SUBJECTs given as arguments "
+     "(LOCATION:<id>, LOCAL_AREA:<id>) and exit"},
+    {"json", NULL, "with --top or --show: one JSON object per line"},
     {NULL, NULL, NULL},
 };
 
 static const cs_cli_spec_t spec = {
     "caresignal-score",
     CS_PROG_SCORE,
-    "[options]",
+    "[options] | --top N | --show SUBJECT...",
     "Consumes canonical events (topic.events) as consumer group group.id, applies each\n"
     "subject's events to its risk state in Redis with one Redis function call per\n"
     "subject and batch (exactly once: redeliveries and partner duplicates are skipped;\n"
@@ -35,12 +39,17 @@ static const cs_cli_spec_t spec = {
     "and publishes a RiskAlert to topic.alerts whenever a subject's level changes.\n"
     "Offsets are stored only after the batch's Redis replies and alert deliveries\n"
     "succeed; if Redis is unreachable it pauses, retries with backoff and resumes.\n"
-    "With --top N it prints the highest-risk subjects now instead (no Kafka needed).",
+    "With --top N it prints the highest-risk subjects now instead, and with --show\n"
+    "SUBJECT... what the state holds for those subjects: score, as_of, area scores,\n"
+    "level and since when, the 90-day list, the last alert, event keys seen by month\n"
+    "(no Kafka needed; exit status 3 if a subject has no state).",
     options,
     "Examples:\n"
     "  caresignal-score --config " CS_SYSCONFDIR "/caresignal/caresignal.properties\n"
-    "  caresignal-score --config " CS_SYSCONFDIR "/caresignal/caresignal.properties --top 10\n"
-    "  caresignal-score --config ... --top 20 --kind LOCAL_AREA --json",
+    "  caresignal-score --config " CS_SYSCONFDIR
+    "/caresignal/caresignal.properties --top 10\n"
+    "  caresignal-score --config ... --top 20 --kind LOCAL_AREA --json\n"
+    "  caresignal-score --config ... --show LOCATION:1-101669119 --json",
 };
 
 /* ------------------------------------------------------------------ the consumer */
@@ -119,21 +128,17 @@ static int run_top(const cs_config_t *cfg, const cs_cli_t *cli, cs_rules_t *rule
             freeReplyObject(ids);
         return 1;
     }
-    cs_redis_pipe_t *p = cs_redis_pipe_new();
-    for (size_t i = 0; i < ids->elements; i++) {
-        char skey[512], ekey[512];
-        cs_scorer_state_key(scorer, ids->element[i]->str, skey, sizeof(skey));
-        cs_scorer_events_key(scorer, ids->element[i]->str, ekey, sizeof(ekey));
-        const char *hm[] = {"HMGET",         skey,
-                            "score",         "as_of",
-                            "level",         "area.SAFE_CARE",
-                            "area.STAFFING", "area.PROTECTION_FROM_ABUSE",
-                            "area.ASSURANCE"};
-        cs_redis_pipe_add(p, 9, hm, NULL);
-        const char *zr[] = {"ZREVRANGE", ekey, "0", "2", "WITHSCORES"};
-        cs_redis_pipe_add(p, 5, zr, NULL);
+    const char **subjects = calloc(ids->elements + 1, sizeof(*subjects));
+    cs_subject_view_t *views = calloc(ids->elements + 1, sizeof(*views));
+    if (!subjects || !views) {
+        cs_log_fatal("out of memory", NULL);
+        return 1;
     }
-    if (ids->elements && cs_redis_pipe_exec(redis, p, errstr, sizeof(errstr))) {
+    for (size_t i = 0; i < ids->elements; i++)
+        subjects[i] = ids->element[i]->str;
+    cs_err_t err = cs_scorer_read(scorer, redis, subjects, ids->elements, views, errstr,
+                                  sizeof(errstr));
+    if (err) {
         cs_log_fatal("cannot read the state", "{s:s}", "error", errstr);
         return 1;
     }
@@ -146,40 +151,30 @@ static int run_top(const cs_config_t *cfg, const cs_cli_t *cli, cs_rules_t *rule
                cs_subject_kind_names[kind], when, "#", "subject", "level", "score",
                "safe_care", "staffing", "abuse", "assurance", "last events");
     for (size_t i = 0; i < ids->elements; i++) {
-        const redisReply *h = cs_redis_pipe_reply(p, 2 * i),
-                         *z = cs_redis_pipe_reply(p, 2 * i + 1);
-        if (!h || h->type != REDIS_REPLY_ARRAY || h->elements != 7 || !h->element[0]->str)
+        const cs_subject_view_t *sv = &views[i];
+        if (!sv->exists)
             continue;
-        int64_t as_of = strtoll(h->element[1]->str ? h->element[1]->str : "0", NULL, 10);
-        double s = cs_scorer_decay(rules, strtod(h->element[0]->str, NULL), as_of, now);
+        double s = cs_scorer_decay(rules, sv->score, sv->as_of, now);
         double areas[CS_AREA_COUNT];
         for (int a = 0; a < CS_AREA_COUNT; a++)
-            areas[a] = cs_scorer_decay(
-                rules, h->element[3 + a]->str ? strtod(h->element[3 + a]->str, NULL) : 0,
-                as_of, now);
-        const char *level = h->element[2]->str ? h->element[2]->str : "NONE";
-        const char *subject = ids->element[i]->str;
+            areas[a] = cs_scorer_decay(rules, sv->area_scores[a], sv->as_of, now);
+        const char *level = cs_level_names[sv->level];
+        const char *subject = subjects[i];
         json_t *last = json_array();
-        for (size_t k = 0; z && z->type == REDIS_REPLY_ARRAY && k + 1 < z->elements;
-             k += 2) {
-            char ek[CS_EVENT_KEY_MAX];
-            int sig = 0, sev = 0;
-            if (sscanf(z->element[k]->str, "%199s %d %d", ek, &sig, &sev) == 3 &&
-                sig >= 0 && sig < CS_SIGNAL_COUNT && sev >= 0 && sev < CS_SEVERITY_COUNT)
-                json_array_append_new(
-                    last,
-                    json_pack("{s:s, s:s, s:s, s:I}", "event_key", ek, "signal",
-                              cs_signal_names[sig], "severity", cs_severity_names[sev],
-                              "occurred_at",
-                              (json_int_t)strtoll(z->element[k + 1]->str, NULL, 10)));
-        }
+        for (int k = 0; k < sv->nevents && k < 3; k++)
+            json_array_append_new(
+                last,
+                json_pack("{s:s, s:s, s:s, s:I}", "event_key", sv->events[k].event_key,
+                          "signal", cs_signal_names[sv->events[k].signal], "severity",
+                          cs_severity_names[sv->events[k].severity], "occurred_at",
+                          (json_int_t)sv->events[k].occurred_at));
         if (as_json) {
             json_t *line = json_pack(
                 "{s:i, s:s, s:s, s:f, s:I, s:{s:f, s:f, s:f, s:f}, s:O}", "rank",
                 (int)i + 1, "subject", subject, "level", level, "score_now", s, "as_of",
-                (json_int_t)as_of, "area_scores_now", "SAFE_CARE", areas[0], "STAFFING",
-                areas[1], "PROTECTION_FROM_ABUSE", areas[2], "ASSURANCE", areas[3],
-                "last_events", last);
+                (json_int_t)sv->as_of, "area_scores_now", "SAFE_CARE", areas[0],
+                "STAFFING", areas[1], "PROTECTION_FROM_ABUSE", areas[2], "ASSURANCE",
+                areas[3], "last_events", last);
             char *text = json_dumps(line, JSON_COMPACT);
             puts(text);
             free(text);
@@ -200,9 +195,99 @@ static int run_top(const cs_config_t *cfg, const cs_cli_t *cli, cs_rules_t *rule
         }
         json_decref(last);
     }
-    cs_redis_pipe_destroy(p);
+    for (size_t i = 0; i < ids->elements; i++)
+        cs_subject_view_release(&views[i]);
+    free(views);
+    free(subjects);
     freeReplyObject(ids);
     return 0;
+}
+
+/* ------------------------------------------------------------------ --show */
+
+/* Prints what the state holds for each subject named: one JSON object per line with
+ * --json (docs/contract/redis-layout.md, "Reading a subject"), else a summary a person
+ * reads. @returns 0, 1 if Redis cannot be read, 3 if a subject has no state. */
+static int run_show(const cs_cli_t *cli, const cs_rules_t *rules, cs_scorer_t *scorer,
+                    cs_redis_t *redis)
+{
+    if (!cli->nargs)
+        cs_cli_fail(&spec, "--show needs one or more subjects (LOCATION:<id>, "
+                           "LOCAL_AREA:<id>)");
+    int as_json = cs_cli_get(cli, &spec, "json") != NULL;
+    char errstr[512];
+    if (cs_redis_connect(redis, errstr, sizeof(errstr))) {
+        cs_log_fatal("redis unreachable", "{s:s}", "error", errstr);
+        return 1;
+    }
+    size_t n = (size_t)cli->nargs;
+    cs_subject_view_t *views = calloc(n, sizeof(*views));
+    if (!views) {
+        cs_log_fatal("out of memory", NULL);
+        return 1;
+    }
+    cs_err_t err = cs_scorer_read(scorer, redis, (const char *const *)cli->args, n, views,
+                                  errstr, sizeof(errstr));
+    if (err == CS_ERR_INVALID_ARG)
+        cs_cli_fail(&spec, "%s", errstr);
+    if (err) {
+        cs_log_fatal("cannot read the state", "{s:s}", "error", errstr);
+        free(views);
+        return 1;
+    }
+    int missing = 0;
+    for (size_t i = 0; i < n; i++) {
+        const cs_subject_view_t *v = &views[i];
+        missing |= !v->exists;
+        if (as_json) {
+            json_t *j = cs_subject_view_json(v);
+            char *text = json_dumps(j, JSON_COMPACT);
+            puts(text);
+            free(text);
+            json_decref(j);
+            continue;
+        }
+        if (!v->exists) {
+            printf("%s: no state\n", cli->args[i]);
+            continue;
+        }
+        char asof[32], since[32];
+        cs_time_format(v->as_of, asof, sizeof(asof));
+        cs_time_format(v->level_since, since, sizeof(since));
+        printf("%s\n  level %s since %s\n  score %.2f at %s (%.2f now)\n", cli->args[i],
+               cs_level_names[v->level], v->level_since ? since : "(never changed)",
+               v->score, asof, cs_scorer_decay(rules, v->score, v->as_of, cs_wall_ms()));
+        printf("  areas");
+        for (int a = 0; a < CS_AREA_COUNT; a++)
+            printf(" %s %.2f", cs_area_names[a], v->area_scores[a]);
+        printf("\n  events applied %lld, partner duplicates %lld, assurance %lld\n",
+               v->events_total, v->duplicates, v->assurance);
+        if (v->has_last_alert) {
+            char at[32];
+            cs_time_format(v->last_alert.as_of, at, sizeof(at));
+            printf("  last alert %s %s -> %s (%s) at %s, triggered by %s, id %s%s\n",
+                   cs_alert_kind_names[v->last_alert.kind],
+                   cs_level_names[v->last_alert.previous_level],
+                   cs_level_names[v->last_alert.level],
+                   cs_reason_names[v->last_alert.reason], at, v->last_alert.triggered_by,
+                   v->last_alert.alert_id, v->npending ? " (not yet delivered)" : "");
+        }
+        printf("  %d events in the last 90 days (newest first):\n", v->nevents);
+        for (int k = 0; k < v->nevents; k++) {
+            char at[32];
+            cs_time_format(v->events[k].occurred_at, at, sizeof(at));
+            printf("    %s  %-20s %-8s %s\n", at, cs_signal_names[v->events[k].signal],
+                   cs_severity_names[v->events[k].severity], v->events[k].event_key);
+        }
+        printf("  event keys seen by month:");
+        for (int m = 0; m < v->nmonths; m++)
+            printf(" %s %lld", v->months[m].month, v->months[m].event_keys);
+        printf("\n");
+    }
+    for (size_t i = 0; i < n; i++)
+        cs_subject_view_release(&views[i]);
+    free(views);
+    return missing ? 3 : 0;
 }
 
 int main(int argc, char **argv)
@@ -210,13 +295,17 @@ int main(int argc, char **argv)
     cs_config_t cfg;
     cs_cli_t cli;
     cs_cli_parse(&spec, argc, argv, &cfg, &cli);
-    if (cli.nargs)
-        cs_cli_fail(&spec, "unexpected argument '%s' (see --help)", cli.args[0]);
     int top = cs_cli_get(&cli, &spec, "top") != NULL;
-    if (!top && (cs_cli_get(&cli, &spec, "kind") || cs_cli_get(&cli, &spec, "at") ||
-                 cs_cli_get(&cli, &spec, "json")))
-        cs_cli_fail(&spec, "options --kind, --at and --json go with --top");
-    if (!top)
+    int show = cs_cli_get(&cli, &spec, "show") != NULL;
+    if (top && show)
+        cs_cli_fail(&spec, "options --top and --show: one or the other");
+    if (cli.nargs && !show)
+        cs_cli_fail(&spec, "unexpected argument '%s' (see --help)", cli.args[0]);
+    if (!top && (cs_cli_get(&cli, &spec, "kind") || cs_cli_get(&cli, &spec, "at")))
+        cs_cli_fail(&spec, "options --kind and --at go with --top");
+    if (!top && !show && cs_cli_get(&cli, &spec, "json"))
+        cs_cli_fail(&spec, "option --json goes with --top or --show");
+    if (!top && !show)
         cs_cli_require(&spec, &cfg, CS_PROG_SCORE);
 
     cs_registry_t *reg = cs_app_registry(&spec, &cfg);
@@ -232,6 +321,8 @@ int main(int argc, char **argv)
     int rc;
     if (top) {
         rc = run_top(&cfg, &cli, rules, scorer, redis);
+    } else if (show) {
+        rc = run_show(&cli, rules, scorer, redis);
     } else {
         cs_err_t err = cs_redis_connect_retry(redis, -1, errstr, sizeof(errstr));
         if (err == CS_ERR_CONFIG)

@@ -1,5 +1,6 @@
-/* caresignal scoring: the Redis layout (docs/contract/redis-layout.md) and the one Redis function that
- * applies a subject's events (docs/contract/risk-model.md), built from the rules and called with FCALL. */
+/* caresignal scoring: the Redis layout (docs/contract/redis-layout.md) and the one Redis
+ * function that applies a subject's events (docs/contract/risk-model.md), built from the
+ * rules and called with FCALL. */
 #ifndef CARESIGNAL_SCORE_H
 #define CARESIGNAL_SCORE_H
 
@@ -99,6 +100,67 @@ double cs_scorer_rank_value(const cs_scorer_t *s, double score, int64_t as_of);
 
 /** S decayed from \p as_of to \p now (now >= as_of; earlier leaves S unchanged). */
 double cs_scorer_decay(const cs_rules_t *rules, double score, int64_t as_of, int64_t now);
+
+/* ------------------------------------------------------------------ reading a subject
+ * The one way to read risk state (--show, --top, rebuild verification, the tests, the
+ * bench): nothing outside this module knows key shapes, field names or member formats. */
+
+/** Event keys seen (the de-duplication record) in one UTC month. */
+typedef struct cs_subject_month {
+    char month[8]; /**< YYYY-MM */
+    long long event_keys;
+} cs_subject_month_t;
+
+/** What the state holds for one subject. */
+typedef struct cs_subject_view {
+    cs_subject_kind_t kind;
+    char subject_id[CS_ID_MAX + 1];
+    int exists;    /**< 0: no state (nothing else is set) */
+    double score;  /**< S at as_of (not decayed) */
+    int64_t as_of; /**< the latest occurred_at applied, ms */
+    double area_scores[CS_AREA_COUNT];
+    cs_level_t level;
+    int64_t level_since; /**< when the level last changed (as_of then), ms; 0 never */
+    int has_immediate;
+    int64_t immediate_at; /**< the latest immediate event's occurred_at, ms */
+    long long assurance, events_total, duplicates;
+    int has_position;
+    int32_t last_partition; /**< of the last event applied or skipped as a duplicate */
+    int64_t last_offset;
+    int nevents;
+    cs_recent_event_t *events; /**< the 90-day list, newest first */
+    int has_last_alert;
+    cs_alert_t last_alert; /**< the alert it last produced (no routing attributes) */
+    int npending;          /**< alerts produced and not yet acknowledged as delivered */
+    int nmonths;
+    cs_subject_month_t *months; /**< oldest first */
+} cs_subject_view_t;
+
+/**
+ * Reads \p n subjects ("KIND:id", as cs_subject_key writes them) into \p out (n views,
+ * release each with cs_subject_view_release). One pipelined round trip.
+ * @returns CS_OK, CS_ERR_INVALID_ARG (a malformed subject, named in \p errstr),
+ * CS_ERR_REDIS or CS_ERR_RETRY with \p errstr.
+ */
+cs_err_t cs_scorer_read(const cs_scorer_t *s, cs_redis_t *redis,
+                        const char *const *subjects, size_t n, cs_subject_view_t *out,
+                        char *errstr, size_t errstr_size);
+void cs_subject_view_release(cs_subject_view_t *v);
+
+/** Equal state (bit-identical numbers, the same list, alert and months)? */
+int cs_subject_view_equal(const cs_subject_view_t *a, const cs_subject_view_t *b);
+
+/** The documented JSON shape of a view (docs/contract/redis-layout.md, "Reading a
+ *  subject"). New reference. */
+json_t *cs_subject_view_json(const cs_subject_view_t *v);
+
+/**
+ * One step of walking every subject of the namespace: \p cursor "0" to start, until it
+ * is "0" again. Appends the step's subjects to \p subjects (grown; free each and the
+ * array). @returns CS_OK or CS_ERR_REDIS / CS_ERR_RETRY with \p errstr.
+ */
+cs_err_t cs_scorer_scan(const cs_scorer_t *s, cs_redis_t *redis, char cursor[32],
+                        char ***subjects, size_t *n, char *errstr, size_t errstr_size);
 
 #ifdef __cplusplus
 }

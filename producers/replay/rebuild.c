@@ -9,101 +9,51 @@
 #include "caresignal/reader.h"
 #include "replay.h"
 
-/* The fields of a subject's state that a rebuild must reproduce exactly. */
-static const char *const compared[] = {"score",
-                                       "as_of",
-                                       "level",
-                                       "level_since",
-                                       "imm_at",
-                                       "events_total",
-                                       "assurance",
-                                       "duplicates",
-                                       "area.SAFE_CARE",
-                                       "area.STAFFING",
-                                       "area.PROTECTION_FROM_ABUSE",
-                                       "area.ASSURANCE",
-                                       "last_alert"};
-#define NCOMPARED (sizeof(compared) / sizeof(compared[0]))
-
-/* Do two replies hold the same values (arrays element by element, as text)? */
-static int same_reply(const redisReply *a, const redisReply *b)
+/* Compares every subject of the rebuilt namespace with the live one through the layout's
+ * owner (cs_scorer_read: bit-identical numbers, the event list, the last alert, the
+ * event keys seen by month). One pipelined read per SCAN page. @returns 0, or -1 if
+ * Redis cannot be read (with the reason on stderr). */
+static int verify(cs_redis_t *redis, const cs_rules_t *rules, const char *live,
+                  const cs_scorer_t *rebuilt, long *subjects, long *differ)
 {
-    if (a->type != b->type || a->elements != b->elements)
-        return 0;
-    for (size_t e = 0; e < a->elements; e++) {
-        const redisReply *x = a->element[e], *y = b->element[e];
-        if (x->type != y->type || (x->type == REDIS_REPLY_STRING &&
-                                   (x->len != y->len || memcmp(x->str, y->str, x->len))))
-            return 0;
-    }
-    return 1;
-}
-
-/* Compares every subject of the rebuilt namespace with the live one: the state fields
- * above (as text: bit-identical doubles print identically) and the event list. One
- * pipelined round trip per SCAN page. @returns 0, or -1 if Redis cannot be read (with
- * the reason on stderr). */
-static int verify(cs_redis_t *redis, const char *live, const char *rebuilt,
-                  long *subjects, long *differ)
-{
-    char pattern[256], errstr[512], cursor[32] = "0";
-    snprintf(pattern, sizeof(pattern), "%s:{*}:state", rebuilt);
+    char errstr[512], cursor[32] = "0";
     *subjects = *differ = 0;
-    cs_redis_pipe_t *p = cs_redis_pipe_new();
+    cs_scorer_t *live_scorer = cs_scorer_new(rules, live, errstr, sizeof(errstr));
+    if (!live_scorer) {
+        fprintf(stderr, "caresignal-replay: verification: %s\n", errstr);
+        return -1;
+    }
     int rc = 0;
     do {
-        const char *scan[] = {"SCAN", cursor, "MATCH", pattern, "COUNT", "500"};
-        redisReply *r = cs_redis_command(redis, 6, scan, NULL, errstr, sizeof(errstr));
-        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-            fprintf(stderr, "caresignal-replay: verification: SCAN: %s\n",
-                    r && r->type == REDIS_REPLY_ERROR ? r->str : errstr);
-            if (r)
-                freeReplyObject(r);
-            rc = -1;
-            break;
-        }
-        snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
-        const redisReply *keys = r->element[1];
-        cs_redis_pipe_reset(p);
-        for (size_t i = 0; i < keys->elements; i++) {
-            const char *key = keys->element[i]->str;
-            const char *tag = key + strlen(rebuilt); /* ":{SUBJECT}:state" */
-            int taglen = (int)strlen(tag) - 6;       /* ":{SUBJECT}" */
-            char live_key[512], ev_a[512], ev_b[512];
-            snprintf(live_key, sizeof(live_key), "%s%s", live, tag);
-            snprintf(ev_a, sizeof(ev_a), "%s%.*s:events", rebuilt, taglen, tag);
-            snprintf(ev_b, sizeof(ev_b), "%s%.*s:events", live, taglen, tag);
-            const char *ha[NCOMPARED + 2] = {"HMGET", key};
-            const char *hb[NCOMPARED + 2] = {"HMGET", live_key};
-            for (size_t f = 0; f < NCOMPARED; f++)
-                ha[f + 2] = hb[f + 2] = compared[f];
-            const char *za[] = {"ZRANGE", ev_a, "0", "-1", "WITHSCORES"};
-            const char *zb[] = {"ZRANGE", ev_b, "0", "-1", "WITHSCORES"};
-            cs_redis_pipe_add(p, (int)NCOMPARED + 2, ha, NULL);
-            cs_redis_pipe_add(p, (int)NCOMPARED + 2, hb, NULL);
-            cs_redis_pipe_add(p, 5, za, NULL);
-            cs_redis_pipe_add(p, 5, zb, NULL);
-        }
-        if (keys->elements && cs_redis_pipe_exec(redis, p, errstr, sizeof(errstr))) {
+        char **page = NULL;
+        size_t n = 0;
+        cs_subject_view_t *a = NULL, *b = NULL;
+        if (cs_scorer_scan(rebuilt, redis, cursor, &page, &n, errstr, sizeof(errstr)) ||
+            !(a = calloc(n + 1, sizeof(*a))) || !(b = calloc(n + 1, sizeof(*b))) ||
+            cs_scorer_read(rebuilt, redis, (const char *const *)page, n, a, errstr,
+                           sizeof(errstr)) ||
+            cs_scorer_read(live_scorer, redis, (const char *const *)page, n, b, errstr,
+                           sizeof(errstr))) {
             fprintf(stderr, "caresignal-replay: verification: %s\n", errstr);
-            freeReplyObject(r);
             rc = -1;
-            break;
         }
-        for (size_t i = 0; i < keys->elements; i++) {
-            size_t k = 4 * i;
-            int same =
-                same_reply(cs_redis_pipe_reply(p, k), cs_redis_pipe_reply(p, k + 1)) &&
-                same_reply(cs_redis_pipe_reply(p, k + 2), cs_redis_pipe_reply(p, k + 3));
+        for (size_t i = 0; !rc && i < n; i++) {
             (*subjects)++;
-            if (!same && ++*differ <= 10) {
-                const char *tag = keys->element[i]->str + strlen(rebuilt);
-                printf("  differs: %.*s\n", (int)(strlen(tag) - 8), tag + 2);
-            }
+            if (!cs_subject_view_equal(&a[i], &b[i]) && ++*differ <= 10)
+                printf("  differs: %s\n", page[i]);
         }
-        freeReplyObject(r);
-    } while (strcmp(cursor, "0"));
-    cs_redis_pipe_destroy(p);
+        for (size_t i = 0; i < n; i++) {
+            if (a)
+                cs_subject_view_release(&a[i]);
+            if (b)
+                cs_subject_view_release(&b[i]);
+            free(page[i]);
+        }
+        free(a);
+        free(b);
+        free(page);
+    } while (!rc && strcmp(cursor, "0"));
+    cs_scorer_destroy(live_scorer);
     return rc;
 }
 
@@ -166,7 +116,7 @@ int replay_rebuild(const replay_ctx_t *ctx)
         "skipped, %ld alerts computed (not paged)\n",
         read, target.applied, target.duplicates, undecodable, target.alerts);
     long subjects, differ;
-    if (verify(redis, cfg->state_namespace, ns, &subjects, &differ)) {
+    if (verify(redis, rules, cfg->state_namespace, target.scorer, &subjects, &differ)) {
         printf("verification failed: cannot read the namespaces\n");
         rc = 1;
         goto done;
@@ -179,7 +129,7 @@ int replay_rebuild(const replay_ctx_t *ctx)
     else if (differ == 0)
         printf("verification: all %ld subjects identical to the live namespace '%s' "
                "(scores, "
-               "levels, areas, event lists)\n",
+               "levels, areas, event lists, last alerts, event keys seen)\n",
                subjects, cfg->state_namespace);
     else
         printf("verification: %ld of %ld subjects differ from the live namespace '%s' "

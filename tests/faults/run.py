@@ -57,7 +57,7 @@ OUTCOME = {"POSITIVE": "INFO", "INCONSISTENT": "MEDIUM", "SYSTEMIC_FAILINGS": "H
            "WRITTEN_STATEMENT_OF_ACTION": "HIGH"}
 # fields of a subject's state that depend on where its events sat on intel.events (a
 # normaliser crash re-publishes events at new offsets), not on the events themselves
-POSITIONAL = {"last_partition", "last_offset", "duplicates"}
+POSITIONAL = {"last_partition", "last_offset", "duplicates"}  # of a --show object
 
 
 def log(*a):
@@ -442,20 +442,22 @@ class Run:
             return "inspect"
         return "default"
 
-    def digest(self, ns):
-        """{key without namespace: content} of a namespace's risk state: every key but the
-        positions and the pager's records; state hashes without the positional fields."""
-        r = self.stack.redis()
+    def digest(self, ns, subjects):
+        """{name: content} of a namespace's risk state: each subject as the layout's owner
+        reads it (caresignal-score --show) without the positional fields, and every key
+        that is not per subject (the rank sets) but the positions and the pager's
+        records."""
         out = {}
+        for key, view in self.stack.show(subjects, ns).items():
+            if view.get("exists"):
+                out["subject " + key] = {k: v for k, v in view.items() if k not in POSITIONAL}
+        r = self.stack.redis()
         for key in r.scan_keys(ns + ":*"):
             rest = key[len(ns) + 1:]
-            if rest.startswith(("pos:", "paged:", "redriven:")):
+            if rest.startswith(("pos:", "paged:", "redriven:", "{")):
                 continue
             t = r.cmd("TYPE", key)
-            if t == "hash":
-                h = r.hgetall(key)
-                v = {k: x for k, x in h.items() if k not in POSITIONAL}
-            elif t == "zset":
+            if t == "zset":
                 v = [x.decode() for x in r.cmd("ZRANGE", key, 0, -1, "WITHSCORES")]
             elif t == "set":
                 v = sorted(x.decode() for x in r.cmd("SMEMBERS", key))
@@ -468,14 +470,14 @@ class Run:
     def check_model(self, model, state):
         bad = 0
         for key, sub in model.subjects.items():
-            h = state.get("{%s}:state" % key)
+            h = state.get("subject " + key)
             if not h:
                 bad += 1
                 continue
             ok = (abs(float(h["score"]) - sub.s) <= 1e-9 * max(1, sub.s) and
                   int(h["as_of"]) == sub.as_of and h["level"] == sub.level and
-                  int(h["events_total"]) == len(sub.seen) and "pending_alerts" not in h and
-                  all(abs(float(h["area." + a]) - sub.areas[a]) <= 1e-9 * max(1, sub.areas[a])
+                  int(h["events_total"]) == len(sub.seen) and h["pending_alerts"] == 0 and
+                  all(abs(float(h["area_scores"][a]) - sub.areas[a]) <= 1e-9 * max(1, sub.areas[a])
                       for a in riskmodel.AREAS))
             bad += not ok
         return bad
@@ -562,12 +564,12 @@ class Run:
             self.failures.append("%d alerts paged that the model does not predict: %s" % (len(unexpected), unexpected[:3]))
         if self.receiver.bad:
             self.failures.append("%d webhook requests with a bad signature" % self.receiver.bad)
-        state = self.digest("cs")
+        state = self.digest("cs", model.subjects)
         wrong = self.check_model(model, state)
         if wrong:
             self.failures.append("%d subjects differ from the model" % wrong)
         self.reference()
-        ref = self.digest("ref")
+        ref = self.digest("ref", model.subjects)
         differ = sorted(k for k in set(state) | set(ref) if state.get(k) != ref.get(k))
         if differ:
             self.failures.append("%d keys differ from the fault-free run, e.g. %s: %s vs %s" % (
@@ -590,7 +592,7 @@ class Run:
             if any(CANARY.encode() in (r.value or b"") for r in kcat_consume(self.stack.bootstrap, topic)):
                 self.failures.append("partner free text reached %s" % topic)
         applied = sum(len(s.seen) for s in model.subjects.values())
-        got_applied = sum(int(state.get("{%s}:state" % k, {}).get("events_total", 0)) for k in model.subjects)
+        got_applied = sum(int(state.get("subject " + k, {}).get("events_total", 0)) for k in model.subjects)
         result = {
             "seed": args.seed, "events": len(feed.messages), "malformed": len(feed.malformed),
             "subjects": len(model.subjects), "alerts_expected": len(expected),

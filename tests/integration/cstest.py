@@ -170,6 +170,17 @@ class Stack:
     def pids(self):
         return [int(self.env["CS_REDIS_PID"]), int(self.env["CS_BROKER_PID"])]
 
+    def show(self, subjects, ns="cs", config_extra=None):
+        """What the risk state holds for each subject ("KIND:id"), read through the
+        layout's owner (caresignal-score --show --json): {subject: its JSON object}."""
+        return show(self.config, subjects, ns, config_extra)
+
+    def state(self, subjects, ns="cs"):
+        """Each subject's state as flat text fields (score, as_of, level, level_since,
+        imm_at, events_total, assurance, duplicates, area.<AREA>, last_partition,
+        last_offset): {subject: fields}, {} for a subject with no state."""
+        return {k: state_fields(v) for k, v in self.show(subjects, ns).items()}
+
     def fault(self, *words):
         """Sends one control command to the devbroker (caresignal-devbroker --send), e.g.
         fault("down", 2), and returns its reply line ("ok ..."); raises AssertionError
@@ -329,6 +340,52 @@ def run(name, *args, stack=None, input=None, timeout=120, config_extra=None):
     cmd += list(args)
     return subprocess.run(cmd, cwd=SOURCE, input=input, capture_output=True, timeout=timeout,
                           env=_program_env())
+
+
+def show(config, subjects, ns="cs", config_extra=None):
+    """caresignal-score --show --json for \\p subjects in namespace \\p ns, in chunks:
+    {subject: its JSON object (docs/contract/redis-layout.md, "Reading a subject")}."""
+    out = {}
+    subjects = list(subjects)
+    for i in range(0, len(subjects), 400):
+        chunk = subjects[i:i + 400]
+        extra = dict(config_extra or {}, **{"state.namespace": ns})
+        cmd = [bin_path("caresignal-score"), "--config", config]
+        for k, v in extra.items():
+            cmd += ["--set", "%s=%s" % (k, v)]
+        r = subprocess.run(cmd + ["--show", "--json"] + chunk, cwd=SOURCE, capture_output=True,
+                           timeout=120, env=_program_env())
+        if r.returncode not in (0, 3):
+            raise AssertionError("caresignal-score --show: exit %d: %s"
+                                 % (r.returncode, r.stderr.decode(errors="replace")[-2000:]))
+        for line in r.stdout.decode().splitlines():
+            j = json.loads(line)
+            out[j["subject"]] = j
+    return out
+
+
+def events_applied(stack, subjects, ns="cs"):
+    """Events applied to \\p subjects in namespace \\p ns (their events_total, summed)."""
+    try:
+        return sum(int(f.get("events_total", 0)) for f in stack.state(subjects, ns).values())
+    except AssertionError:  # Redis not answering (yet): a wait_until polls again
+        return -1
+
+
+def state_fields(view):
+    """A --show object as flat text fields, the numbers as the state keeps them."""
+    if not view.get("exists"):
+        return {}
+    f = {"score": repr(float(view["score"])), "as_of": str(view["as_of"]),
+         "level": view["level"], "events_total": str(view["events_total"]),
+         "assurance": str(view["assurance"]), "duplicates": str(view["duplicates"])}
+    for a, v in view["area_scores"].items():
+        f["area." + a] = repr(float(v))
+    for k, name in (("level_since", "level_since"), ("immediate_at", "imm_at"),
+                    ("last_partition", "last_partition"), ("last_offset", "last_offset")):
+        if view.get(k) is not None:
+            f[name] = str(view[k])
+    return f
 
 
 # ----------------------------------------------------------------------------- kcat

@@ -193,8 +193,8 @@ class Redrive(cstest.StackTest):
             self.assertTrue(a.headers["cs.redrive.of"].startswith("intel.deadletter:"))
         # ... normalised and scored
         wait_until(lambda: len(cat(s, "intel.events")) == 4, 60, what="the re-driven events")
-        key = "cs:{LOCATION:%s}:state" % self.NEW
-        wait_until(lambda: r.hgetall(key).get("events_total") == "3", 60,
+        key = "LOCATION:%s" % self.NEW
+        wait_until(lambda: s.state([key])[key].get("events_total") == "3", 60,
                    what="the re-driven events scored")
         self.assertEqual(len(cat(s, "intel.deadletter")), 4)  # nothing new rejected
 
@@ -211,7 +211,7 @@ class Redrive(cstest.StackTest):
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertIn(b"would re-drive 0, already re-driven 0, skipped 0", p.stdout)
         time.sleep(1)  # let the scorer commit before it stops
-        self.assertEqual(r.hgetall(key).get("events_total"), "3")
+        self.assertEqual(s.state([key])[key].get("events_total"), "3")
         r.close()
         self.assertEqual(norm.stop(), 0)
         self.assertEqual(scorer.stop(), 0)

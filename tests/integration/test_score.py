@@ -95,9 +95,9 @@ class Checks(cstest.StackTest):
     partitions = {"intel.events": 8, "intel.alerts": 4}
 
     def assert_state_matches_model(self, model, ns="cs"):
-        r = self.stack.redis()
+        state = self.stack.state(model.subjects, ns)
         for key, sub in model.subjects.items():
-            h = r.hgetall("%s:{%s}:state" % (ns, key))
+            h = state[key]
             self.assertAlmostEqual(float(h["score"]), sub.s, delta=1e-9 * max(1, sub.s), msg=key)
             self.assertEqual(int(h["as_of"]), sub.as_of, key)
             self.assertEqual(h["level"], sub.level, key)
@@ -105,7 +105,6 @@ class Checks(cstest.StackTest):
                 self.assertAlmostEqual(float(h["area." + a]), sub.areas[a],
                                        delta=1e-9 * max(1, sub.areas[a]), msg=key)
             self.assertEqual(int(h["events_total"]), len(sub.seen), key)
-        r.close()
 
     def assert_alerts_match_model(self, model, alerts, exact=True):
         by_id = {}
@@ -133,8 +132,7 @@ class FeedMatchesModel(Checks):
         produce(s, events)
         scorer = s.program("caresignal-score")
         r = s.redis()
-        wait_until(lambda: sum(int(r.hgetall("cs:{%s}:state" % k).get("events_total", 0))
-                               for k in model.subjects) == sum(len(x.seen) for x in model.subjects.values()),
+        wait_until(lambda: cstest.events_applied(s, model.subjects) == sum(len(x.seen) for x in model.subjects.values()),
                    120, interval=0.5, what="every event applied")
         wait_until(lambda: len(alerts_on(s, "intel.alerts")) >= len(model.alerts), 60,
                    what="the alerts")
@@ -161,6 +159,57 @@ class FeedMatchesModel(Checks):
         self.assertEqual(p.returncode, 0)
         self.assertIn(b"LOCAL_AREA:", p.stdout)
         r.close()
+        self.check_show(model, events)
+
+    def check_show(self, model, events):
+        """caresignal-score --show: the documented shape, the model's values, the 90-day
+        list newest first, the last alert with its id, event keys seen by month."""
+        s = self.stack
+        alerted = [a["subject"] for a in model.alerts]
+        subject = max(set(alerted), key=alerted.count)
+        sub = model.subjects[subject]
+        view = s.show([subject])[subject]
+        self.assertEqual(set(view), {
+            "subject", "subject_kind", "subject_id", "exists", "score", "as_of", "area_scores",
+            "level", "level_since", "immediate_at", "events_total", "duplicates", "assurance",
+            "last_partition", "last_offset", "events", "last_alert", "pending_alerts",
+            "seen_months"})
+        self.assertTrue(view["exists"])
+        self.assertEqual(view["as_of"], sub.as_of)
+        self.assertEqual(view["level"], sub.level)
+        self.assertAlmostEqual(view["score"], sub.s, delta=1e-9 * max(1, sub.s))
+        last = [a for a in model.alerts if a["subject"] == subject][-1]
+        self.assertEqual(view["last_alert"]["alert_id"], last["alert_id"])
+        self.assertEqual(view["level_since"], last["as_of"])
+        self.assertEqual(view["pending_alerts"], 0)
+        mine = [e for e in events if "%s:%s" % (e["subject_kind"], e["subject_id"]) == subject]
+        window = [e for e in {e["event_key"]: e for e in mine}.values()
+                  if e["occurred_at"] >= sub.as_of - 90 * DAY]
+        self.assertEqual(sorted(e["event_key"] for e in view["events"]),
+                         sorted(e["event_key"] for e in window))
+        times = [e["occurred_at"] for e in view["events"]]
+        self.assertEqual(times, sorted(times, reverse=True))
+        months = {}
+        for k in sub.seen:
+            e = next(e for e in mine if e["event_key"] == k)
+            m = time.strftime("%Y-%m", time.gmtime(e["occurred_at"] / 1000))
+            months[m] = months.get(m, 0) + 1
+        self.assertEqual({m["month"]: m["event_keys"] for m in view["seen_months"]}, months)
+        # a person's view, a subject with no state (exit 3), not a subject (exit 2)
+        p = cstest.run("caresignal-score", "--show", subject, stack=s)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn(("level %s since" % sub.level).encode(), p.stdout)
+        self.assertIn(last["alert_id"].encode(), p.stdout)
+        p = cstest.run("caresignal-score", "--show", "--json", subject, "LOCATION:1-999999999",
+                       stack=s)
+        self.assertEqual(p.returncode, 3, p.stderr)
+        lines = [json.loads(l) for l in p.stdout.splitlines()]
+        self.assertEqual([l["exists"] for l in lines], [True, False])
+        p = cstest.run("caresignal-score", "--show", "NOT-A-SUBJECT", stack=s)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn(b"not a subject", p.stderr)
+        p = cstest.run("caresignal-score", "--show", stack=s)
+        self.assertEqual(p.returncode, 2)
 
 
 class BadConfiguration(cstest.unittest.TestCase):

@@ -46,8 +46,7 @@ class KillNine(Checks):
         total = sum(len(x.seen) for x in model.subjects.values())
 
         def applied(ns):
-            return sum(int(r.hgetall("%s:{%s}:state" % (ns, k)).get("events_total", 0))
-                       for k in model.subjects)
+            return cstest.events_applied(s, model.subjects, ns)
         wait_until(lambda: applied("a") == total and applied("b") == total, 180, interval=1,
                    what="both namespaces complete")
         wait_until(lambda: len(set(a["alert_id"] for a in alerts_on(s, "it.alerts.b")))

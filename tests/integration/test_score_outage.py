@@ -30,8 +30,7 @@ class RedisOutage(Checks):
                 s.restart_redis(down_seconds=5)  # mid-stream: the scorer is busy
         r = s.redis()
         total = sum(len(x.seen) for x in model.subjects.values())
-        wait_until(lambda: sum(int(r.hgetall("cs:{%s}:state" % k).get("events_total", 0))
-                               for k in model.subjects) == total, 180, interval=1,
+        wait_until(lambda: cstest.events_applied(s, model.subjects) == total, 180, interval=1,
                    what="every event applied")
         wait_until(lambda: len(set(a["alert_id"] for a in alerts_on(s, "intel.alerts")))
                    >= len(model.alerts), 60, what="the alerts")
@@ -65,8 +64,7 @@ class TwoScorers(Checks):
             time.sleep(0.2)
         r = s.redis()
         total = sum(len(x.seen) for x in model.subjects.values())
-        wait_until(lambda: sum(int(r.hgetall("cs:{%s}:state" % k).get("events_total", 0))
-                               for k in model.subjects) == total, 180, interval=1,
+        wait_until(lambda: cstest.events_applied(s, model.subjects) == total, 180, interval=1,
                    what="every event applied")
         wait_until(lambda: len(set(a["alert_id"] for a in alerts_on(s, "intel.alerts")))
                    >= len(model.alerts), 60, what="the alerts")

@@ -17,9 +17,8 @@ from cstest import bin_path, cat, json2avro, kcat_produce, wait_until
 from test_score import Checks, make_feed, model_of
 
 
-def applied(r, ns, model):
-    return sum(int(r.hgetall("%s:{%s}:state" % (ns, k)).get("events_total", 0))
-               for k in model.subjects)
+def applied(stack, ns, model):
+    return cstest.events_applied(stack, model.subjects, ns)
 
 
 def total(model):
@@ -45,7 +44,7 @@ class ScoreRegressions(Checks):
         r = s.redis()
         first = s.program("caresignal-score")
         m1 = model_of(feed1)
-        wait_until(lambda: applied(r, "cs", m1) == total(m1), 120, interval=0.3,
+        wait_until(lambda: applied(s, "cs", m1) == total(m1), 120, interval=0.3,
                    what="the first feed applied")
         self.assertEqual(first.stop(), 0)
 
@@ -65,7 +64,7 @@ class ScoreRegressions(Checks):
             model = model_of(feed1 + feed2)
             second = s.program("caresignal-score",
                                config_extra={"kafka.bootstrap.servers": bootstrap})
-            wait_until(lambda: applied(r, "cs", model) == total(model), 120, interval=0.3,
+            wait_until(lambda: applied(s, "cs", model) == total(model), 120, interval=0.3,
                        what="every event of the second feed applied")
             self.assertEqual(second.stop(), 0)
             self.assert_state_matches_model(model)
@@ -101,12 +100,12 @@ class ScoreRegressions(Checks):
         scorer = s.program("caresignal-score", config_extra={
             "group.id": "score-hw", "state.namespace": "hw", "topic.events": "it.hw",
             "topic.alerts": "it.hw.alerts"})
-        wait_until(lambda: applied(r, "hw", model) == total(model), 60, interval=0.3,
+        wait_until(lambda: applied(s, "hw", model) == total(model), 60, interval=0.3,
                    what="every event applied")
         more = make_feed(10, seed=24, subjects=5)
         produce_to(s.bootstrap, more, topic="it.hw", partition=0)
         model = model_of(events + more)
-        wait_until(lambda: applied(r, "hw", model) == total(model), 60, interval=0.3,
+        wait_until(lambda: applied(s, "hw", model) == total(model), 60, interval=0.3,
                    what="the later events applied")
         self.assertEqual(scorer.stop(), 0)
         refused = [l for l in scorer.logs() if l.get("msg", "").startswith(
@@ -142,7 +141,7 @@ class ScoreRegressions(Checks):
         scorer = s.program("caresignal-score", config_extra={
             "group.id": "score-bad", "state.namespace": "bad", "topic.events": topic,
             "topic.alerts": "it.bad.alerts"})
-        wait_until(lambda: applied(r, "bad", model) == total(model), 60, interval=0.3,
+        wait_until(lambda: applied(s, "bad", model) == total(model), 60, interval=0.3,
                    what="the good events applied")
         wait_until(lambda: len(cat(s, "it.bad.alerts")) >= len(model.alerts), 60,
                    what="the good events' alerts")
@@ -179,10 +178,10 @@ class ScoreRegressions(Checks):
                        what="the scorer to meet OOM")
             time.sleep(2)
             self.assertTrue(scorer.alive(), scorer.log_text()[-2000:])
-            self.assertEqual(applied(r, "oom", model), 0)
+            self.assertEqual(applied(s, "oom", model), 0)
         finally:
             r.cmd("CONFIG", "SET", "maxmemory", "0")
-        wait_until(lambda: applied(r, "oom", model) == total(model), 60, interval=0.3,
+        wait_until(lambda: applied(s, "oom", model) == total(model), 60, interval=0.3,
                    what="every event applied once Redis has memory again")
         self.assertEqual(scorer.stop(), 0)
         self.assert_state_matches_model(model, ns="oom")
@@ -238,7 +237,7 @@ class ScoreRegressions(Checks):
         scorer = s.program("caresignal-score", config_extra={
             "group.id": "score-rank", "state.namespace": "rank", "topic.events": "it.rank",
             "topic.alerts": "it.rank.alerts"})
-        wait_until(lambda: applied(r, "rank", model) == total(model), 60, interval=0.3,
+        wait_until(lambda: applied(s, "rank", model) == total(model), 60, interval=0.3,
                    what="every event applied")
         self.assertEqual(scorer.stop(), 0)
         refused = [l for l in scorer.logs() if l.get("msg", "").startswith("redis refused a rank update")]
@@ -272,9 +271,9 @@ class ScoreRegressions(Checks):
         wait_until(lambda: "fails for every subject" in scorer.log_text(), 60,
                    what="the scorer to see the function fail for everyone")
         time.sleep(2)
-        self.assertEqual(applied(r, "sys", model), 0)
+        self.assertEqual(applied(s, "sys", model), 0)
         r.cmd("FUNCTION", "LOAD", "REPLACE", code)
-        wait_until(lambda: applied(r, "sys", model) == total(model), 90, interval=0.5,
+        wait_until(lambda: applied(s, "sys", model) == total(model), 90, interval=0.5,
                    what="every event applied once the function answers")
         self.assertEqual(scorer.stop(), 0)
         self.assertEqual(cat(s, "it.sys.dlq"), [])
@@ -318,7 +317,7 @@ class OffsetResetKeepsTheResumeRule(Checks):
                 "topic.alerts": "it.reset.alerts", "topic.deadletter": "it.reset.dlq"})
             wait_until(lambda: any("OFFSET RESET" in l.get("msg", "") for l in scorer.logs()),
                        60, what="the offset reset on partition 0")
-            wait_until(lambda: applied(r, "reset", model) == total(model), 90, interval=0.5,
+            wait_until(lambda: applied(s, "reset", model) == total(model), 90, interval=0.5,
                        what="partition 1's gap re-applied")
         finally:
             s.fault("rtt", 2, 0)
