@@ -26,8 +26,7 @@ class Replay(cstest.StackTest):
         scorer = s.program("caresignal-score")
         r = s.redis()
         total = sum(len(x.seen) for x in cls.model.subjects.values())
-        wait_until(lambda: sum(int(r.hgetall("cs:{%s}:state" % k).get("events_total", 0))
-                               for k in cls.model.subjects) == total, 120, interval=0.5,
+        wait_until(lambda: cstest.events_applied(s, cls.model.subjects) == total, 120, interval=0.5,
                    what="the live scorer to apply every event")
         # stop it once it has committed everything, so the live namespace and the group
         # stand still while the replays run
