@@ -6,26 +6,42 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "caresignal/alert.h"
 #include "caresignal/log.h"
 #include "caresignal/timeutil.h"
 #include "replay.h"
 
-/* What the comparison needs of an alert (a cs_alert_t carries its recent events too). */
+/* What the comparison needs of an alert. The whole alert (a cs_alert_t, about 14 KB with
+ * its recent events) is kept beside it only for --json, which prints every field. */
 typedef struct brief {
     char subject[CS_SUBJECT_KEY_MAX];
     char triggered_by[CS_EVENT_KEY_MAX];
+    char alert_id[33];
     cs_alert_kind_t kind;
-    cs_level_t level, previous;
+    cs_level_t level;
     cs_reason_t reason;
     double score;
     int64_t as_of;
+    size_t at; /* the alert's index in briefs_t.alerts (arrival order) */
     int matched;
 } brief_t;
 
 typedef struct briefs {
-    brief_t *v;
+    brief_t *v;         /* sorted and re-sorted by report() */
+    cs_alert_t *alerts; /* NULL unless whole: the alerts as raised, v[i].at indexes it */
+    int whole;
     size_t n, cap;
 } briefs_t;
+
+static void *grow(void *p, size_t n)
+{
+    void *q = realloc(p, n);
+    if (!q) {
+        fprintf(stderr, "caresignal-replay: out of memory\n");
+        exit(1);
+    }
+    return q;
+}
 
 static void keep(void *opaque, const cs_alert_t *alerts, int n)
 {
@@ -33,21 +49,21 @@ static void keep(void *opaque, const cs_alert_t *alerts, int n)
     for (int i = 0; i < n; i++) {
         if (b->n == b->cap) {
             b->cap = b->cap ? b->cap * 2 : 256;
-            brief_t *grown = realloc(b->v, b->cap * sizeof(*grown));
-            if (!grown) {
-                fprintf(stderr, "caresignal-replay: out of memory\n");
-                exit(1);
-            }
-            b->v = grown;
+            b->v = grow(b->v, b->cap * sizeof(*b->v));
+            if (b->whole)
+                b->alerts = grow(b->alerts, b->cap * sizeof(*b->alerts));
         }
-        brief_t *x = &b->v[b->n++];
+        if (b->whole)
+            b->alerts[b->n] = alerts[i];
+        brief_t *x = &b->v[b->n];
         memset(x, 0, sizeof(*x));
+        x->at = b->n++;
         cs_subject_key(alerts[i].subject_kind, alerts[i].subject_id, x->subject,
                        sizeof(x->subject));
         snprintf(x->triggered_by, sizeof(x->triggered_by), "%s", alerts[i].triggered_by);
+        snprintf(x->alert_id, sizeof(x->alert_id), "%s", alerts[i].alert_id);
         x->kind = alerts[i].kind;
         x->level = alerts[i].level;
-        x->previous = alerts[i].previous_level;
         x->reason = alerts[i].reason;
         x->score = alerts[i].score;
         x->as_of = alerts[i].as_of;
@@ -73,29 +89,33 @@ static int brief_time_cmp(const void *a, const void *b)
     return strcmp(x->triggered_by, y->triggered_by);
 }
 
-static json_t *brief_json(const brief_t *b)
+/* The whole RiskAlert as the scorer would publish it (cs_alert_to_json: every field by
+ * its schema name, as_of in epoch ms), plus "subject": the subject key it was matched
+ * by. */
+static json_t *alert_json(const briefs_t *side, const brief_t *b)
 {
-    char when[32];
-    cs_time_format(b->as_of, when, sizeof(when));
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:f, s:s}", "subject", b->subject,
-                     "kind", cs_alert_kind_names[b->kind], "level",
-                     cs_level_names[b->level], "previous_level",
-                     cs_level_names[b->previous], "reason", cs_reason_names[b->reason],
-                     "triggered_by", b->triggered_by, "score", b->score, "as_of", when);
+    json_t *j = cs_alert_to_json(&side->alerts[b->at]);
+    if (!j || json_object_set_new(j, "subject", json_string(b->subject))) {
+        fprintf(stderr, "caresignal-replay: cannot render alert %s as JSON\n",
+                b->alert_id);
+        exit(1);
+    }
+    return j;
 }
 
 static void print_brief(char sign, const brief_t *b)
 {
     char when[32];
     cs_time_format(b->as_of, when, sizeof(when));
-    printf("  %c %-7s %-7s %-28s at %.16s  score %6.1f  [%s] triggered by %s\n", sign,
-           cs_alert_kind_names[b->kind], cs_level_names[b->level], b->subject, when,
-           b->score, cs_reason_names[b->reason], b->triggered_by);
+    printf("  %c %-7s %-7s %-28s at %.16s  score %6.1f  [%s] triggered by %s  id %s\n",
+           sign, cs_alert_kind_names[b->kind], cs_level_names[b->level], b->subject, when,
+           b->score, cs_reason_names[b->reason], b->triggered_by, b->alert_id);
 }
 
 /* The comparison, matched by (subject, triggering event): an alert only the new rules
  * raise is added, one only the live rules raise removed, and one both raise at the same
- * event but differently (kind, level or reason) changed. */
+ * event but differently (kind, level or reason) changed. A pair that differs only in
+ * score, previous level or anything else is the same decision and is not reported. */
 static void report(briefs_t *live, briefs_t *fresh, int as_json, const char *file,
                    const cs_rules_t *live_rules, const cs_rules_t *new_rules)
 {
@@ -136,14 +156,14 @@ static void report(briefs_t *live, briefs_t *fresh, int as_json, const char *fil
         json_t *added = json_array(), *removed = json_array(), *ch = json_array();
         for (size_t k = 0; k < fresh->n; k++)
             if (!fresh->v[k].matched)
-                json_array_append_new(added, brief_json(&fresh->v[k]));
+                json_array_append_new(added, alert_json(fresh, &fresh->v[k]));
         for (size_t k = 0; k < live->n; k++)
             if (!live->v[k].matched)
-                json_array_append_new(removed, brief_json(&live->v[k]));
+                json_array_append_new(removed, alert_json(live, &live->v[k]));
         for (size_t k = 0; k < nchanged; k++)
             json_array_append_new(ch, json_pack("{s:o, s:o}", "live",
-                                                brief_json(&changed[k][0]), "new",
-                                                brief_json(&changed[k][1])));
+                                                alert_json(live, &changed[k][0]), "new",
+                                                alert_json(fresh, &changed[k][1])));
         json_t *c = json_object();
         static const char *const what[] = {"added", "removed", "changed"};
         for (int k = 0; k < 3; k++) {
@@ -178,10 +198,11 @@ static void report(briefs_t *live, briefs_t *fresh, int as_json, const char *fil
     printf("changed (%zu):\n", nchanged);
     for (size_t k = 0; k < nchanged; k++) {
         const brief_t *a = &changed[k][0], *b = &changed[k][1];
-        printf("  ~ %-28s triggered by %s: %s %s [%s] -> %s %s [%s]\n", a->subject,
-               a->triggered_by, cs_alert_kind_names[a->kind], cs_level_names[a->level],
-               cs_reason_names[a->reason], cs_alert_kind_names[b->kind],
-               cs_level_names[b->level], cs_reason_names[b->reason]);
+        printf("  ~ %-28s triggered by %s: %s %s [%s] id %s -> %s %s [%s] id %s\n",
+               a->subject, a->triggered_by, cs_alert_kind_names[a->kind],
+               cs_level_names[a->level], cs_reason_names[a->reason], a->alert_id,
+               cs_alert_kind_names[b->kind], cs_level_names[b->level],
+               cs_reason_names[b->reason], b->alert_id);
     }
     printf(
         "per level (of the new alert; removed: of the live one):\n  %-8s %8s %8s %8s\n",
@@ -218,7 +239,7 @@ int replay_whatif(const replay_ctx_t *ctx)
     snprintf(ns_new, sizeof(ns_new), "%s-whatif-%d-new", cfg->state_namespace,
              (int)getpid());
     cs_redis_t *redis = replay_redis(ctx);
-    briefs_t live = {0}, fresh = {0};
+    briefs_t live = {.whole = as_json}, fresh = {.whole = as_json};
     replay_target_t targets[2];
     memset(targets, 0, sizeof(targets));
     replay_target_init(ctx, &targets[0], ns_live, live_rules, redis);
@@ -268,6 +289,8 @@ done:
     replay_target_release(&targets[1]);
     free(live.v);
     free(fresh.v);
+    free(live.alerts);
+    free(fresh.alerts);
     cs_redis_destroy(redis);
     cs_rules_destroy(new_rules);
     cs_rules_destroy(live_rules);

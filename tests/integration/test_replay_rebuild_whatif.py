@@ -10,7 +10,7 @@ import os
 import cstest
 import riskmodel
 from cstest import wait_until
-from test_score import RULES, make_feed, model_of, produce, redis_state
+from test_score import RULES, alerts_on, make_feed, model_of, produce, redis_state
 
 
 class Replay(cstest.StackTest):
@@ -120,6 +120,93 @@ class Replay(cstest.StackTest):
         # the text report says the same
         p = self.replay("whatif", "--rules", path, "--execute")
         self.assertIn(b"added (%d):" % len(added), p.stdout)
+
+    def test_whatif_alert_ids_and_whole_alerts(self):
+        """Every reported alert carries its alert_id, the one the scorer gives it; --json
+        carries every RiskAlert field on both sides of a changed pair; and a pair that
+        differs only in score or previous_level is not reported as changed."""
+        with open(RULES) as f:
+            rules = json.load(f)
+        other = copy.deepcopy(rules)
+        other["version"] = "whatif-ids"
+        # Over this seeded feed (computed with riskmodel) these rules give added, removed
+        # and changed alerts (an INSPECT at 65 turns some WATCH raises into INSPECT raises
+        # at the same event), matched alerts whose score alone differs (COMPLAINT weighs
+        # 5.05 instead of 5) and matched alerts whose previous_level alone differs (watch
+        # at 35 instead of 40).
+        levels = other["risk"]["levels"]["LOCATION"]
+        levels["inspect"] = {"raise": 65, "clear": 60}
+        levels["watch"] = {"raise": 35, "clear": 28}
+        other["risk"]["base"]["COMPLAINT"] = 5.05
+        report, path = self.whatif(other)
+        live = model_of(self.events)
+        new = riskmodel.Model(riskmodel.Rules(path))
+        for e in self.events:
+            new.apply(e)
+        key = lambda a: (a["subject"], a["triggered_by"])
+        decision = lambda a: (a["kind"], a["level"], a["reason"])
+        lv = {key(a): a for a in live.alerts}
+        nw = {key(a): a for a in new.alerts}
+        matched = [k for k in nw if k in lv]
+        changed = sorted(k for k in matched if decision(nw[k]) != decision(lv[k]))
+        same = [k for k in matched if decision(nw[k]) == decision(lv[k])]
+        score_only = [k for k in same if nw[k]["score"] != lv[k]["score"]
+                      and nw[k]["previous_level"] == lv[k]["previous_level"]]
+        previous_only = [k for k in same if nw[k]["previous_level"] != lv[k]["previous_level"]]
+        self.assertGreater(len(changed), 0, "these rules change an alert")
+        self.assertGreater(len(score_only), 0, "these rules move a score but not its level")
+        self.assertGreater(len(previous_only), 0, "these rules move a previous_level")
+        self.assertEqual(sorted(key(a) for a in report["added"]),
+                         sorted(k for k in nw if k not in lv))
+        self.assertEqual(sorted(key(a) for a in report["removed"]),
+                         sorted(k for k in lv if k not in nw))
+        self.assertEqual(sorted(key(c["new"]) for c in report["changed"]), changed)
+        self.assertEqual(sorted(key(c["live"]) for c in report["changed"]), changed)
+        reported = {key(c["new"]) for c in report["changed"]}
+        self.assertEqual(reported & set(score_only), set())
+        self.assertEqual(reported & set(previous_only), set())
+
+        with open(os.path.join(cstest.SOURCE, "schemas/caresignal.RiskAlert.v1.avsc")) as f:
+            fields = {x["name"] for x in json.load(f)["fields"]}
+        on_topic = {a["alert_id"] for a in alerts_on(self.stack, "intel.alerts")}
+
+        def check(got, want, version):
+            # every RiskAlert field, plus the subject key it was matched by
+            self.assertEqual(set(got), fields | {"subject"}, got)
+            self.assertEqual(got["alert_id"], want["alert_id"], want)
+            self.assertEqual(got["alert_id"], riskmodel.alert_id(
+                got["subject"], got["kind"], got["level"], got["triggered_by"]))
+            for f in ("kind", "level", "previous_level", "reason", "as_of", "triggered_by"):
+                self.assertEqual(got[f], want[f], (f, want))
+            self.assertAlmostEqual(got["score"], want["score"], delta=1e-9 * max(1, want["score"]))
+            self.assertEqual(got["subject"], "%s:%s" % (got["subject_kind"], got["subject_id"]))
+            self.assertEqual(set(got["area_scores"]), set(riskmodel.AREAS))
+            self.assertGreater(len(got["recent"]), 0)
+            for r in got["recent"]:
+                self.assertEqual(set(r), {"event_key", "signal", "severity", "occurred_at"})
+            self.assertEqual(got["rules_version"], version)
+            self.assertEqual((got["region"], got["local_authority_code"]), ("London", "E09000001"))
+
+        for a in report["added"]:
+            check(a, nw[key(a)], "whatif-ids")
+        for a in report["removed"]:
+            check(a, lv[key(a)], rules["version"])
+            self.assertIn(a["alert_id"], on_topic)  # the id the live scorer published
+        for c in report["changed"]:
+            check(c["live"], lv[key(c["live"])], rules["version"])
+            check(c["new"], nw[key(c["new"])], "whatif-ids")
+            self.assertIn(c["live"]["alert_id"], on_topic)
+            self.assertNotEqual(c["live"]["alert_id"], c["new"]["alert_id"])
+        # the text report names the same ids, one per line (both for a changed pair)
+        p = self.replay("whatif", "--rules", path, "--execute")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        lines = p.stdout.decode().splitlines()
+        for a in report["added"] + report["removed"]:
+            self.assertEqual(sum(1 for ln in lines if ln.endswith(" id " + a["alert_id"])), 1, a)
+        for c in report["changed"]:
+            self.assertEqual(sum(1 for ln in lines if ln.startswith("  ~ ")
+                                 and " id %s -> " % c["live"]["alert_id"] in ln
+                                 and ln.endswith(" id " + c["new"]["alert_id"])), 1, c)
 
     def test_dry_runs_and_usage(self):
         p = self.replay("whatif", "--rules", RULES)
