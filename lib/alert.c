@@ -35,18 +35,24 @@ void cs_alert_set_id(cs_alert_t *a)
     cs_alert_id(key, a->kind, a->level, a->triggered_by, a->alert_id);
 }
 
+json_t *cs_recent_events_json(const cs_recent_event_t *e, int n)
+{
+    json_t *list = json_array();
+    for (int i = 0; i < n; i++)
+        json_array_append_new(
+            list, json_pack("{s:s, s:s, s:s, s:I}", "event_key", e[i].event_key, "signal",
+                            cs_signal_names[e[i].signal], "severity",
+                            cs_severity_names[e[i].severity], "occurred_at",
+                            (json_int_t)e[i].occurred_at));
+    return list;
+}
+
 json_t *cs_alert_to_json(const cs_alert_t *a)
 {
     json_t *areas = json_object();
     for (int i = 0; i < CS_AREA_COUNT; i++)
         json_object_set_new(areas, cs_area_names[i], json_real(a->area_scores[i]));
-    json_t *recent = json_array();
-    for (int i = 0; i < a->nrecent; i++)
-        json_array_append_new(
-            recent, json_pack("{s:s, s:s, s:s, s:I}", "event_key", a->recent[i].event_key,
-                              "signal", cs_signal_names[a->recent[i].signal], "severity",
-                              cs_severity_names[a->recent[i].severity], "occurred_at",
-                              (json_int_t)a->recent[i].occurred_at));
+    json_t *recent = cs_recent_events_json(a->recent, a->nrecent);
     return json_pack(
         "{s:s, s:s, s:s, s:s, s:s, s:s, s:f, s:o, s:I, s:s, s:s, s:o, s:s, s:s, s:s}",
         "alert_id", a->alert_id, "kind", cs_alert_kind_names[a->kind], "subject_kind",

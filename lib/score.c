@@ -527,9 +527,12 @@ static const char *const cs_state_fields[F_COUNT] = {"score",
                                                      "last_alert",
                                                      "pending_alerts"};
 
-/* How many months back from as_of's the read looks for seen sets: the record lives
- * seen_ttl (400 days) after its last write. */
-#define CS_VIEW_MONTHS 15
+/* How many months back from as_of's the read looks for seen sets: a set lives seen_ttl
+ * after its last write, so its month can start up to seen_ttl + a month before as_of. */
+static int cs_view_months(const cs_scorer_t *s)
+{
+    return (int)(s->rules->seen_ttl_s / (28 * 86400)) + 2;
+}
 
 static const char *cs_field(const redisReply *h, int f)
 {
@@ -661,8 +664,9 @@ cs_err_t cs_scorer_read(const cs_scorer_t *s, cs_redis_t *redis,
     }
     /* the months whose seen sets can still be there */
     cs_redis_pipe_reset(p);
+    const int nmonths = cs_view_months(s);
     for (size_t i = 0; !err && i < n; i++)
-        for (int b = 0; out[i].exists && b < CS_VIEW_MONTHS; b++) {
+        for (int b = 0; out[i].exists && b < nmonths; b++) {
             char m[8], key[300];
             cs_month_back(out[i].as_of, b, m);
             snprintf(key, sizeof(key), "%s:{%s}:seen:%s", s->ns, subjects[i], m);
@@ -675,12 +679,12 @@ cs_err_t cs_scorer_read(const cs_scorer_t *s, cs_redis_t *redis,
     for (size_t i = 0; !err && i < n; i++) {
         if (!out[i].exists)
             continue;
-        out[i].months = calloc(CS_VIEW_MONTHS, sizeof(*out[i].months));
+        out[i].months = calloc((size_t)nmonths, sizeof(*out[i].months));
         if (!out[i].months) {
             err = CS_ERR_NOMEM;
             break;
         }
-        for (int b = CS_VIEW_MONTHS - 1; b >= 0; b--) {
+        for (int b = nmonths - 1; b >= 0; b--) {
             const redisReply *c = cs_redis_pipe_reply(p, r + (size_t)b);
             if (c->type == REDIS_REPLY_INTEGER && c->integer > 0) {
                 cs_subject_month_t *m = &out[i].months[out[i].nmonths++];
@@ -688,7 +692,7 @@ cs_err_t cs_scorer_read(const cs_scorer_t *s, cs_redis_t *redis,
                 m->event_keys = c->integer;
             }
         }
-        r += CS_VIEW_MONTHS;
+        r += (size_t)nmonths;
     }
     cs_redis_pipe_destroy(p);
     if (err) {
@@ -766,18 +770,6 @@ int cs_subject_view_equal(const cs_subject_view_t *a, const cs_subject_view_t *b
     return 1;
 }
 
-static json_t *cs_recent_json(const cs_recent_event_t *e, int n)
-{
-    json_t *list = json_array();
-    for (int i = 0; i < n; i++)
-        json_array_append_new(
-            list, json_pack("{s:s, s:s, s:s, s:I}", "event_key", e[i].event_key, "signal",
-                            cs_signal_names[e[i].signal], "severity",
-                            cs_severity_names[e[i].severity], "occurred_at",
-                            (json_int_t)e[i].occurred_at));
-    return list;
-}
-
 json_t *cs_subject_view_json(const cs_subject_view_t *v)
 {
     char subject[CS_SUBJECT_KEY_MAX];
@@ -817,8 +809,8 @@ json_t *cs_subject_view_json(const cs_subject_view_t *v)
                      v->has_position ? json_integer(v->last_partition) : json_null(),
                      "last_offset",
                      v->has_position ? json_integer(v->last_offset) : json_null(),
-                     "events", cs_recent_json(v->events, v->nevents), "last_alert", last,
-                     "pending_alerts", v->npending, "seen_months", months));
+                     "events", cs_recent_events_json(v->events, v->nevents), "last_alert",
+                     last, "pending_alerts", v->npending, "seen_months", months));
     return j;
 }
 

@@ -160,14 +160,8 @@ static int run_top(const cs_config_t *cfg, const cs_cli_t *cli, cs_rules_t *rule
             areas[a] = cs_scorer_decay(rules, sv->area_scores[a], sv->as_of, now);
         const char *level = cs_level_names[sv->level];
         const char *subject = subjects[i];
-        json_t *last = json_array();
-        for (int k = 0; k < sv->nevents && k < 3; k++)
-            json_array_append_new(
-                last,
-                json_pack("{s:s, s:s, s:s, s:I}", "event_key", sv->events[k].event_key,
-                          "signal", cs_signal_names[sv->events[k].signal], "severity",
-                          cs_severity_names[sv->events[k].severity], "occurred_at",
-                          (json_int_t)sv->events[k].occurred_at));
+        json_t *last =
+            cs_recent_events_json(sv->events, sv->nevents < 3 ? sv->nevents : 3);
         if (as_json) {
             json_t *line = json_pack(
                 "{s:i, s:s, s:s, s:f, s:I, s:{s:f, s:f, s:f, s:f}, s:O}", "rank",

@@ -1,4 +1,5 @@
-/* caresignal alerts: the RiskAlert (docs/contract/risk-model.md) — its id, Avro wire format and JSON. */
+/* caresignal alerts: the RiskAlert (docs/contract/risk-model.md) — its id, Avro wire
+ * format and JSON. */
 #ifndef CARESIGNAL_ALERT_H
 #define CARESIGNAL_ALERT_H
 
@@ -77,10 +78,15 @@ void cs_alert_set_id(cs_alert_t *a);
 
 /**
  * The alert as a JSON object: the RiskAlert's fields by their schema names, enums
- * as strings, timestamps as epoch milliseconds (docs/contract/configuration.md's stdout format).
+ * as strings, timestamps as epoch milliseconds (docs/contract/configuration.md's stdout
+ * format).
  * @returns a new reference.
  */
 json_t *cs_alert_to_json(const cs_alert_t *a);
+
+/** \p n recent events as the RiskAlert's `recent` array (event_key, signal, severity,
+ *  occurred_at). New reference. */
+json_t *cs_recent_events_json(const cs_recent_event_t *e, int n);
 
 /** Reads an alert back from cs_alert_to_json's form. @returns CS_OK or
  * CS_ERR_INVALID_ARG. */
