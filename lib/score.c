@@ -8,7 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "caresignal/timeutil.h"
+
+/* The value layout lib/risk.lua writes (its header comment is the definition). */
+#define CS_LAYOUT_VERSION 2
 
 extern const char cs_risk_lua[]; /* lib/risk.lua, embedded at build time */
 
@@ -74,13 +79,17 @@ cs_scorer_t *cs_scorer_new(const cs_rules_t *rules, const char *ns, char *errstr
         return NULL;
     s->rules = rules;
     snprintf(s->ns, sizeof(s->ns), "%s", ns);
-    snprintf(s->function, sizeof(s->function), "cs_apply_%s", rules->digest);
-    snprintf(s->ack_function, sizeof(s->ack_function), "cs_ack_%s", rules->digest);
+    /* the names carry the layout's version: a library of another layout never replaces
+     * this one, nor this one it */
+    snprintf(s->function, sizeof(s->function), "cs_apply_v%d_%s", CS_LAYOUT_VERSION,
+             rules->digest);
+    snprintf(s->ack_function, sizeof(s->ack_function), "cs_ack_v%d_%s", CS_LAYOUT_VERSION,
+             rules->digest);
 
     /* Every number the function uses comes from the rules file, written here as a Lua
      * table R in front of lib/risk.lua. */
     cs_text_t t = {0};
-    cs_text_add(&t, "#!lua name=caresignal_%s\n", rules->digest);
+    cs_text_add(&t, "#!lua name=caresignal_v%d_%s\n", CS_LAYOUT_VERSION, rules->digest);
     cs_text_add(&t, "-- generated from rules version %s\n", rules->version);
     cs_text_add(&t, "local FN_NAME = '%s'\nlocal ACK_NAME = '%s'\n", s->function,
                 s->ack_function);
@@ -99,10 +108,7 @@ cs_scorer_t *cs_scorer_new(const cs_rules_t *rules, const char *ns, char *errstr
                     k, l->watch_raise, l->watch_clear, l->inspect_raise,
                     l->inspect_clear);
     }
-    cs_text_add(&t, "  },\n  area_fields = {");
-    for (int a = 0; a < CS_AREA_COUNT; a++)
-        cs_text_add(&t, "%s'area.%s'", a ? ", " : "", cs_area_names[a]);
-    cs_text_add(&t, "},\n}\n%s", cs_risk_lua);
+    cs_text_add(&t, "  },\n}\n%s", cs_risk_lua);
     if (!t.s) {
         free(s);
         return NULL;
@@ -135,12 +141,6 @@ void cs_scorer_state_key(const cs_scorer_t *s, const char *subject_key, char *ou
     snprintf(out, size, "%s:{%s}:state", s->ns, subject_key);
 }
 
-void cs_scorer_events_key(const cs_scorer_t *s, const char *subject_key, char *out,
-                          size_t size)
-{
-    snprintf(out, size, "%s:{%s}:events", s->ns, subject_key);
-}
-
 void cs_scorer_rank_key(const cs_scorer_t *s, cs_subject_kind_t kind, char *out,
                         size_t size)
 {
@@ -169,7 +169,28 @@ double cs_scorer_decay(const cs_rules_t *rules, double score, int64_t as_of, int
 
 /* ------------------------------------------------------------------ calls */
 
-#define CS_EVENT_ARGS 11
+#define CS_EVENT_ARGS 13
+
+/* year * 12 + month - 1 of \p ms (UTC), and its "YYYY-MM" */
+static int cs_month_of(int64_t ms, char m[8])
+{
+    cs_time_month(ms, m, 8);
+    return atoi(m) * 12 + atoi(m + 5) - 1;
+}
+
+/* The de-duplication digest of an event: SHA-256 of "YYYY-MM" NUL event_key, first 8
+ * bytes (docs/contract/redis-layout.md has the collision argument). */
+static void cs_seen_digest(const char month[8], const char *event_key, unsigned char out[8])
+{
+    unsigned char text[8 + CS_EVENT_KEY_MAX], md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    size_t klen = strnlen(event_key, CS_EVENT_KEY_MAX - 1);
+    memcpy(text, month, 7);
+    text[7] = 0;
+    memcpy(text + 8, event_key, klen);
+    EVP_Digest(text, 8 + klen, md, &mdlen, EVP_sha256(), NULL);
+    memcpy(out, md, 8);
+}
 
 cs_err_t cs_scorer_add_call(cs_scorer_t *s, cs_redis_pipe_t *pipe,
                             const cs_score_input_t *in, size_t n)
@@ -180,87 +201,73 @@ cs_err_t cs_scorer_add_call(cs_scorer_t *s, cs_redis_pipe_t *pipe,
     char subject[CS_SUBJECT_KEY_MAX];
     cs_subject_key(first->subject_kind, first->subject_id, subject, sizeof(subject));
 
-    /* KEYS: state, events, one seen set per distinct month; ARGV: kind, n, events.
-     * All formatted arguments go into one buffer: at most 128 bytes an event (numbers)
-     * and 256 a key. */
-    char(*months)[8] = calloc(n, sizeof(*months));
-    int nmonths = 0;
-    int *month_of = calloc(n, sizeof(int));
-    size_t argc = 3 + 2 + n + 2 + n * CS_EVENT_ARGS;
+    /* KEYS: the state; ARGV: kind, n, 13 per event. Formatted arguments go into one
+     * buffer: at most 160 bytes an event (numbers, the digest, the key prefix). */
+    size_t argc = 3 + 1 + 2 + n * CS_EVENT_ARGS;
     const char **argv = calloc(argc, sizeof(*argv));
-    char *text = calloc(n * 128 + (2 + n) * 256 + 64, 1);
-    if (!months || !month_of || !argv || !text) {
-        free(months);
-        free(month_of);
+    size_t *lens = calloc(argc, sizeof(*lens));
+    char *text = calloc(n * (160 + CS_EVENT_KEY_MAX) + 512, 1);
+    if (!argv || !lens || !text) {
         free(argv);
+        free(lens);
         free(text);
         return CS_ERR_NOMEM;
     }
+    size_t c = 0;
+    char *p = text;
+#define CS_ARG_STR(str) (argv[c] = (str), lens[c] = strlen(argv[c]), c++)
+#define CS_ARG_FMT(...)                                                                  \
+    (argv[c] = p, lens[c] = (size_t)sprintf(p, __VA_ARGS__), p += lens[c] + 1, c++)
+    CS_ARG_STR("FCALL");
+    CS_ARG_STR(s->function);
+    CS_ARG_STR("1");
+    argv[c] = p;
+    cs_scorer_state_key(s, subject, p, 256);
+    lens[c] = strlen(p);
+    p += lens[c++] + 1;
+    CS_ARG_STR(first->subject_kind == CS_SUBJECT_LOCATION ? "0" : "1");
+    CS_ARG_FMT("%zu", n);
+    cs_err_t err = CS_OK;
     for (size_t i = 0; i < n; i++) {
         const cs_intel_event_t *e = in[i].ev;
         if (e->subject_kind != first->subject_kind ||
             strcmp(e->subject_id, first->subject_id)) {
-            free(months);
-            free(month_of);
-            free(argv);
-            free(text);
-            return CS_ERR_INVALID_ARG;
+            err = CS_ERR_INVALID_ARG;
+            break;
         }
         char m[8];
-        cs_time_month(e->occurred_at, m, sizeof(m));
-        int k;
-        for (k = 0; k < nmonths && strcmp(months[k], m); k++)
-            ;
-        if (k == nmonths)
-            memcpy(months[nmonths++], m, 8);
-        month_of[i] = k;
+        int month = cs_month_of(e->occurred_at, m);
+        argv[c] = p;
+        cs_seen_digest(m, e->event_key, (unsigned char *)p);
+        lens[c++] = 8;
+        p += 9;
+        /* the event_key as "SOURCE:org:" and the partner's ref */
+        const char *colon = strchr(e->event_key, ':');
+        colon = colon ? strchr(colon + 1, ':') : NULL;
+        size_t plen = colon ? (size_t)(colon + 1 - e->event_key) : 0;
+        CS_ARG_FMT("%d", month);
+        argv[c] = p;
+        memcpy(p, e->event_key, plen);
+        lens[c++] = plen;
+        p += plen + 1;
+        CS_ARG_STR(e->event_key + plen);
+        CS_ARG_FMT("%d", (int)e->signal);
+        CS_ARG_FMT("%d", (int)e->severity);
+        CS_ARG_FMT("%d", (int)e->area);
+        CS_ARG_FMT("%lld", (long long)e->occurred_at);
+        CS_ARG_FMT("%.17g", cs_rules_weight(s->rules, e->signal, e->severity));
+        CS_ARG_STR(cs_rules_is_immediate(s->rules, e->signal, e->severity, e->area) ? "1"
+                                                                                    : "0");
+        CS_ARG_STR(s->rules->assurance[e->signal] ? "1" : "0");
+        CS_ARG_FMT("%d", (int)in[i].partition);
+        CS_ARG_FMT("%lld", (long long)in[i].offset);
     }
-    size_t c = 0;
-    char *p = text;
-    argv[c++] = "FCALL";
-    argv[c++] = s->function;
-    argv[c++] = p;
-    p += sprintf(p, "%d", 2 + nmonths) + 1;
-    argv[c++] = p;
-    cs_scorer_state_key(s, subject, p, 256);
-    p += strlen(p) + 1;
-    argv[c++] = p;
-    cs_scorer_events_key(s, subject, p, 256);
-    p += strlen(p) + 1;
-    for (int k = 0; k < nmonths; k++) {
-        argv[c++] = p;
-        p += sprintf(p, "%s:{%s}:seen:%s", s->ns, subject, months[k]) + 1;
-    }
-    argv[c++] = first->subject_kind == CS_SUBJECT_LOCATION ? "0" : "1";
-    argv[c++] = p;
-    p += sprintf(p, "%zu", n) + 1;
-    for (size_t i = 0; i < n; i++) {
-        const cs_intel_event_t *e = in[i].ev;
-        argv[c++] = e->event_key;
-        argv[c++] = p;
-        p += sprintf(p, "%d", (int)e->signal) + 1;
-        argv[c++] = p;
-        p += sprintf(p, "%d", (int)e->severity) + 1;
-        argv[c++] = p;
-        p += sprintf(p, "%d", (int)e->area) + 1;
-        argv[c++] = p;
-        p += sprintf(p, "%lld", (long long)e->occurred_at) + 1;
-        argv[c++] = p;
-        p += sprintf(p, "%.17g", cs_rules_weight(s->rules, e->signal, e->severity)) + 1;
-        argv[c++] =
-            cs_rules_is_immediate(s->rules, e->signal, e->severity, e->area) ? "1" : "0";
-        argv[c++] = s->rules->assurance[e->signal] ? "1" : "0";
-        argv[c++] = p;
-        p += sprintf(p, "%d", (int)in[i].partition) + 1;
-        argv[c++] = p;
-        p += sprintf(p, "%lld", (long long)in[i].offset) + 1;
-        argv[c++] = p;
-        p += sprintf(p, "%d", 3 + month_of[i]) + 1;
-    }
-    cs_err_t err = cs_redis_pipe_add(pipe, (int)c, argv, NULL);
-    free(months);
-    free(month_of);
+#undef CS_ARG_STR
+#undef CS_ARG_FMT
+    if (!err)
+        err = cs_redis_pipe_add(pipe, (int)c, argv, lens);
     free(argv);
+    free(lens);
     free(text);
     return err;
 }
@@ -493,135 +500,215 @@ static int cs_view_subject(const char *subject, cs_subject_view_t *v)
     return -1;
 }
 
-/* The state hash's fields, in the order the read asks for them. */
-enum {
-    F_SCORE,
-    F_AS_OF,
-    F_LEVEL,
-    F_LEVEL_SINCE,
-    F_IMM_AT,
-    F_TOTAL,
-    F_ASSURANCE,
-    F_DUPLICATES,
-    F_LAST_PARTITION,
-    F_LAST_OFFSET,
-    F_AREA,
-    F_LAST_ALERT = F_AREA + CS_AREA_COUNT,
-    F_PENDING,
-    F_COUNT
-};
-static const char *const cs_state_fields[F_COUNT] = {"score",
-                                                     "as_of",
-                                                     "level",
-                                                     "level_since",
-                                                     "imm_at",
-                                                     "events_total",
-                                                     "assurance",
-                                                     "duplicates",
-                                                     "last_partition",
-                                                     "last_offset",
-                                                     "area.SAFE_CARE",
-                                                     "area.STAFFING",
-                                                     "area.PROTECTION_FROM_ABUSE",
-                                                     "area.ASSURANCE",
-                                                     "last_alert",
-                                                     "pending_alerts"};
+/* A little-endian reader over a state value (the layout in lib/risk.lua's header). */
+typedef struct cs_cursor {
+    const unsigned char *p, *end;
+    int bad;
+} cs_cursor_t;
 
-/* How many months back from as_of's the read looks for seen sets: a set lives seen_ttl
- * after its last write, so its month can start up to seen_ttl + a month before as_of. */
-static int cs_view_months(const cs_scorer_t *s)
+static uint64_t cs_take(cs_cursor_t *c, int bytes)
 {
-    return (int)(s->rules->seen_ttl_s / (28 * 86400)) + 2;
+    if (c->bad || c->end - c->p < bytes) {
+        c->bad = 1;
+        return 0;
+    }
+    uint64_t v = 0;
+    for (int i = bytes - 1; i >= 0; i--)
+        v = v << 8 | c->p[i];
+    c->p += bytes;
+    return v;
 }
 
-static const char *cs_field(const redisReply *h, int f)
+static int64_t cs_take_signed(cs_cursor_t *c, int bytes)
 {
-    const redisReply *x = h->element[f];
-    return x->type == REDIS_REPLY_STRING ? x->str : NULL;
+    uint64_t v = cs_take(c, bytes);
+    if (bytes < 8 && (v >> (8 * bytes - 1)) & 1)
+        v |= ~0ULL << (8 * bytes);
+    return (int64_t)v;
 }
 
-static long long cs_field_ll(const redisReply *h, int f)
+static double cs_take_double(cs_cursor_t *c)
 {
-    const char *v = cs_field(h, f);
-    return v ? strtoll(v, NULL, 10) : 0;
+    uint64_t v = cs_take(c, 8);
+    double d;
+    memcpy(&d, &v, sizeof(d));
+    return d;
 }
 
-static double cs_field_double(const redisReply *h, int f)
+/* \p len bytes of text into \p out (NUL-terminated, at most size - 1) */
+static void cs_take_text(cs_cursor_t *c, size_t len, char *out, size_t size)
 {
-    const char *v = cs_field(h, f);
-    return v ? strtod(v, NULL) : 0;
+    if (c->bad || (size_t)(c->end - c->p) < len || len >= size) {
+        c->bad = 1;
+        out[0] = 0;
+        return;
+    }
+    memcpy(out, c->p, len);
+    out[len] = 0;
+    c->p += len;
 }
 
-/* Fills \p v from the state hash \p h and the event list \p z. */
-static cs_err_t cs_view_fill(const cs_scorer_t *s, const redisReply *h,
-                             const redisReply *z, cs_subject_view_t *v)
+typedef struct cs_prefixes {
+    int n;
+    const unsigned char *at[256];
+    size_t len[256];
+} cs_prefixes_t;
+
+/* prefix \p i then \p ref_len bytes of ref into an event key */
+static void cs_take_key(cs_cursor_t *c, const cs_prefixes_t *pre, int i, size_t ref_len,
+                        char *out, size_t size)
 {
-    if (h->type != REDIS_REPLY_ARRAY || h->elements != F_COUNT ||
-        z->type != REDIS_REPLY_ARRAY)
-        return CS_ERR_REDIS;
-    v->exists = cs_field(h, F_AS_OF) != NULL;
-    if (!v->exists)
+    if (i >= pre->n || pre->len[i] >= size) {
+        c->bad = 1;
+        out[0] = 0;
+        return;
+    }
+    memcpy(out, pre->at[i], pre->len[i]);
+    cs_take_text(c, ref_len, out + pre->len[i], size - pre->len[i]);
+}
+
+/* One packed alert into \p a (no routing attributes; id set). */
+static void cs_take_alert(const cs_scorer_t *s, cs_cursor_t *c, const cs_prefixes_t *pre,
+                          const cs_subject_view_t *v, cs_alert_t *a)
+{
+    memset(a, 0, sizeof(*a));
+    a->subject_kind = v->kind;
+    snprintf(a->subject_id, sizeof(a->subject_id), "%s", v->subject_id);
+    unsigned kind = (unsigned)cs_take(c, 1), level = (unsigned)cs_take(c, 1);
+    unsigned prev = (unsigned)cs_take(c, 1), reason = (unsigned)cs_take(c, 1);
+    if (kind >= CS_ALERT_KIND_COUNT || level >= CS_LEVEL_COUNT || prev >= CS_LEVEL_COUNT ||
+        reason >= CS_REASON_COUNT)
+        c->bad = 1;
+    a->kind = (cs_alert_kind_t)(kind % CS_ALERT_KIND_COUNT);
+    a->level = (cs_level_t)(level % CS_LEVEL_COUNT);
+    a->previous_level = (cs_level_t)(prev % CS_LEVEL_COUNT);
+    a->reason = (cs_reason_t)(reason % CS_REASON_COUNT);
+    a->score = cs_take_double(c);
+    a->as_of = cs_take_signed(c, 8);
+    for (int i = 0; i < CS_AREA_COUNT; i++)
+        a->area_scores[i] = cs_take_double(c);
+    int pi = (int)cs_take(c, 1);
+    size_t len = cs_take(c, 1);
+    cs_take_key(c, pre, pi, len, a->triggered_by, sizeof(a->triggered_by));
+    int nrecent = (int)cs_take(c, 1);
+    for (int i = 0; i < nrecent && !c->bad; i++) {
+        cs_recent_event_t *e = &a->recent[a->nrecent < CS_ALERT_RECENT_MAX ? a->nrecent
+                                                                           : 0];
+        e->occurred_at = cs_take_signed(c, 6);
+        unsigned sig = (unsigned)cs_take(c, 1), sev = (unsigned)cs_take(c, 1);
+        if (sig >= CS_SIGNAL_COUNT || sev >= CS_SEVERITY_COUNT)
+            c->bad = 1;
+        e->signal = (cs_signal_t)(sig % CS_SIGNAL_COUNT);
+        e->severity = (cs_severity_t)(sev % CS_SEVERITY_COUNT);
+        int rp = (int)cs_take(c, 1);
+        size_t rl = cs_take(c, 1);
+        cs_take_key(c, pre, rp, rl, e->event_key, sizeof(e->event_key));
+        if (a->nrecent < CS_ALERT_RECENT_MAX)
+            a->nrecent++;
+    }
+    snprintf(a->rules_version, sizeof(a->rules_version), "%s", s->rules->version);
+    cs_alert_set_id(a);
+}
+
+/* Fills \p v from the state value \p r (a GET reply). */
+static cs_err_t cs_view_fill(const cs_scorer_t *s, const redisReply *r,
+                             cs_subject_view_t *v)
+{
+    if (r->type == REDIS_REPLY_NIL)
         return CS_OK;
-    v->score = cs_field_double(h, F_SCORE);
-    v->as_of = cs_field_ll(h, F_AS_OF);
+    if (r->type != REDIS_REPLY_STRING)
+        return CS_ERR_REDIS;
+    cs_cursor_t c = {(const unsigned char *)r->str,
+                     (const unsigned char *)r->str + r->len, 0};
+    if (cs_take(&c, 1) != CS_LAYOUT_VERSION)
+        return CS_ERR_REDIS;
+    v->exists = 1;
+    unsigned level = (unsigned)cs_take(&c, 1), flags = (unsigned)cs_take(&c, 1);
+    v->level = level < CS_LEVEL_COUNT ? (cs_level_t)level : CS_LEVEL_NONE;
+    v->score = cs_take_double(&c);
     for (int a = 0; a < CS_AREA_COUNT; a++)
-        v->area_scores[a] = cs_field_double(h, F_AREA + a);
-    const char *level = cs_field(h, F_LEVEL);
-    int l = level ? cs_enum_index(cs_level_names, CS_LEVEL_COUNT, level) : 0;
-    v->level = l < 0 ? CS_LEVEL_NONE : (cs_level_t)l;
-    v->level_since = cs_field_ll(h, F_LEVEL_SINCE);
-    v->has_immediate = cs_field(h, F_IMM_AT) != NULL;
-    v->immediate_at = cs_field_ll(h, F_IMM_AT);
-    v->events_total = cs_field_ll(h, F_TOTAL);
-    v->assurance = cs_field_ll(h, F_ASSURANCE);
-    v->duplicates = cs_field_ll(h, F_DUPLICATES);
-    v->has_position = cs_field(h, F_LAST_PARTITION) != NULL;
-    v->last_partition = (int32_t)cs_field_ll(h, F_LAST_PARTITION);
-    v->last_offset = cs_field_ll(h, F_LAST_OFFSET);
-    const char *last = cs_field(h, F_LAST_ALERT);
-    if (last) {
-        if (cs_parse_alert(s, last, strlen(last), v->kind, v->subject_id, NULL, 0,
-                           &v->last_alert))
-            return CS_ERR_REDIS;
-        v->has_last_alert = 1;
+        v->area_scores[a] = cs_take_double(&c);
+    v->as_of = cs_take_signed(&c, 8);
+    v->level_since = cs_take_signed(&c, 8);
+    v->immediate_at = cs_take_signed(&c, 8);
+    v->has_immediate = flags & 1;
+    v->assurance = (long long)cs_take(&c, 4);
+    v->events_total = (long long)cs_take(&c, 4);
+    v->duplicates = (long long)cs_take(&c, 4);
+    v->last_partition = (int32_t)cs_take_signed(&c, 4);
+    v->last_offset = cs_take_signed(&c, 8);
+    v->has_position = (flags & 2) != 0;
+    if (!v->has_immediate)
+        v->immediate_at = 0;
+    if (!v->has_position)
+        v->last_partition = 0, v->last_offset = 0;
+    size_t np = cs_take(&c, 2), nlist = cs_take(&c, 2), nl = cs_take(&c, 4);
+    size_t nm = cs_take(&c, 2);
+    cs_take(&c, 4); /* digests: counted per month */
+    cs_prefixes_t pre = {0};
+    const unsigned char *list_at = c.p + np;
+    while (!c.bad && c.p < list_at && pre.n < 256) {
+        pre.len[pre.n] = cs_take(&c, 1);
+        pre.at[pre.n] = c.p;
+        if ((size_t)(c.end - c.p) < pre.len[pre.n])
+            c.bad = 1;
+        else
+            c.p += pre.len[pre.n++];
     }
-    const char *pending = cs_field(h, F_PENDING);
-    if (pending) {
-        json_t *j = json_loads(pending, 0, NULL);
-        v->npending = json_is_array(j) ? (int)json_array_size(j) : 0;
-        json_decref(j);
-    }
-    if (z->elements) {
-        v->events = calloc(z->elements / 2, sizeof(*v->events));
+    if (c.bad || c.p != list_at)
+        return CS_ERR_REDIS;
+    if (nlist) {
+        v->events = calloc(nlist, sizeof(*v->events));
         if (!v->events)
             return CS_ERR_NOMEM;
     }
-    for (size_t k = 0; k + 1 < z->elements; k += 2) {
-        cs_recent_event_t *e = &v->events[v->nevents];
-        int sig, sev;
-        if (z->element[k]->type != REDIS_REPLY_STRING ||
-            sscanf(z->element[k]->str, "%199s %d %d", e->event_key, &sig, &sev) != 3 ||
-            sig < 0 || sig >= CS_SIGNAL_COUNT || sev < 0 || sev >= CS_SEVERITY_COUNT)
-            return CS_ERR_REDIS;
-        e->signal = (cs_signal_t)sig;
-        e->severity = (cs_severity_t)sev;
-        e->occurred_at = strtoll(z->element[k + 1]->str, NULL, 10);
-        v->nevents++;
+    const unsigned char *months_at = c.p + nl;
+    while (!c.bad && c.p < months_at && (size_t)v->nevents < nlist) {
+        cs_recent_event_t *e = &v->events[v->nevents++];
+        size_t len = cs_take(&c, 1);
+        e->occurred_at = cs_take_signed(&c, 6);
+        unsigned sig = (unsigned)cs_take(&c, 1), sev = (unsigned)cs_take(&c, 1);
+        if (sig >= CS_SIGNAL_COUNT || sev >= CS_SEVERITY_COUNT || len < 11)
+            c.bad = 1;
+        e->signal = (cs_signal_t)(sig % CS_SIGNAL_COUNT);
+        e->severity = (cs_severity_t)(sev % CS_SEVERITY_COUNT);
+        int pi = (int)cs_take(&c, 1);
+        cs_take_key(&c, &pre, pi, len < 11 ? 0 : len - 11, e->event_key,
+                    sizeof(e->event_key));
+        if (cs_take(&c, 1) != len)
+            c.bad = 1;
     }
-    return CS_OK;
-}
-
-/* The month \p back months before the month of \p ms, as YYYY-MM. */
-static void cs_month_back(int64_t ms, int back, char out[8])
-{
-    char m[8];
-    cs_time_month(ms, m, sizeof(m));
-    int y = atoi(m), mo = atoi(m + 5) - 1 - back;
-    while (mo < 0) {
-        mo += 12;
-        y--;
+    if (c.bad || c.p != months_at || (size_t)v->nevents != nlist)
+        return CS_ERR_REDIS;
+    if (nm) {
+        v->months = calloc(nm, sizeof(*v->months));
+        if (!v->months)
+            return CS_ERR_NOMEM;
     }
-    snprintf(out, 8, "%04d-%02d", y % 10000, mo + 1);
+    long long ndigests = 0;
+    for (size_t i = 0; i < nm && !c.bad; i++) {
+        int m = (int)cs_take(&c, 2);
+        cs_subject_month_t *out = &v->months[v->nmonths++];
+        snprintf(out->month, sizeof(out->month), "%04d-%02d", (m / 12) % 10000,
+                 m % 12 + 1);
+        out->event_keys = (long long)cs_take(&c, 4);
+        ndigests += out->event_keys;
+    }
+    if (c.bad || c.end - c.p < 8 * ndigests)
+        return CS_ERR_REDIS;
+    c.p += 8 * ndigests;
+    if (c.p < c.end) {
+        if (cs_take(&c, 1) == 1) {
+            cs_take_alert(s, &c, &pre, v, &v->last_alert);
+            v->has_last_alert = 1;
+        }
+        v->npending = (int)cs_take(&c, 2);
+        for (int i = 0; i < v->npending && !c.bad; i++) {
+            cs_alert_t skip;
+            cs_take_alert(s, &c, &pre, v, &skip);
+        }
+    }
+    return c.bad || c.p != c.end ? CS_ERR_REDIS : CS_OK;
 }
 
 cs_err_t cs_scorer_read(const cs_scorer_t *s, cs_redis_t *redis,
@@ -642,57 +729,22 @@ cs_err_t cs_scorer_read(const cs_scorer_t *s, cs_redis_t *redis,
     cs_redis_pipe_t *p = cs_redis_pipe_new();
     if (!p)
         return CS_ERR_NOMEM;
-    char skey[256], ekey[256];
+    char key[256];
     for (size_t i = 0; i < n; i++) {
-        cs_scorer_state_key(s, subjects[i], skey, sizeof(skey));
-        cs_scorer_events_key(s, subjects[i], ekey, sizeof(ekey));
-        const char *hm[2 + F_COUNT] = {"HMGET", skey};
-        memcpy(hm + 2, cs_state_fields, sizeof(cs_state_fields));
-        const char *zr[] = {"ZREVRANGE", ekey, "0", "-1", "WITHSCORES"};
-        cs_redis_pipe_add(p, 2 + F_COUNT, hm, NULL);
-        cs_redis_pipe_add(p, 5, zr, NULL);
+        cs_scorer_state_key(s, subjects[i], key, sizeof(key));
+        const char *get[] = {"GET", key};
+        cs_redis_pipe_add(p, 2, get, NULL);
     }
     cs_err_t err = cs_redis_pipe_exec(redis, p, errstr, errstr_size);
     for (size_t i = 0; !err && i < n; i++) {
-        err = cs_view_fill(s, cs_redis_pipe_reply(p, 2 * i),
-                           cs_redis_pipe_reply(p, 2 * i + 1), &out[i]);
-        if (err == CS_ERR_REDIS) {
-            const redisReply *h = cs_redis_pipe_reply(p, 2 * i);
+        const redisReply *r = cs_redis_pipe_reply(p, i);
+        err = cs_view_fill(s, r, &out[i]);
+        if (err == CS_ERR_REDIS)
             snprintf(errstr, errstr_size, "subject %s: %s", subjects[i],
-                     h->type == REDIS_REPLY_ERROR ? h->str : "unexpected state");
-        }
-    }
-    /* the months whose seen sets can still be there */
-    cs_redis_pipe_reset(p);
-    const int nmonths = cs_view_months(s);
-    for (size_t i = 0; !err && i < n; i++)
-        for (int b = 0; out[i].exists && b < nmonths; b++) {
-            char m[8], key[300];
-            cs_month_back(out[i].as_of, b, m);
-            snprintf(key, sizeof(key), "%s:{%s}:seen:%s", s->ns, subjects[i], m);
-            const char *sc[] = {"SCARD", key};
-            cs_redis_pipe_add(p, 2, sc, NULL);
-        }
-    if (!err && cs_redis_pipe_count(p))
-        err = cs_redis_pipe_exec(redis, p, errstr, errstr_size);
-    size_t r = 0;
-    for (size_t i = 0; !err && i < n; i++) {
-        if (!out[i].exists)
-            continue;
-        out[i].months = calloc((size_t)nmonths, sizeof(*out[i].months));
-        if (!out[i].months) {
-            err = CS_ERR_NOMEM;
-            break;
-        }
-        for (int b = nmonths - 1; b >= 0; b--) {
-            const redisReply *c = cs_redis_pipe_reply(p, r + (size_t)b);
-            if (c->type == REDIS_REPLY_INTEGER && c->integer > 0) {
-                cs_subject_month_t *m = &out[i].months[out[i].nmonths++];
-                cs_month_back(out[i].as_of, b, m->month);
-                m->event_keys = c->integer;
-            }
-        }
-        r += (size_t)nmonths;
+                     r->type == REDIS_REPLY_ERROR
+                         ? r->str
+                         : "the state value is not of layout 2 (rebuild into a new "
+                           "namespace)");
     }
     cs_redis_pipe_destroy(p);
     if (err) {

@@ -83,8 +83,6 @@ void cs_score_outcome_release(cs_score_outcome_t *out);
 /** Redis keys of the layout (docs/contract/redis-layout.md), written into \p out. */
 void cs_scorer_state_key(const cs_scorer_t *s, const char *subject_key, char *out,
                          size_t size);
-void cs_scorer_events_key(const cs_scorer_t *s, const char *subject_key, char *out,
-                          size_t size);
 void cs_scorer_rank_key(const cs_scorer_t *s, cs_subject_kind_t kind, char *out,
                         size_t size);
 void cs_scorer_pos_key(const cs_scorer_t *s, const char *topic, int32_t partition,

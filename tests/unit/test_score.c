@@ -130,16 +130,54 @@ static void assert_close(double got, double want)
         fail_msg("got %.17g, want %.17g", got, want);
 }
 
+/* The subject as the layout's owner reads it (cs_scorer_read). Release with
+ * cs_subject_view_release. */
+static cs_subject_view_t view_of(fixture_t *f, const char *subject_key)
+{
+    cs_subject_view_t v;
+    const char *subjects[] = {subject_key};
+    assert_int_equal(cs_scorer_read(f->scorer, redis, subjects, 1, &v, errstr,
+                                    sizeof(errstr)),
+                     CS_OK);
+    return v;
+}
+
+/* A field of the subject's state, written as layout 1 stored it ("%.17g" numbers,
+ * level names; "(nil)" when absent). */
 static const char *state_field(fixture_t *f, const char *subject_key, const char *field)
 {
     static char buf[4096];
-    char key[256];
-    cs_scorer_state_key(f->scorer, subject_key, key, sizeof(key));
-    const char *argv[] = {"HGET", key, field};
-    redisReply *r = cs_redis_command(redis, 3, argv, NULL, errstr, sizeof(errstr));
-    assert_non_null(r);
-    snprintf(buf, sizeof(buf), "%s", r->type == REDIS_REPLY_STRING ? r->str : "(nil)");
-    freeReplyObject(r);
+    cs_subject_view_t v = view_of(f, subject_key);
+    snprintf(buf, sizeof(buf), "(nil)");
+    if (v.exists) {
+        if (!strcmp(field, "score"))
+            snprintf(buf, sizeof(buf), "%.17g", v.score);
+        else if (!strcmp(field, "level"))
+            snprintf(buf, sizeof(buf), "%s", cs_level_names[v.level]);
+        else if (!strcmp(field, "events_total"))
+            snprintf(buf, sizeof(buf), "%lld", v.events_total);
+        else if (!strcmp(field, "assurance"))
+            snprintf(buf, sizeof(buf), "%lld", v.assurance);
+        else if (!strcmp(field, "last_offset") && v.has_position)
+            snprintf(buf, sizeof(buf), "%lld", (long long)v.last_offset);
+        for (int a = 0; a < CS_AREA_COUNT; a++)
+            if (!strncmp(field, "area.", 5) && !strcmp(field + 5, cs_area_names[a]))
+                snprintf(buf, sizeof(buf), "%.17g", v.area_scores[a]);
+    }
+    cs_subject_view_release(&v);
+    return buf;
+}
+
+/* The 90-day list's member at \p rank (0: the oldest, as ZRANGE ranks them), as
+ * "<event_key> <signal> <severity>", and its occurred_at. */
+static const char *list_member(const cs_subject_view_t *v, int rank, int64_t *at)
+{
+    static char buf[256];
+    assert_true(rank < v->nevents);
+    const cs_recent_event_t *e = &v->events[v->nevents - 1 - rank];
+    snprintf(buf, sizeof(buf), "%s %d %d", e->event_key, (int)e->signal, (int)e->severity);
+    if (at)
+        *at = e->occurred_at;
     return buf;
 }
 
@@ -410,19 +448,24 @@ static void test_duplicates_and_redelivery(void **state)
     assert_int_equal(f->last.duplicates, 1);
     assert_int_equal(f->last.applied, 0);
     assert_close(f->last.score, 60 * pow(2, -100.0 / 30));
-    char evkey[256];
-    cs_scorer_events_key(f->scorer, "LOCATION:1-101669119", evkey, sizeof(evkey));
-    const char *zc[] = {"ZCARD", evkey};
-    redisReply *r = cs_redis_command(redis, 2, zc, NULL, errstr, sizeof(errstr));
-    assert_int_equal(r->integer, 1); /* only LATE is within 90 days */
-    freeReplyObject(r);
-    /* the seen set expires ~400 days after its last write */
-    char seen[256];
-    snprintf(seen, sizeof(seen), "%s:{LOCATION:1-101669119}:seen:2026-11", f->ns);
-    const char *ttl[] = {"TTL", seen};
-    r = cs_redis_command(redis, 2, ttl, NULL, errstr, sizeof(errstr));
-    assert_true(r->integer > 399 * 86400 && r->integer <= 400 * 86400);
-    freeReplyObject(r);
+    cs_subject_view_t v = view_of(f, "LOCATION:1-101669119");
+    assert_int_equal(v.nevents, 1); /* only LATE is within 90 days */
+    assert_int_equal(v.nmonths, 2);
+    assert_string_equal(v.months[0].month, "2026-11");
+    assert_int_equal(v.months[0].event_keys, 1);
+    cs_subject_view_release(&v);
+    /* a month's keys are kept until as_of is seen_ttl (400 days) past its end */
+    cs_intel_event_t end = LOC("NHSE:RXQ:END", COMPLAINT, INFO, T0 + 412 * DAY);
+    int64_t off5 = 504, off6 = 505;
+    apply_at(f, &end, 1, 3, &off5);
+    v = view_of(f, "LOCATION:1-101669119");
+    assert_string_equal(v.months[0].month, "2026-11");
+    cs_subject_view_release(&v);
+    end = LOC("NHSE:RXQ:END2", COMPLAINT, INFO, T0 + 413 * DAY);
+    apply_at(f, &end, 1, 3, &off6);
+    v = view_of(f, "LOCATION:1-101669119");
+    assert_string_not_equal(v.months[0].month, "2026-11");
+    cs_subject_view_release(&v);
     fixture_free(f);
 }
 
@@ -493,13 +536,10 @@ static void test_event_list_window_and_cap(void **state)
     apply1(f, LOC("W-old", COMPLAINT, LOW, T0));
     apply1(f, LOC("W-edge", COMPLAINT, LOW, T0 + 1));
     apply1(f, LOC("W-new", COMPLAINT, LOW, T0 + 90 * DAY + 1)); /* W-old is 90 days + 1 ms old */
-    char evkey[256];
-    cs_scorer_events_key(f->scorer, "LOCATION:1-101669119", evkey, sizeof(evkey));
-    const char *zr[] = {"ZRANGE", evkey, "0", "-1"};
-    redisReply *r = cs_redis_command(redis, 4, zr, NULL, errstr, sizeof(errstr));
-    assert_int_equal(r->elements, 2); /* exactly 90 days is kept */
-    assert_string_equal(r->element[0]->str, "W-edge 7 1");
-    freeReplyObject(r);
+    cs_subject_view_t v = view_of(f, "LOCATION:1-101669119");
+    assert_int_equal(v.nevents, 2); /* exactly 90 days is kept */
+    assert_string_equal(list_member(&v, 0, NULL), "W-edge 7 1");
+    cs_subject_view_release(&v);
     /* at most events.max (256) are kept */
     cs_intel_event_t many[50];
     for (int round = 0; round < 6; round++) {
@@ -510,10 +550,9 @@ static void test_event_list_window_and_cap(void **state)
         }
         apply(f, many, 50);
     }
-    const char *zc[] = {"ZCARD", evkey};
-    r = cs_redis_command(redis, 2, zc, NULL, errstr, sizeof(errstr));
-    assert_int_equal(r->integer, 256);
-    freeReplyObject(r);
+    v = view_of(f, "LOCATION:1-101669119");
+    assert_int_equal(v.nevents, 256);
+    cs_subject_view_release(&v);
     fixture_free(f);
 }
 
@@ -542,19 +581,13 @@ static void test_event_list_rescored_member(void **state)
     evs[1] = LOC("Y", COMPLAINT, INFO, T0 + 5); /* the resend, in T0's month */
     apply(f, evs, 2);
     assert_int_equal(f->last.applied, 2);
-    char evkey[256];
-    cs_scorer_events_key(f->scorer, "LOCATION:1-101669119", evkey, sizeof(evkey));
-    const char *zr[] = {"ZRANGE", evkey, "0", "1", "WITHSCORES"};
-    redisReply *r = cs_redis_command(redis, 5, zr, NULL, errstr, sizeof(errstr));
-    assert_int_equal(r->elements, 4);
-    assert_string_equal(r->element[0]->str, "Y 7 0");
-    assert_string_equal(r->element[1]->str, "1795000000005");
-    assert_string_equal(r->element[2]->str, "C-001 7 0");
-    freeReplyObject(r);
-    const char *zc[] = {"ZCARD", evkey};
-    r = cs_redis_command(redis, 2, zc, NULL, errstr, sizeof(errstr));
-    assert_int_equal(r->integer, 256);
-    freeReplyObject(r);
+    cs_subject_view_t v = view_of(f, "LOCATION:1-101669119");
+    int64_t at;
+    assert_string_equal(list_member(&v, 0, &at), "Y 7 0");
+    assert_int_equal(at, 1795000000005);
+    assert_string_equal(list_member(&v, 1, NULL), "C-001 7 0");
+    assert_int_equal(v.nevents, 256);
+    cs_subject_view_release(&v);
     fixture_free(f);
 }
 
