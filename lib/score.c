@@ -334,10 +334,7 @@ static const char *cs_jstring(const json_t *j, const char *key)
     return s ? s : "";
 }
 
-/* One alert as the Lua function encodes it (numbers as "%.17g" strings), of subject
- * \p kind / \p id; routing attributes from the triggering event among \p in (n may be
- * 0: none). */
-static cs_err_t cs_parse_alert(const cs_scorer_t *s, const char *text, size_t len,
+cs_err_t cs_scorer_parse_alert(const cs_scorer_t *s, const char *text, size_t len,
                                cs_subject_kind_t subject_kind, const char *subject_id,
                                const cs_score_input_t *in, size_t n, cs_alert_t *a)
 {
@@ -464,7 +461,7 @@ cs_err_t cs_scorer_parse_reply(const cs_scorer_t *s, const redisReply *reply,
     for (int i = 0; i < out->nalerts; i++) {
         const redisReply *r = reply->element[HEAD + i];
         if (r->type != REDIS_REPLY_STRING ||
-            cs_parse_alert(s, r->str, r->len, in[0].ev->subject_kind,
+            cs_scorer_parse_alert(s, r->str, r->len, in[0].ev->subject_kind,
                            in[0].ev->subject_id, in, n, &out->alerts[i])) {
             cs_score_outcome_release(out);
             goto malformed;

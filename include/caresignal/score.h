@@ -80,6 +80,16 @@ cs_err_t cs_scorer_parse_reply(const cs_scorer_t *s, const redisReply *reply,
 
 void cs_score_outcome_release(cs_score_outcome_t *out);
 
+/**
+ * One alert of a reply (JSON, numbers as "%.17g" strings) into \p a, of subject
+ * \p subject_kind / \p subject_id; routing attributes from the triggering event among
+ * \p in (\p n may be 0: none); id and rules version set.
+ * @returns CS_OK or CS_ERR_REDIS (malformed).
+ */
+cs_err_t cs_scorer_parse_alert(const cs_scorer_t *s, const char *text, size_t len,
+                               cs_subject_kind_t subject_kind, const char *subject_id,
+                               const cs_score_input_t *in, size_t n, cs_alert_t *a);
+
 /** Redis keys of the layout (docs/contract/redis-layout.md), written into \p out. */
 void cs_scorer_state_key(const cs_scorer_t *s, const char *subject_key, char *out,
                          size_t size);
