@@ -22,6 +22,35 @@
 #include "caresignal/reader.h"
 #include "caresignal/redis.h"
 #include "caresignal/score.h"
+#ifdef CS_HAVE_ENGINE_V1
+#include "score_v1.h"
+static cs_v1_t *v1_engine; /* --layout 1: calls and acks go to layout 1's function */
+static cs_v1_t *v1_per_event, *v1_per_subject; /* its two namespaces */
+#endif
+
+static void engine_add_call(cs_scorer_t *s, cs_redis_pipe_t *p, const cs_score_input_t *in,
+                            size_t n)
+{
+#ifdef CS_HAVE_ENGINE_V1
+    if (v1_engine) {
+        cs_v1_add_call(v1_engine, p, in, n);
+        return;
+    }
+#endif
+    cs_scorer_add_call(s, p, in, n);
+}
+
+static void engine_add_ack(cs_scorer_t *s, cs_redis_pipe_t *p, const cs_alert_t *a,
+                           size_t n)
+{
+#ifdef CS_HAVE_ENGINE_V1
+    if (v1_engine) {
+        cs_v1_add_ack(v1_engine, p, a, n);
+        return;
+    }
+#endif
+    cs_scorer_add_ack(s, p, a, n);
+}
 
 static uint64_t rng = 0x9E3779B97F4A7C15ULL;
 /* Events like the synthetic feed's: subjects chosen at random, mostly low-weight signals,
@@ -107,8 +136,8 @@ static double run(cs_redis_t *redis, cs_scorer_t *scorer, const cs_intel_event_t
                         done[j] = 1;
                         k++;
                     }
-                cs_scorer_add_call(scorer, p, &in[starts[ncalls]],
-                                   (size_t)k - starts[ncalls]);
+                engine_add_call(scorer, p, &in[starts[ncalls]],
+                                (size_t)k - starts[ncalls]);
                 ncalls++;
             }
             starts[ncalls] = (size_t)k;
@@ -122,7 +151,7 @@ static double run(cs_redis_t *redis, cs_scorer_t *scorer, const cs_intel_event_t
                 in[0].ev = &ev[start + i];
                 in[0].partition = 0;
                 in[0].offset = start + i;
-                cs_scorer_add_call(scorer, p, in, 1);
+                engine_add_call(scorer, p, in, 1);
                 ncalls++;
             }
         }
@@ -155,7 +184,7 @@ static double run(cs_redis_t *redis, cs_scorer_t *scorer, const cs_intel_event_t
                 /* the scorer acknowledges the alerts it delivered: without it they would
                  * pile up in the state's pending_alerts */
                 if (o.nalerts)
-                    cs_scorer_add_ack(scorer, rank, o.alerts, (size_t)o.nalerts);
+                    engine_add_ack(scorer, rank, o.alerts, (size_t)o.nalerts);
                 cs_score_outcome_release(&o);
             }
             if (cs_redis_pipe_count(rank))
@@ -173,7 +202,7 @@ static double run(cs_redis_t *redis, cs_scorer_t *scorer, const cs_intel_event_t
 int main(int argc, char **argv)
 {
     int port = 6379, n = 50000, subjects = 3000, batch = 500, json_only = 0;
-    int do_event = 1, do_subject = 1, days = 90;
+    int do_event = 1, do_subject = 1, days = 90, layout = 2;
     const char *from_topic = NULL, *bootstrap = NULL, *ns = "bench";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--port") && i + 1 < argc)
@@ -194,6 +223,8 @@ int main(int argc, char **argv)
             do_subject = !strcmp(argv[i], "subject");
         } else if (!strcmp(argv[i], "--json"))
             json_only = 1;
+        else if (!strcmp(argv[i], "--layout") && i + 1 < argc)
+            layout = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--from-topic") && i + 1 < argc)
             from_topic = argv[++i];
         else if (!strcmp(argv[i], "--bootstrap") && i + 1 < argc)
@@ -202,7 +233,7 @@ int main(int argc, char **argv)
             fprintf(
                 stderr,
                 "usage: bench_redis --port P [--events N] [--subjects S] [--batch B]\n"
-                "  [--namespace NS] [--only event|subject] [--json]\n"
+                "  [--namespace NS] [--only event|subject] [--layout 1|2] [--json]\n"
                 "  [--from-topic T --bootstrap B]\n");
             return 2;
         }
@@ -225,6 +256,26 @@ int main(int argc, char **argv)
                                sizeof(errstr))) {
         fprintf(stderr, "bench_redis: %s\n", errstr);
         return 1;
+    }
+    if (layout == 1) {
+#ifdef CS_HAVE_ENGINE_V1
+        /* one namespace per way, as for layout 2 */
+        cs_v1_t *e = cs_v1_new(per_event, rules, ns_e);
+        cs_v1_t *s = cs_v1_new(per_subject, rules, ns_s);
+        if (!e || !s || cs_redis_function_load(redis, cs_v1_library(e), errstr,
+                                               sizeof(errstr))) {
+            fprintf(stderr, "bench_redis: layout 1: %s\n", e && s ? errstr : "no memory");
+            return 1;
+        }
+        v1_per_event = e;
+        v1_per_subject = s;
+#else
+        fprintf(stderr, "bench_redis: built without layout 1 (tests off)\n");
+        return 2;
+#endif
+    } else if (layout != 2) {
+        fprintf(stderr, "bench_redis: --layout is 1 or 2\n");
+        return 2;
     }
     cs_intel_event_t *ev;
     if (from_topic) {
@@ -271,7 +322,13 @@ int main(int argc, char **argv)
         make_events(ev, n, subjects, days, rules);
     }
     long calls_e = 0, calls_s = 0;
+#ifdef CS_HAVE_ENGINE_V1
+    v1_engine = v1_per_event;
+#endif
     double te = do_event ? run(redis, per_event, ev, n, batch, 0, &calls_e) : NAN;
+#ifdef CS_HAVE_ENGINE_V1
+    v1_engine = v1_per_subject;
+#endif
     double ts = do_subject ? run(redis, per_subject, ev, n, batch, 1, &calls_s) : NAN;
     if (!json_only) {
         printf(
@@ -304,6 +361,10 @@ int main(int argc, char **argv)
            do_event ? 1e6 * te / (double)calls_e : 0.0, rate_s, calls_s,
            do_subject ? 1e6 * ts / (double)calls_s : 0.0);
     free(ev);
+#ifdef CS_HAVE_ENGINE_V1
+    cs_v1_destroy(v1_per_event);
+    cs_v1_destroy(v1_per_subject);
+#endif
     cs_scorer_destroy(per_event);
     cs_scorer_destroy(per_subject);
     cs_redis_destroy(redis);
