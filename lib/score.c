@@ -169,13 +169,14 @@ double cs_scorer_decay(const cs_rules_t *rules, double score, int64_t as_of, int
 
 /* ------------------------------------------------------------------ calls */
 
-#define CS_EVENT_ARGS 13
-
-/* year * 12 + month - 1 of \p ms (UTC), and its "YYYY-MM" */
-static int cs_month_of(int64_t ms, char m[8])
+/* year * 12 + month - 1 of \p ms (UTC), its "YYYY-MM", and the first ms of the next
+ * month */
+static int cs_month_of(int64_t ms, char m[8], int64_t *end)
 {
     cs_time_month(ms, m, 8);
-    return atoi(m) * 12 + atoi(m + 5) - 1;
+    int y = atoi(m), mo = atoi(m + 5);
+    *end = cs_days_from_civil(mo == 12 ? y + 1 : y, mo == 12 ? 1 : mo + 1, 1) * 86400000LL;
+    return y * 12 + mo - 1;
 }
 
 /* The de-duplication digest of an event: SHA-256 of "YYYY-MM" NUL event_key, first 8
@@ -192,83 +193,90 @@ static void cs_seen_digest(const char month[8], const char *event_key, unsigned 
     memcpy(out, md, 8);
 }
 
+/* little-endian writes into an event blob */
+static unsigned char *cs_put(unsigned char *p, uint64_t v, int bytes)
+{
+    for (int i = 0; i < bytes; i++, v >>= 8)
+        *p++ = (unsigned char)(v & 0xff);
+    return p;
+}
+
+static unsigned char *cs_put_text(unsigned char *p, const char *text, size_t len)
+{
+    *p++ = (unsigned char)len;
+    memcpy(p, text, len);
+    return p + len;
+}
+
+/* An event as lib/risk.lua's EV format packs it (40 bytes and the key's two parts) */
+enum { CS_EVENT_PACKED_MAX = 40 + 2 + CS_EVENT_KEY_MAX };
+
+static unsigned char *cs_pack_event(const cs_scorer_t *s, const cs_score_input_t *in,
+                                    unsigned char *p)
+{
+    const cs_intel_event_t *e = in->ev;
+    char m[8];
+    int64_t month_end;
+    int month = cs_month_of(e->occurred_at, m, &month_end);
+    cs_seen_digest(m, e->event_key, p);
+    p += 8;
+    p = cs_put(p, (uint64_t)month, 2);
+    p = cs_put(p, (uint64_t)month_end, 6);
+    *p++ = (unsigned char)e->signal;
+    *p++ = (unsigned char)e->severity;
+    *p++ = (unsigned char)e->area;
+    *p++ = (unsigned char)((cs_rules_is_immediate(s->rules, e->signal, e->severity,
+                                                  e->area)
+                                ? 1
+                                : 0) |
+                           (s->rules->assurance[e->signal] ? 2 : 0));
+    p = cs_put(p, (uint64_t)e->occurred_at, 6);
+    double w = cs_rules_weight(s->rules, e->signal, e->severity);
+    uint64_t wbits;
+    memcpy(&wbits, &w, sizeof(wbits));
+    p = cs_put(p, wbits, 8);
+    p = cs_put(p, (uint64_t)(uint32_t)in->partition, 4);
+    p = cs_put(p, (uint64_t)in->offset, 8);
+    /* the event_key as "SOURCE:org:" and the partner's ref */
+    size_t klen = strnlen(e->event_key, CS_EVENT_KEY_MAX - 1);
+    const char *colon = memchr(e->event_key, ':', klen);
+    colon = colon ? memchr(colon + 1, ':', klen - (size_t)(colon + 1 - e->event_key))
+                  : NULL;
+    size_t plen = colon ? (size_t)(colon + 1 - e->event_key) : 0;
+    p = cs_put_text(p, e->event_key, plen);
+    return cs_put_text(p, e->event_key + plen, klen - plen);
+}
+
 cs_err_t cs_scorer_add_call(cs_scorer_t *s, cs_redis_pipe_t *pipe,
                             const cs_score_input_t *in, size_t n)
 {
     if (n == 0)
         return CS_OK;
     const cs_intel_event_t *first = in[0].ev;
-    char subject[CS_SUBJECT_KEY_MAX];
+    char subject[CS_SUBJECT_KEY_MAX], key[256], count[24];
     cs_subject_key(first->subject_kind, first->subject_id, subject, sizeof(subject));
-
-    /* KEYS: the state; ARGV: kind, n, 13 per event. Formatted arguments go into one
-     * buffer: at most 160 bytes an event (numbers, the digest, the key prefix). */
-    size_t argc = 3 + 1 + 2 + n * CS_EVENT_ARGS;
-    const char **argv = calloc(argc, sizeof(*argv));
-    size_t *lens = calloc(argc, sizeof(*lens));
-    char *text = calloc(n * (160 + CS_EVENT_KEY_MAX) + 512, 1);
-    if (!argv || !lens || !text) {
-        free(argv);
-        free(lens);
-        free(text);
+    cs_scorer_state_key(s, subject, key, sizeof(key));
+    snprintf(count, sizeof(count), "%zu", n);
+    /* KEYS: the state; ARGV: kind, n, the events packed */
+    unsigned char *blob = malloc(n * CS_EVENT_PACKED_MAX);
+    if (!blob)
         return CS_ERR_NOMEM;
-    }
-    size_t c = 0;
-    char *p = text;
-#define CS_ARG_STR(str) (argv[c] = (str), lens[c] = strlen(argv[c]), c++)
-#define CS_ARG_FMT(...)                                                                  \
-    (argv[c] = p, lens[c] = (size_t)sprintf(p, __VA_ARGS__), p += lens[c] + 1, c++)
-    CS_ARG_STR("FCALL");
-    CS_ARG_STR(s->function);
-    CS_ARG_STR("1");
-    argv[c] = p;
-    cs_scorer_state_key(s, subject, p, 256);
-    lens[c] = strlen(p);
-    p += lens[c++] + 1;
-    CS_ARG_STR(first->subject_kind == CS_SUBJECT_LOCATION ? "0" : "1");
-    CS_ARG_FMT("%zu", n);
-    cs_err_t err = CS_OK;
+    unsigned char *p = blob;
     for (size_t i = 0; i < n; i++) {
-        const cs_intel_event_t *e = in[i].ev;
-        if (e->subject_kind != first->subject_kind ||
-            strcmp(e->subject_id, first->subject_id)) {
-            err = CS_ERR_INVALID_ARG;
-            break;
+        if (in[i].ev->subject_kind != first->subject_kind ||
+            strcmp(in[i].ev->subject_id, first->subject_id)) {
+            free(blob);
+            return CS_ERR_INVALID_ARG;
         }
-        char m[8];
-        int month = cs_month_of(e->occurred_at, m);
-        argv[c] = p;
-        cs_seen_digest(m, e->event_key, (unsigned char *)p);
-        lens[c++] = 8;
-        p += 9;
-        /* the event_key as "SOURCE:org:" and the partner's ref */
-        const char *colon = strchr(e->event_key, ':');
-        colon = colon ? strchr(colon + 1, ':') : NULL;
-        size_t plen = colon ? (size_t)(colon + 1 - e->event_key) : 0;
-        CS_ARG_FMT("%d", month);
-        argv[c] = p;
-        memcpy(p, e->event_key, plen);
-        lens[c++] = plen;
-        p += plen + 1;
-        CS_ARG_STR(e->event_key + plen);
-        CS_ARG_FMT("%d", (int)e->signal);
-        CS_ARG_FMT("%d", (int)e->severity);
-        CS_ARG_FMT("%d", (int)e->area);
-        CS_ARG_FMT("%lld", (long long)e->occurred_at);
-        CS_ARG_FMT("%.17g", cs_rules_weight(s->rules, e->signal, e->severity));
-        CS_ARG_STR(cs_rules_is_immediate(s->rules, e->signal, e->severity, e->area) ? "1"
-                                                                                    : "0");
-        CS_ARG_STR(s->rules->assurance[e->signal] ? "1" : "0");
-        CS_ARG_FMT("%d", (int)in[i].partition);
-        CS_ARG_FMT("%lld", (long long)in[i].offset);
+        p = cs_pack_event(s, &in[i], p);
     }
-#undef CS_ARG_STR
-#undef CS_ARG_FMT
-    if (!err)
-        err = cs_redis_pipe_add(pipe, (int)c, argv, lens);
-    free(argv);
-    free(lens);
-    free(text);
+    const char *argv[] = {"FCALL", s->function, "1", key,
+                          first->subject_kind == CS_SUBJECT_LOCATION ? "0" : "1",
+                          count, (const char *)blob};
+    size_t lens[] = {5, strlen(s->function), 1, strlen(key), 1, strlen(count),
+                     (size_t)(p - blob)};
+    cs_err_t err = cs_redis_pipe_add(pipe, 7, argv, lens);
+    free(blob);
     return err;
 }
 
@@ -555,7 +563,7 @@ typedef struct cs_prefixes {
 static void cs_take_key(cs_cursor_t *c, const cs_prefixes_t *pre, int i, size_t ref_len,
                         char *out, size_t size)
 {
-    if (i >= pre->n || pre->len[i] >= size) {
+    if (i >= pre->n || !pre->at[i] || pre->len[i] >= size) {
         c->bad = 1;
         out[0] = 0;
         return;
@@ -625,58 +633,46 @@ static cs_err_t cs_view_fill(const cs_scorer_t *s, const redisReply *r,
     v->score = cs_take_double(&c);
     for (int a = 0; a < CS_AREA_COUNT; a++)
         v->area_scores[a] = cs_take_double(&c);
-    v->as_of = cs_take_signed(&c, 8);
-    v->level_since = cs_take_signed(&c, 8);
-    v->immediate_at = cs_take_signed(&c, 8);
+    v->as_of = cs_take_signed(&c, 6);
+    v->level_since = cs_take_signed(&c, 6);
+    v->immediate_at = cs_take_signed(&c, 6);
+    cs_take(&c, 6); /* prune_at */
     v->has_immediate = flags & 1;
     v->assurance = (long long)cs_take(&c, 4);
     v->events_total = (long long)cs_take(&c, 4);
     v->duplicates = (long long)cs_take(&c, 4);
     v->last_partition = (int32_t)cs_take_signed(&c, 4);
-    v->last_offset = cs_take_signed(&c, 8);
+    v->last_offset = cs_take_signed(&c, 6);
     v->has_position = (flags & 2) != 0;
     if (!v->has_immediate)
         v->immediate_at = 0;
     if (!v->has_position)
         v->last_partition = 0, v->last_offset = 0;
-    size_t np = cs_take(&c, 2), nlist = cs_take(&c, 2), nl = cs_take(&c, 4);
-    size_t nm = cs_take(&c, 2);
+    size_t npre = cs_take(&c, 1), np = cs_take(&c, 2), nlist = cs_take(&c, 2);
+    size_t nl = cs_take(&c, 4), nm = cs_take(&c, 2);
     cs_take(&c, 4); /* digests: counted per month */
+    /* the prefixes: NUL prefix NUL (index + 1) each */
     cs_prefixes_t pre = {0};
-    const unsigned char *list_at = c.p + np;
-    while (!c.bad && c.p < list_at && pre.n < 256) {
-        pre.len[pre.n] = cs_take(&c, 1);
-        pre.at[pre.n] = c.p;
-        if ((size_t)(c.end - c.p) < pre.len[pre.n])
-            c.bad = 1;
-        else
-            c.p += pre.len[pre.n++];
-    }
-    if (c.bad || c.p != list_at)
+    const unsigned char *dir_at = c.p + np;
+    if (c.bad || c.end - c.p < (ptrdiff_t)np)
         return CS_ERR_REDIS;
-    if (nlist) {
-        v->events = calloc(nlist, sizeof(*v->events));
-        if (!v->events)
-            return CS_ERR_NOMEM;
+    while (c.p < dir_at) {
+        const unsigned char *start = c.p + 1, *end = start;
+        while (end < dir_at && *end)
+            end++;
+        if (*c.p || end + 1 >= dir_at || !end[1])
+            return CS_ERR_REDIS;
+        int i = end[1] - 1;
+        if (pre.at[i])
+            return CS_ERR_REDIS;
+        pre.at[i] = start;
+        pre.len[i] = (size_t)(end - start);
+        pre.n = i + 1 > pre.n ? i + 1 : pre.n;
+        c.p = end + 2;
     }
-    const unsigned char *months_at = c.p + nl;
-    while (!c.bad && c.p < months_at && (size_t)v->nevents < nlist) {
-        cs_recent_event_t *e = &v->events[v->nevents++];
-        size_t len = cs_take(&c, 1);
-        e->occurred_at = cs_take_signed(&c, 6);
-        unsigned sig = (unsigned)cs_take(&c, 1), sev = (unsigned)cs_take(&c, 1);
-        if (sig >= CS_SIGNAL_COUNT || sev >= CS_SEVERITY_COUNT || len < 11)
-            c.bad = 1;
-        e->signal = (cs_signal_t)(sig % CS_SIGNAL_COUNT);
-        e->severity = (cs_severity_t)(sev % CS_SEVERITY_COUNT);
-        int pi = (int)cs_take(&c, 1);
-        cs_take_key(&c, &pre, pi, len < 11 ? 0 : len - 11, e->event_key,
-                    sizeof(e->event_key));
-        if (cs_take(&c, 1) != len)
-            c.bad = 1;
-    }
-    if (c.bad || c.p != months_at || (size_t)v->nevents != nlist)
+    if (c.p != dir_at || (size_t)pre.n < npre)
         return CS_ERR_REDIS;
+    /* the months, then the digests, then the list */
     if (nm) {
         v->months = calloc(nm, sizeof(*v->months));
         if (!v->months)
@@ -694,6 +690,29 @@ static cs_err_t cs_view_fill(const cs_scorer_t *s, const redisReply *r,
     if (c.bad || c.end - c.p < 8 * ndigests)
         return CS_ERR_REDIS;
     c.p += 8 * ndigests;
+    if (nlist) {
+        v->events = calloc(nlist, sizeof(*v->events));
+        if (!v->events)
+            return CS_ERR_NOMEM;
+    }
+    const unsigned char *alerts_at = c.p + nl;
+    while (!c.bad && c.p < alerts_at && (size_t)v->nevents < nlist) {
+        cs_recent_event_t *e = &v->events[v->nevents++];
+        size_t len = cs_take(&c, 1);
+        e->occurred_at = cs_take_signed(&c, 6);
+        unsigned sig = (unsigned)cs_take(&c, 1), sev = (unsigned)cs_take(&c, 1);
+        if (sig >= CS_SIGNAL_COUNT || sev >= CS_SEVERITY_COUNT || len < 11)
+            c.bad = 1;
+        e->signal = (cs_signal_t)(sig % CS_SIGNAL_COUNT);
+        e->severity = (cs_severity_t)(sev % CS_SEVERITY_COUNT);
+        int pi = (int)cs_take(&c, 1);
+        cs_take_key(&c, &pre, pi, len < 11 ? 0 : len - 11, e->event_key,
+                    sizeof(e->event_key));
+        if (cs_take(&c, 1) != len)
+            c.bad = 1;
+    }
+    if (c.bad || c.p != alerts_at || (size_t)v->nevents != nlist)
+        return CS_ERR_REDIS;
     if (c.p < c.end) {
         if (cs_take(&c, 1) == 1) {
             cs_take_alert(s, &c, &pre, v, &v->last_alert);
