@@ -22,36 +22,6 @@
 #include "caresignal/reader.h"
 #include "caresignal/redis.h"
 #include "caresignal/score.h"
-#ifdef CS_HAVE_ENGINE_V1
-#include "score_v1.h"
-static cs_v1_t *v1_engine; /* --layout 1: calls and acks go to layout 1's function */
-static cs_v1_t *v1_per_event, *v1_per_subject; /* its two namespaces */
-#endif
-
-static void engine_add_call(cs_scorer_t *s, cs_redis_pipe_t *p, const cs_score_input_t *in,
-                            size_t n)
-{
-#ifdef CS_HAVE_ENGINE_V1
-    if (v1_engine) {
-        cs_v1_add_call(v1_engine, p, in, n);
-        return;
-    }
-#endif
-    cs_scorer_add_call(s, p, in, n);
-}
-
-static void engine_add_ack(cs_scorer_t *s, cs_redis_pipe_t *p, const cs_alert_t *a,
-                           size_t n)
-{
-#ifdef CS_HAVE_ENGINE_V1
-    if (v1_engine) {
-        cs_v1_add_ack(v1_engine, p, a, n);
-        return;
-    }
-#endif
-    cs_scorer_add_ack(s, p, a, n);
-}
-
 static uint64_t rng = 0x9E3779B97F4A7C15ULL;
 /* Events like the synthetic feed's: subjects chosen at random, mostly low-weight signals,
  * over \p days, in arrival order. */
@@ -136,7 +106,7 @@ static double run(cs_redis_t *redis, cs_scorer_t *scorer, const cs_intel_event_t
                         done[j] = 1;
                         k++;
                     }
-                engine_add_call(scorer, p, &in[starts[ncalls]],
+                cs_scorer_add_call(scorer, p, &in[starts[ncalls]],
                                 (size_t)k - starts[ncalls]);
                 ncalls++;
             }
@@ -151,7 +121,7 @@ static double run(cs_redis_t *redis, cs_scorer_t *scorer, const cs_intel_event_t
                 in[0].ev = &ev[start + i];
                 in[0].partition = 0;
                 in[0].offset = start + i;
-                engine_add_call(scorer, p, in, 1);
+                cs_scorer_add_call(scorer, p, in, 1);
                 ncalls++;
             }
         }
@@ -184,7 +154,7 @@ static double run(cs_redis_t *redis, cs_scorer_t *scorer, const cs_intel_event_t
                 /* the scorer acknowledges the alerts it delivered: without it they would
                  * pile up in the state's pending_alerts */
                 if (o.nalerts)
-                    engine_add_ack(scorer, rank, o.alerts, (size_t)o.nalerts);
+                    cs_scorer_add_ack(scorer, rank, o.alerts, (size_t)o.nalerts);
                 cs_score_outcome_release(&o);
             }
             if (cs_redis_pipe_count(rank))
@@ -248,34 +218,18 @@ int main(int argc, char **argv)
     char ns_e[128], ns_s[128];
     snprintf(ns_e, sizeof(ns_e), "%s-e", ns);
     snprintf(ns_s, sizeof(ns_s), "%s-s", ns);
-    cs_scorer_t *per_event = cs_scorer_new(rules, ns_e, errstr, sizeof(errstr));
+    cs_scorer_t *per_event = cs_scorer_new_layout(rules, ns_e, layout, errstr,
+                                                  sizeof(errstr));
     cs_scorer_t *per_subject =
-        per_event ? cs_scorer_new(rules, ns_s, errstr, sizeof(errstr)) : NULL;
+        per_event ? cs_scorer_new_layout(rules, ns_s, layout, errstr, sizeof(errstr))
+                  : NULL;
     if (!per_subject || cs_redis_connect(redis, errstr, sizeof(errstr)) ||
         cs_redis_function_load(redis, cs_scorer_library(per_event), errstr,
-                               sizeof(errstr))) {
+                               sizeof(errstr)) ||
+        cs_scorer_claim(per_event, redis, errstr, sizeof(errstr)) ||
+        cs_scorer_claim(per_subject, redis, errstr, sizeof(errstr))) {
         fprintf(stderr, "bench_redis: %s\n", errstr);
         return 1;
-    }
-    if (layout == 1) {
-#ifdef CS_HAVE_ENGINE_V1
-        /* one namespace per way, as for layout 2 */
-        cs_v1_t *e = cs_v1_new(per_event, rules, ns_e);
-        cs_v1_t *s = cs_v1_new(per_subject, rules, ns_s);
-        if (!e || !s || cs_redis_function_load(redis, cs_v1_library(e), errstr,
-                                               sizeof(errstr))) {
-            fprintf(stderr, "bench_redis: layout 1: %s\n", e && s ? errstr : "no memory");
-            return 1;
-        }
-        v1_per_event = e;
-        v1_per_subject = s;
-#else
-        fprintf(stderr, "bench_redis: built without layout 1 (tests off)\n");
-        return 2;
-#endif
-    } else if (layout != 2) {
-        fprintf(stderr, "bench_redis: --layout is 1 or 2\n");
-        return 2;
     }
     cs_intel_event_t *ev;
     if (from_topic) {
@@ -322,13 +276,7 @@ int main(int argc, char **argv)
         make_events(ev, n, subjects, days, rules);
     }
     long calls_e = 0, calls_s = 0;
-#ifdef CS_HAVE_ENGINE_V1
-    v1_engine = v1_per_event;
-#endif
     double te = do_event ? run(redis, per_event, ev, n, batch, 0, &calls_e) : NAN;
-#ifdef CS_HAVE_ENGINE_V1
-    v1_engine = v1_per_subject;
-#endif
     double ts = do_subject ? run(redis, per_subject, ev, n, batch, 1, &calls_s) : NAN;
     if (!json_only) {
         printf(
@@ -361,10 +309,6 @@ int main(int argc, char **argv)
            do_event ? 1e6 * te / (double)calls_e : 0.0, rate_s, calls_s,
            do_subject ? 1e6 * ts / (double)calls_s : 0.0);
     free(ev);
-#ifdef CS_HAVE_ENGINE_V1
-    cs_v1_destroy(v1_per_event);
-    cs_v1_destroy(v1_per_subject);
-#endif
     cs_scorer_destroy(per_event);
     cs_scorer_destroy(per_subject);
     cs_redis_destroy(redis);

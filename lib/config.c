@@ -31,6 +31,11 @@ static const cs_config_key_t cs_keys[] = {
      0, 0, "connect and per-command timeout"},
     {"state.namespace", CS_CFG_STRING, "cs", OFF(state_namespace), 0, 0, NULL, P_R, 0, 0,
      "Redis key prefix of the risk state (a rebuild writes a new one)"},
+    {"state.layout", CS_CFG_INT, "1", OFF(state_layout), 1, 2, NULL,
+     CS_PROG_SCORE | CS_PROG_REPLAY, 0, 0,
+     "layout of the risk state the scorer writes: 1 (a hash, a sorted set and seen sets "
+     "per subject) or 2 (one packed string per subject); a namespace keeps the layout "
+     "it was created with (docs/contract/redis-layout.md)"},
     {"rules.file", CS_CFG_STRING, "deploy/config/rules.json", OFF(rules_file), 0, 0, NULL,
      CS_PROG_NORMALISE | CS_PROG_SCORE | CS_PROG_REPLAY, 0, 0,
      "risk rules: mapping, weights, thresholds (docs/contract/risk-model.md)"},

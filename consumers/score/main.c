@@ -305,8 +305,8 @@ int main(int argc, char **argv)
     cs_registry_t *reg = cs_app_registry(&spec, &cfg);
     cs_rules_t *rules = cs_app_rules(&spec, &cfg);
     char errstr[512];
-    cs_scorer_t *scorer =
-        cs_scorer_new(rules, cfg.state_namespace, errstr, sizeof(errstr));
+    cs_scorer_t *scorer = cs_scorer_new_layout(rules, cfg.state_namespace, cfg.state_layout,
+                                               errstr, sizeof(errstr));
     if (!scorer)
         cs_cli_fail(&spec, "%s", errstr);
     cs_redis_t *redis = cs_redis_new_from_config(&cfg);
@@ -327,6 +327,10 @@ int main(int argc, char **argv)
         if (err == CS_OK)
             err = cs_redis_function_load(redis, cs_scorer_library(scorer), errstr,
                                          sizeof(errstr));
+        if (err == CS_OK)
+            err = cs_scorer_claim(scorer, redis, errstr, sizeof(errstr));
+        if (err == CS_ERR_INVALID_ARG) /* a namespace of the other layout */
+            cs_cli_fail(&spec, "%s", errstr);
         if (err == CS_ERR_FATAL) {
             cs_log_fatal("redis refused us", "{s:s}", "error", errstr);
             rc = 1;

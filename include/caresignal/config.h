@@ -51,6 +51,7 @@ typedef struct cs_config {
     long redis_timeout_ms;
 
     char *state_namespace;
+    int state_layout; /* of a new namespace's risk state: 1 or 2 */
     char *rules_file;
     char *directory_file;
     char *schema_registry;

@@ -25,7 +25,26 @@ typedef struct cs_scorer cs_scorer_t;
  */
 cs_scorer_t *cs_scorer_new(const cs_rules_t *rules, const char *ns, char *errstr,
                            size_t errstr_size);
+/** The same, writing state of \p layout (1 or 2: docs/contract/redis-layout.md;
+ *  cs_scorer_new: 1). Readers read whichever layout the namespace holds. */
+cs_scorer_t *cs_scorer_new_layout(const cs_rules_t *rules, const char *ns, int layout,
+                                  char *errstr, size_t errstr_size);
 void cs_scorer_destroy(cs_scorer_t *s);
+int cs_scorer_layout(const cs_scorer_t *s);
+
+/**
+ * Before writing: records the namespace's layout in `<ns>:layout` if it has none yet
+ * (what its state keys are, or in a new namespace the scorer's), and refuses a
+ * namespace of another layout than the scorer writes.
+ * @returns CS_OK, CS_ERR_INVALID_ARG (another layout; \p errstr names state.layout),
+ * CS_ERR_RETRY (Redis unreachable).
+ */
+cs_err_t cs_scorer_claim(const cs_scorer_t *s, cs_redis_t *redis, char *errstr,
+                         size_t errstr_size);
+
+/** The layout a namespace holds (`<ns>:layout`; none: 1). */
+cs_err_t cs_scorer_namespace_layout(const cs_scorer_t *s, cs_redis_t *redis, int *layout,
+                                    char *errstr, size_t errstr_size);
 
 /** The Lua library text (for cs_redis_function_load) and the function's name. Borrowed.
  */

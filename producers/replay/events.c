@@ -28,12 +28,20 @@ void replay_target_init(const replay_ctx_t *ctx, replay_target_t *t, const char 
     char errstr[512];
     t->ns = ns;
     t->rules = rules;
-    if (!(t->scorer = cs_scorer_new(rules, ns, errstr, sizeof(errstr))))
+    if (!(t->scorer = cs_scorer_new_layout(rules, ns, ctx->cfg->state_layout, errstr,
+                                           sizeof(errstr))))
         cs_cli_fail(ctx->spec, "%s", errstr);
-    if (ctx->execute && cs_redis_function_load(redis, cs_scorer_library(t->scorer),
-                                               errstr, sizeof(errstr))) {
-        fprintf(stderr, "caresignal-replay: %s\n", errstr);
-        exit(1);
+    if (ctx->execute) {
+        cs_err_t err = cs_redis_function_load(redis, cs_scorer_library(t->scorer), errstr,
+                                              sizeof(errstr));
+        if (!err)
+            err = cs_scorer_claim(t->scorer, redis, errstr, sizeof(errstr));
+        if (err == CS_ERR_INVALID_ARG)
+            cs_cli_fail(ctx->spec, "%s", errstr);
+        if (err) {
+            fprintf(stderr, "caresignal-replay: %s\n", errstr);
+            exit(1);
+        }
     }
     /* no waiting callback: Redis down means back off and retry until it is back, or a
      * stop (the replay can be run again: it writes only its own namespace) */

@@ -212,12 +212,46 @@ class FeedMatchesModel(Checks):
         self.assertEqual(p.returncode, 2)
 
 
+class FeedMatchesModelLayout2(Checks):
+    """The same through state layout 2 (one packed string per subject): the model's
+    scores, levels and alerts, --show and --top, and a namespace keeps its layout."""
+
+    def test_feed_layout_2(self):
+        s = self.stack
+        events = make_feed(2000, seed=2)
+        model = model_of(events)
+        produce(s, events)
+        scorer = s.program("caresignal-score", config_extra={"state.layout": "2"})
+        wait_until(lambda: cstest.events_applied(s, model.subjects) == sum(len(x.seen) for x in model.subjects.values()),
+                   120, interval=0.5, what="every event applied")
+        wait_until(lambda: len(alerts_on(s, "intel.alerts")) >= len(model.alerts), 60,
+                   what="the alerts")
+        self.assertEqual(scorer.stop(), 0)
+        self.assertGreater(len(model.alerts), 20)
+        self.assert_alerts_match_model(model, alerts_on(s, "intel.alerts"))
+        self.assert_state_matches_model(model)
+        r = s.redis()
+        self.assertEqual(r.cmd("GET", "cs:layout"), b"2")
+        self.assertEqual(r.cmd("TYPE", "cs:{%s}:state" % next(iter(model.subjects))), "string")
+        r.close()
+        FeedMatchesModel.check_show(self, model, events)
+        p = cstest.run("caresignal-score", "--top", "5", "--json", stack=s)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(len(p.stdout.splitlines()), 5)
+        # a scorer writing layout 1 refuses the namespace: exit 2, one line, the key
+        p = cstest.run("caresignal-score", "--set", "state.layout=1", stack=s)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertEqual(len(p.stderr.decode().strip().split("\n")), 1, p.stderr)
+        self.assertIn("'state.layout'", p.stderr.decode())
+
+
 class BadConfiguration(cstest.unittest.TestCase):
     def test_exit_2(self):
         for sets, needle in [((), "'kafka.bootstrap.servers': required"),
                              (("kafka.bootstrap.servers=x:1", "state.namespace=a b"), "state.namespace"),
                              (("kafka.bootstrap.servers=x:1", "score.batch.max=0"), "score.batch.max"),
-                             (("kafka.bootstrap.servers=x:1", "rules.file=/nonexistent"), "rules.file")]:
+                             (("kafka.bootstrap.servers=x:1", "rules.file=/nonexistent"), "rules.file"),
+                             (("kafka.bootstrap.servers=x:1", "state.layout=3"), "state.layout")]:
             args = []
             for kv in sets:
                 args += ["--set", kv]

@@ -1,6 +1,6 @@
-/* The differential test of the scoring engine: layout 1 (tests/support/score_v1.c, the
- * function caresignal ran until layout 2, unchanged) and today's engine side by side in
- * one real redis-server, fed the same random calls: partner duplicates, events out of
+/* The differential test of the two state layouts (docs/contract/redis-layout.md):
+ * layout 1 (lib/risk.lua) and layout 2 (lib/risk_v2.lua) side by side in one real
+ * redis-server, fed the same random calls: partner duplicates, events out of
  * order and on the same millisecond, resends moved to another month, redelivered
  * batches ("crashes" before the alerts were published), acknowledgements early, late or
  * never, several partitions, an offset restart, many partner organisations, and a small
@@ -14,7 +14,6 @@
 #include <string.h>
 
 #include "caresignal/score.h"
-#include "score_v1.h"
 #include "testenv.h"
 
 #define DAY 86400000LL
@@ -145,12 +144,12 @@ static char *view_text(const cs_subject_view_t *v)
 }
 
 /* Applies \p in with both engines; asserts the same outcome. */
-static void call_both(cs_scorer_t *v2, cs_v1_t *v1, const cs_score_input_t *in, size_t n,
+static void call_both(cs_scorer_t *v2, cs_scorer_t *v1, const cs_score_input_t *in, size_t n,
                       cs_score_outcome_t *out)
 {
     cs_redis_pipe_t *p = cs_redis_pipe_new();
     assert_int_equal(cs_scorer_add_call(v2, p, in, n), CS_OK);
-    assert_int_equal(cs_v1_add_call(v1, p, in, n), CS_OK);
+    assert_int_equal(cs_scorer_add_call(v1, p, in, n), CS_OK);
     assert_int_equal(cs_redis_pipe_exec(redis, p, errstr, sizeof(errstr)), CS_OK);
     cs_score_outcome_t o1;
     if (cs_scorer_parse_reply(v2, cs_redis_pipe_reply(p, 0), in, n, out, errstr,
@@ -167,13 +166,13 @@ static void call_both(cs_scorer_t *v2, cs_v1_t *v1, const cs_score_input_t *in, 
     cs_redis_pipe_destroy(p);
 }
 
-static void ack_both(cs_scorer_t *v2, cs_v1_t *v1, const cs_alert_t *alerts, size_t n)
+static void ack_both(cs_scorer_t *v2, cs_scorer_t *v1, const cs_alert_t *alerts, size_t n)
 {
     if (!n)
         return;
     cs_redis_pipe_t *p = cs_redis_pipe_new();
     assert_int_equal(cs_scorer_add_ack(v2, p, alerts, n), CS_OK);
-    assert_int_equal(cs_v1_add_ack(v1, p, alerts, n), CS_OK);
+    assert_int_equal(cs_scorer_add_ack(v1, p, alerts, n), CS_OK);
     assert_int_equal(cs_redis_pipe_exec(redis, p, errstr, sizeof(errstr)), CS_OK);
     const redisReply *r2 = cs_redis_pipe_reply(p, 0), *r1 = cs_redis_pipe_reply(p, 1);
     assert_int_equal(r2->type, REDIS_REPLY_INTEGER);
@@ -181,16 +180,18 @@ static void ack_both(cs_scorer_t *v2, cs_v1_t *v1, const cs_alert_t *alerts, siz
     cs_redis_pipe_destroy(p);
 }
 
-static void compare_views(cs_scorer_t *v2, cs_v1_t *v1, int step)
+static void compare_views(cs_scorer_t *v2, cs_scorer_t *v1, int step)
 {
     cs_subject_view_t a[NSUBJECTS];
     assert_int_equal(cs_scorer_read(v2, redis, subjects, NSUBJECTS, a, errstr,
                                     sizeof(errstr)),
                      CS_OK);
+    cs_subject_view_t bs[NSUBJECTS];
+    assert_int_equal(cs_scorer_read(v1, redis, subjects, NSUBJECTS, bs, errstr,
+                                    sizeof(errstr)),
+                     CS_OK);
     for (int k = 0; k < NSUBJECTS; k++) {
-        cs_subject_view_t b;
-        assert_int_equal(cs_v1_read(v1, redis, subjects[k], &b, errstr, sizeof(errstr)),
-                         CS_OK);
+        cs_subject_view_t b = bs[k];
         char *ta = view_text(&a[k]), *tb = view_text(&b);
         if (!cs_subject_view_equal(&a[k], &b) || strcmp(ta, tb)) {
             FILE *f2 = fopen("/tmp/diff-v2.json", "w"), *f1 = fopen("/tmp/diff-v1.json", "w");
@@ -242,12 +243,14 @@ static void run_feed(const feed_opts_t *o)
     char ns2[64], ns1[64];
     snprintf(ns2, sizeof(ns2), "d2-%llu", (unsigned long long)o->seed);
     snprintf(ns1, sizeof(ns1), "d1-%llu", (unsigned long long)o->seed);
-    cs_scorer_t *v2 = cs_scorer_new(rules, ns2, errstr, sizeof(errstr));
+    cs_scorer_t *v2 = cs_scorer_new_layout(rules, ns2, 2, errstr, sizeof(errstr));
+    cs_scorer_t *v1 = cs_scorer_new_layout(rules, ns1, 1, errstr, sizeof(errstr));
     assert_non_null(v2);
-    cs_v1_t *v1 = cs_v1_new(v2, rules, ns1);
     assert_non_null(v1);
     if (cs_redis_function_load(redis, cs_scorer_library(v2), errstr, sizeof(errstr)) ||
-        cs_redis_function_load(redis, cs_v1_library(v1), errstr, sizeof(errstr)))
+        cs_redis_function_load(redis, cs_scorer_library(v1), errstr, sizeof(errstr)) ||
+        cs_scorer_claim(v2, redis, errstr, sizeof(errstr)) ||
+        cs_scorer_claim(v1, redis, errstr, sizeof(errstr)))
         fail_msg("%s", errstr);
 
     rng_state = o->seed;
@@ -352,7 +355,7 @@ static void run_feed(const feed_opts_t *o)
     free(call_n);
     free(msgs);
     free(pend);
-    cs_v1_destroy(v1);
+    cs_scorer_destroy(v1);
     cs_scorer_destroy(v2);
     cs_rules_destroy(rules);
 }
