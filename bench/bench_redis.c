@@ -5,9 +5,12 @@
  * what caresignal-score also sends per batch (the partition position SETs on the same
  * pipeline, then one rank ZADD per subject touched and the acknowledgement of its
  * alerts). bench_redis --port P [--events N] [--subjects S] [--days D] [--batch B]
- *               [--namespace NS] [--only event|subject] [--json]
+ *               [--namespace NS] [--only event|subject] [--layout 1|2]
+ *               [--key-base K] [--json]
  *               [--from-topic T --bootstrap B]   (the events on T instead of generated
- * ones) Each way writes under its own namespace (NS-e, NS-s): use a fresh NS for every
+ * ones) --layout: the state layout written (docs/contract/redis-layout.md); --key-base:
+ * event keys and offsets start at K (more events for subjects an earlier run made).
+ * Each way writes under its own namespace (NS-e, NS-s): use a fresh NS for every
  * run, or the events are skipped as already applied. Run from the repository root (it
  * reads deploy/config/rules.json and schemas/registry.json). */
 #include <inttypes.h>
@@ -23,6 +26,7 @@
 #include "caresignal/redis.h"
 #include "caresignal/score.h"
 static uint64_t rng = 0x9E3779B97F4A7C15ULL;
+static int key_base; /* --key-base */
 /* Events like the synthetic feed's: subjects chosen at random, mostly low-weight signals,
  * over \p days, in arrival order. */
 static void make_events(cs_intel_event_t *ev, int n, int subjects, int days,
@@ -36,7 +40,7 @@ static void make_events(cs_intel_event_t *ev, int n, int subjects, int days,
     for (int i = 0; i < n; i++) {
         cs_intel_event_t *e = &ev[i];
         memset(e, 0, sizeof(*e));
-        snprintf(e->event_key, sizeof(e->event_key), "NHSE:RXQ:B-%09d", i);
+        snprintf(e->event_key, sizeof(e->event_key), "NHSE:RXQ:B-%09d", key_base + i);
         e->subject_kind = CS_SUBJECT_LOCATION;
         snprintf(e->subject_id, sizeof(e->subject_id), "1-%09d",
                  100000000 + (int)(bench_rand(&rng) % (uint64_t)subjects));
@@ -102,7 +106,7 @@ static double run(cs_redis_t *redis, cs_scorer_t *scorer, const cs_intel_event_t
                         !strcmp(ev[start + j].subject_id, ev[start + i].subject_id)) {
                         in[k].ev = &ev[start + j];
                         in[k].partition = 0;
-                        in[k].offset = start + j;
+                        in[k].offset = key_base + start + j;
                         done[j] = 1;
                         k++;
                     }
@@ -113,14 +117,14 @@ static double run(cs_redis_t *redis, cs_scorer_t *scorer, const cs_intel_event_t
             starts[ncalls] = (size_t)k;
             char key[512], val[32];
             cs_scorer_pos_key(scorer, "bench", 0, key, sizeof(key));
-            snprintf(val, sizeof(val), "%d", start + m);
+            snprintf(val, sizeof(val), "%d", key_base + start + m);
             const char *argv[] = {"SET", key, val};
             cs_redis_pipe_add(p, 3, argv, NULL);
         } else {
             for (int i = 0; i < m; i++) {
                 in[0].ev = &ev[start + i];
                 in[0].partition = 0;
-                in[0].offset = start + i;
+                in[0].offset = key_base + start + i;
                 cs_scorer_add_call(scorer, p, in, 1);
                 ncalls++;
             }
@@ -172,7 +176,7 @@ static double run(cs_redis_t *redis, cs_scorer_t *scorer, const cs_intel_event_t
 int main(int argc, char **argv)
 {
     int port = 6379, n = 50000, subjects = 3000, batch = 500, json_only = 0;
-    int do_event = 1, do_subject = 1, days = 90, layout = 2;
+    int do_event = 1, do_subject = 1, days = 90, layout = 1;
     const char *from_topic = NULL, *bootstrap = NULL, *ns = "bench";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--port") && i + 1 < argc)
@@ -195,6 +199,8 @@ int main(int argc, char **argv)
             json_only = 1;
         else if (!strcmp(argv[i], "--layout") && i + 1 < argc)
             layout = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--key-base") && i + 1 < argc)
+            key_base = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--from-topic") && i + 1 < argc)
             from_topic = argv[++i];
         else if (!strcmp(argv[i], "--bootstrap") && i + 1 < argc)
@@ -203,7 +209,8 @@ int main(int argc, char **argv)
             fprintf(
                 stderr,
                 "usage: bench_redis --port P [--events N] [--subjects S] [--batch B]\n"
-                "  [--namespace NS] [--only event|subject] [--layout 1|2] [--json]\n"
+                "  [--namespace NS] [--only event|subject] [--layout 1|2] [--key-base K]\n"
+                "  [--json]\n"
                 "  [--from-topic T --bootstrap B]\n");
             return 2;
         }

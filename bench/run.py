@@ -898,6 +898,115 @@ class Bench:
             split[h] = {"p50": round(p50, 1), "p99": round(p99, 1)}
         return split
 
+    def engine(self):
+        """The two state layouts (docs/contract/redis-layout.md) on the same calls, each on
+        a fresh Redis: Redis CPU per applied event (the server's CPU time over the run,
+        which includes the positions, rank updates and acknowledgements the scorer also
+        sends) and the function's own time (INFO commandstats), at ~1 and ~5 events per
+        call over typical 90-day subjects and at ~1 per call over heavy subjects; then
+        callgrind's count of redis-server's instructions per event (deterministic)."""
+        n = 3000 if self.smoke else 50000
+        heavy = 2000 if self.smoke else 20000
+        shapes = [("~1 event per call", n, 3000, 500, 90),
+                  ("~5 events per call", n, 3000, 15000, 90),
+                  ("heavy subjects (2,000 events over 396 days each), ~1 per call",
+                   heavy, max(1, heavy // 2000), max(1, heavy // 2000), 396)]
+        log("state layouts 1 and 2: Redis CPU per event")
+        for tag, (what, events, subjects, batch, days) in enumerate(shapes):
+            per = {}
+            for layout in (1, 2):
+                with self.fresh_redis("layout %d" % layout):
+                    r = cstest.Redis(self.redis_port)
+                    r.cmd("CONFIG", "RESETSTAT")
+                    cpu0 = cpu_seconds(self.redis_pid)
+                    out = self.tool_json(
+                        self.bin("bench_redis"), "--port", str(self.redis_port), "--events",
+                        str(events), "--subjects", str(subjects), "--batch", str(batch),
+                        "--days", str(days), "--namespace", "eng%d" % layout, "--only",
+                        "subject", "--layout", str(layout), "--json")
+                    cpu = cpu_seconds(self.redis_pid) - cpu0
+                    stats = r.cmd("INFO", "commandstats").decode()
+                    r.close()
+                fcall = [l for l in stats.splitlines() if l.startswith("cmdstat_fcall:")]
+                usec = float(fcall[0].split("usec_per_call=")[1].split(",")[0]) if fcall else 0
+                per[layout] = (1e6 * cpu / events, usec, out["per_subject_calls"])
+            for layout in (1, 2):
+                cpu_us, usec, calls = per[layout]
+                self.row("state layouts", "layout %d, %s: Redis CPU per applied event"
+                         % (layout, what), cpu_us, "us", "<= 10" if layout == 2 else None,
+                         10.0 / cpu_us if layout == 2 else None,
+                         key="redis_cpu_us_per_event_layout%d_%d" % (layout, tag))
+                self.row("state layouts", "  its function, per call (%.1f events a call)"
+                         % (events / calls), usec, "us",
+                         key="fcall_us_layout%d_%d" % (layout, tag))
+            self.row("state layouts", "  layout 2 / layout 1, Redis CPU per event",
+                     per[2][0] / per[1][0], "", key="layout_cpu_ratio_%d" % tag)
+        if not shutil.which("valgrind"):
+            raise RuntimeError("valgrind is not installed (deploy/dev/install-deps.sh)")
+        log("state layouts 1 and 2: callgrind instructions per event")
+        # subjects with ~17 events of state first (not counted), then the counted calls:
+        # batches of 500 (~1 event a call) or one batch of 5 events a subject
+        subjects = 300 if self.smoke else 3000
+        for tag, (what, batch) in enumerate([("~1 event per call", 500),
+                                              ("~5 events per call", 5 * subjects)]):
+            counted = 500 * (1 if self.smoke else 6) if tag == 0 else 5 * subjects
+            ir = {}
+            for layout in (1, 2):
+                ir[layout] = self.callgrind_redis(17 * subjects, counted, subjects, batch,
+                                                  layout)
+                self.row("state layouts", "layout %d, %s: redis-server instructions per "
+                         "event (callgrind, %d events)" % (layout, what, counted),
+                         ir[layout], "instr",
+                         key="redis_instr_per_event_layout%d_%d" % (layout, tag))
+            self.row("state layouts", "  layout 2 / layout 1, instructions per event",
+                     ir[2] / ir[1], "", key="layout_instr_ratio_%d" % tag)
+
+    def callgrind_redis(self, populate, events, subjects, batch, layout):
+        """redis-server under callgrind, counting only while bench_redis applies \p events
+        (callgrind_control -i) after \p populate uncounted ones over the same subjects:
+        its instructions per event, everything included."""
+        d = tempfile.mkdtemp(prefix="callgrind-", dir=self.dir)
+        port = cstest.free_port()
+        out = os.path.join(d, "callgrind.out")
+        p = subprocess.Popen(
+            ["valgrind", "--tool=callgrind", "--collect-atstart=no",
+             "--callgrind-out-file=" + out, "redis-server", "--port", str(port), "--bind",
+             "127.0.0.1", "--dir", d, "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent)
+        p.log_path, p.name = os.path.join(d, "none"), "redis-server (callgrind)"
+        self.procs.append(p)
+        try:
+            def up():
+                try:
+                    r = cstest.Redis(port)
+                    r.cmd("PING")
+                    r.close()
+                    return True
+                except OSError:
+                    return None
+            self.wait_for(up, 120, "redis-server under callgrind")
+            common = ("--port", str(port), "--subjects", str(subjects), "--namespace", "cg",
+                      "--only", "subject", "--layout", str(layout), "--json")
+            self.run(self.bin("bench_redis"), "--events", str(populate), "--batch", "500",
+                     *common, timeout=1800)
+            self.run("callgrind_control", "-i", "on", str(p.pid))
+            self.run(self.bin("bench_redis"), "--events", str(events), "--batch", str(batch),
+                     "--key-base", "100000000", *common, timeout=1800)
+            self.run("callgrind_control", "-i", "off", str(p.pid))
+        finally:
+            self.stop(p)
+        total = 0
+        for name in os.listdir(d):
+            if name.startswith("callgrind.out"):
+                with open(os.path.join(d, name)) as f:
+                    for line in f:
+                        if line.startswith("summary:") or line.startswith("totals:"):
+                            total = max(total, int(line.split()[1]))
+        if not total:
+            raise RuntimeError("callgrind wrote no totals (in %s)" % d)
+        return round(total / events)
+
     def redis_memory(self):
         log("Redis memory per subject after the 90-day synthetic feed")
         feed = os.path.join(self.dir, "feed")
@@ -1075,7 +1184,7 @@ class Bench:
         print("\nwritten to %s (%.0f s)" % (out, time.monotonic() - started))
 
 
-PARTS = ("raw", "normalise", "scaling", "alerts", "latency", "lag", "memory")
+PARTS = ("raw", "normalise", "scaling", "alerts", "engine", "latency", "lag", "memory")
 
 
 def main():
@@ -1142,6 +1251,8 @@ def main():
             b.scaling(scales, base_events, base_subjects, runs)
         if "alerts" in parts:
             b.score_alerts(alert_feed, max(1, alert_feed // 10), runs)
+        if "engine" in parts:
+            b.engine()
         if "latency" in parts:
             b.latency(2 if args.smoke else 20, 5000,
                       os.path.join(TOP, "deploy/dev/data/directory.csv"),

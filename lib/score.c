@@ -225,7 +225,7 @@ cs_err_t cs_scorer_claim(const cs_scorer_t *s, cs_redis_t *redis, char *errstr,
     int had = r->type == REDIS_REPLY_STRING ? atoi(r->str) : 0;
     freeReplyObject(r);
     if (!had) {
-        /* no marker: a namespace of layout 1 from before markers, or a new one */
+        /* no record: a namespace of layout 1 from before the record, or a new one */
         char pattern[160], cursor[32] = "0";
         snprintf(pattern, sizeof(pattern), "%s:{*}:state", s->ns);
         for (int step = 0; step < 64 && !had; step++) {
@@ -236,14 +236,9 @@ cs_err_t cs_scorer_claim(const cs_scorer_t *s, cs_redis_t *redis, char *errstr,
             if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
                 r->element[1]->type == REDIS_REPLY_ARRAY) {
                 snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
-                if (r->element[1]->elements) {
-                    const char *type[] = {"TYPE", r->element[1]->element[0]->str};
-                    redisReply *t = cs_redis_command(redis, 2, type, NULL, errstr,
-                                                     errstr_size);
-                    if (t && t->type == REDIS_REPLY_STATUS)
-                        had = !strcmp(t->str, "hash") ? 1 : !strcmp(t->str, "string") ? 2 : 0;
-                    freeReplyObject(t);
-                }
+                /* layout 2 always records itself: state without a record is layout 1 */
+                if (r->element[1]->elements)
+                    had = 1;
             }
             freeReplyObject(r);
             if (!strcmp(cursor, "0"))
@@ -257,6 +252,11 @@ cs_err_t cs_scorer_claim(const cs_scorer_t *s, cs_redis_t *redis, char *errstr,
         r = cs_redis_command(redis, 4, set, NULL, errstr, errstr_size);
         if (!r)
             return CS_ERR_RETRY;
+        if (r->type == REDIS_REPLY_ERROR) {
+            snprintf(errstr, errstr_size, "redis refused %s: %.200s", key, r->str);
+            freeReplyObject(r);
+            return CS_ERR_RETRY;
+        }
         freeReplyObject(r);
         return cs_scorer_claim(s, redis, errstr, errstr_size);
     }

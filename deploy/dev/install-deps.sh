@@ -12,6 +12,8 @@ packages=(
   # tests/deploy: YAML of the compose and Kubernetes files, read by Debian's python3
   python3-yaml
   redis-server redis-tools kcat python3 iproute2 procps
+  # the bench: callgrind instruction counts of redis-server, massif heap peaks
+  valgrind
   # the fuzz build (tests/fuzz): clang with libFuzzer, llvm-symbolizer for its reports
   clang libclang-rt-14-dev llvm
 )

@@ -31,17 +31,11 @@ void replay_target_init(const replay_ctx_t *ctx, replay_target_t *t, const char 
     if (!(t->scorer = cs_scorer_new_layout(rules, ns, ctx->cfg->state_layout, errstr,
                                            sizeof(errstr))))
         cs_cli_fail(ctx->spec, "%s", errstr);
-    if (ctx->execute) {
-        cs_err_t err = cs_redis_function_load(redis, cs_scorer_library(t->scorer), errstr,
-                                              sizeof(errstr));
-        if (!err)
-            err = cs_scorer_claim(t->scorer, redis, errstr, sizeof(errstr));
-        if (err == CS_ERR_INVALID_ARG)
-            cs_cli_fail(ctx->spec, "%s", errstr);
-        if (err) {
-            fprintf(stderr, "caresignal-replay: %s\n", errstr);
-            exit(1);
-        }
+    t->redis = redis;
+    if (ctx->execute && cs_redis_function_load(redis, cs_scorer_library(t->scorer),
+                                               errstr, sizeof(errstr))) {
+        fprintf(stderr, "caresignal-replay: %s\n", errstr);
+        exit(1);
     }
     /* no waiting callback: Redis down means back off and retry until it is back, or a
      * stop (the replay can be run again: it writes only its own namespace) */
@@ -137,6 +131,18 @@ long replay_events(const replay_ctx_t *ctx, cs_registry_t *reg, int64_t from_ms,
                    const char *what, long *undecodable)
 {
     char errstr[512];
+    /* the namespaces record the layout they are written in (once the replay has checked
+     * that they are fresh) */
+    for (int t = 0; t < ntargets; t++) {
+        cs_err_t err = cs_scorer_claim(targets[t].scorer, targets[t].redis, errstr,
+                                       sizeof(errstr));
+        if (err == CS_ERR_INVALID_ARG)
+            cs_cli_fail(ctx->spec, "%s", errstr);
+        if (err) {
+            cs_log_error("cannot replay", "{s:s}", "error", errstr);
+            return -1;
+        }
+    }
     cs_reader_t *rd =
         cs_reader_new(ctx->cfg, ctx->cfg->topic_events, from_ms, errstr, sizeof(errstr));
     cs_event_codec_t *codec = cs_event_codec_new(reg, errstr, sizeof(errstr));

@@ -34,6 +34,7 @@ typedef struct replay_target {
     const char *ns;
     cs_rules_t *rules; /**< borrowed */
     cs_scorer_t *scorer;
+    cs_redis_t *redis; /**< borrowed */
     cs_engine_t *engine;
     /** called with each batch's alerts (may be NULL) */
     void (*on_alerts)(void *opaque, const cs_alert_t *alerts, int n);
