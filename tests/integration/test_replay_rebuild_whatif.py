@@ -69,6 +69,25 @@ class Replay(cstest.StackTest):
         self.assertEqual(p.returncode, 0, p.stderr)
         r.close()
 
+    def test_rebuild_into_layout_2(self):
+        """The way from one state layout to the other: a rebuild into a new namespace
+        with state.layout=2, verified subject by subject against the live layout 1."""
+        s = self.stack
+        r = s.redis()
+        p = self.replay("--set", "state.layout=2", "rebuild", "--namespace", "rbl2",
+                        "--execute")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn("verification: all %d subjects identical" % len(self.model.subjects),
+                      p.stdout.decode())
+        self.assertEqual(r.cmd("GET", "rbl2:layout"), b"2")
+        self.assertEqual(r.cmd("GET", "cs:layout"), b"1")
+        subject = next(iter(self.model.subjects))
+        self.assertEqual(r.cmd("TYPE", "rbl2:{%s}:state" % subject), "string")
+        self.assertEqual(r.cmd("TYPE", "cs:{%s}:state" % subject), "hash")
+        self.assertEqual(s.show([subject], ns="rbl2")[subject],
+                         s.show([subject], ns="cs")[subject])
+        r.close()
+
     def whatif(self, rules):
         path = os.path.join(self.stack.dir, "whatif-rules.json")
         with open(path, "w") as f:
