@@ -946,10 +946,10 @@ class Bench:
         log("state layouts 1 and 2: callgrind instructions per event")
         # subjects with ~17 events of state first (not counted), then the counted calls:
         # batches of 500 (~1 event a call) or one batch of 5 events a subject
-        subjects = 300 if self.smoke else 3000
+        subjects = 300 if self.smoke else 1000
         for tag, (what, batch) in enumerate([("~1 event per call", 500),
                                               ("~5 events per call", 5 * subjects)]):
-            counted = 500 * (1 if self.smoke else 6) if tag == 0 else 5 * subjects
+            counted = 500 * (1 if self.smoke else 4) if tag == 0 else 5 * subjects
             ir = {}
             for layout in (1, 2):
                 ir[layout] = self.callgrind_redis(17 * subjects, counted, subjects, batch,
@@ -969,7 +969,7 @@ class Bench:
         port = cstest.free_port()
         out = os.path.join(d, "callgrind.out")
         p = subprocess.Popen(
-            ["valgrind", "--tool=callgrind", "--collect-atstart=no",
+            ["valgrind", "--tool=callgrind", "--instr-atstart=no",
              "--callgrind-out-file=" + out, "redis-server", "--port", str(port), "--bind",
              "127.0.0.1", "--dir", d, "--save", "", "--appendonly", "no"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
@@ -1036,9 +1036,17 @@ class Bench:
                       "%d canonical events" % expected, [norm, score])
         self.wait_for(lambda: self.positions(r, ns, "bench.mem.events") >= expected, 120,
                       "the scorer to apply them", [norm, score])
+        # the same events into layout 2 (one packed string per subject)
+        used2 = used_memory(r)
+        score2 = self.program("caresignal-score", dict(sets, **{
+            "group.id": "bench-mem-s2", "state.namespace": ns + "2", "state.layout": "2"}))
+        self.wait_for(lambda: self.positions(r, ns + "2", "bench.mem.events") >= expected,
+                      120, "the layout 2 scorer to apply them", [score2])
+        self.stop(score2)
+        grown2 = used_memory(r) - used2
         self.stop(norm)
         self.stop(score)
-        grown = used_memory(r) - used0
+        grown = used_memory(r) - used0 - grown2
         per_subject, by_type, events_per = subject_memory(r, ns, self.config)
         rank = sum(r.cmd("MEMORY", "USAGE", k, "SAMPLES", "0") or 0
                    for k in r.scan_keys(ns + ":rank:*"))
@@ -1050,6 +1058,11 @@ class Bench:
                  str(100 * n13), "--subjects", str(n13), "--days", "396", "--namespace",
                  "benchmem13", "--only", "subject", "--json")
         per13, by13, _ = subject_memory(r, "benchmem13-s", self.config)
+        self.run(self.bin("bench_redis"), "--port", str(self.redis_port), "--events",
+                 str(100 * n13), "--subjects", str(n13), "--days", "396", "--namespace",
+                 "benchmem13l2", "--only", "subject", "--layout", "2", "--json")
+        per13_2, _, _ = subject_memory(r, "benchmem13l2-s", self.config)
+        per_subject2, _, events_per2 = subject_memory(r, ns + "2", self.config)
         r.close()
         sizes = sorted(per_subject.values())
         typical = sorted(v for s, v in per_subject.items() if events_per.get(s, 0) <= 20)
@@ -1080,6 +1093,23 @@ class Bench:
         for kind, v in sorted(by13.items()):
             self.row("memory", "  of which %s keys (mean per subject)" % kind, v / len(per13),
                      "bytes")
+        # layout 2: the same subjects
+        sizes2 = sorted(per_subject2.values())
+        self.row("memory", "layout 2: Redis per subject, median (%d subjects)" % len(sizes2),
+                 statistics.median(sizes2), "bytes", "<= 2048",
+                 2048.0 / statistics.median(sizes2), key="redis_bytes_per_subject_median_l2")
+        self.row("memory", "layout 2: cross-check: INFO used_memory growth / subjects",
+                 grown2 / len(sizes2), "bytes")
+        typical2 = sorted(v for s_, v in per_subject2.items() if events_per2.get(s_, 0) <= 20)
+        if typical2:
+            p90 = typical2[int(0.9 * (len(typical2) - 1))]
+            self.row("memory", "layout 2: Redis per typical subject (<= 20 events), p90", p90,
+                     "bytes", "<= 2048", 2048.0 / p90,
+                     key="redis_bytes_per_typical_subject_p90_l2")
+        m13_2 = statistics.median(per13_2.values())
+        self.row("memory", "layout 2: Redis per subject, 100 events over 13 months, median",
+                 m13_2, "bytes", "<= 2048", 2048.0 / m13_2,
+                 key="redis_bytes_per_subject_13_months_l2")
 
     def directory(self, scale, count):
         """A location directory of \p count locations: deploy/dev/gen-directory.py's (it

@@ -27,7 +27,7 @@
 --             months, digests
 --   prefixes  NUL prefix NUL (index + 1) each: the "SOURCE:org:" parts of event keys,
 --             so that a record holds one byte instead of them
---   months    [month H][count I4] each, oldest first: the de-duplication record's months
+--   months    [month H][count I3] each, oldest first: the de-duplication record's months
 --   digests   8 bytes each, grouped by month in the months' order
 --   list      the 90-day event list, newest first, in layout 1's sorted-set order
 --             ((occurred_at, "<event_key> <signal> <severity>" bytewise), descending):
@@ -35,7 +35,7 @@
 --             len = 11 + #ref, so that it can be walked from either end
 --   alerts    (to the end; empty: none) [has last_alert B][last_alert][n pending H]
 --             [pending...]; an alert is [kind B][level B][previous B][reason B]
---             [score d][as_of i8][4 area d][prefix B][ref len B][ref][n recent B] then
+--             [score d][as_of i6][4 area d][prefix B][ref len B][ref][n recent B] then
 --             per recent event [occurred_at i6][signal B][severity B][prefix B]
 --             [ref len B][ref]
 -- A month of digests is forgotten once as_of - seen_ttl has passed its end: event time,
@@ -56,9 +56,9 @@ local KIND_CODE = {RAISED = 0, CLEARED = 1}
 local LEVEL_CODE = {NONE = 0, WATCH = 1, INSPECT = 2}
 local REASON_CODE = {THRESHOLD = 0, IMMEDIATE = 1}
 local VERSION = 2
-local HDR = '<BBBdddddi6i6i6i6I4I4I4i4i6BHHI4HI4'
+local HDR = '<BBBdddddi6i6i6i6I4I4I4i4i6BHHHHI4'
 local EV = '<c8Hi6BBBBi6di4i8Bc0Bc0'
-local ALERT_HEAD = '<BBBBdi8ddddBB'
+local ALERT_HEAD = '<BBBBdi6ddddBB'
 local NEVER = 2 ^ 46
 local TTL = R.seen_ttl * 1000
 local WINDOW, HOLD, HALF_LIFE = R.window, R.hold, R.half_life
@@ -157,7 +157,7 @@ local function load(key)
     st.imm_at, st.prune_at, st.assurance, st.total, st.dups, st.last_p, st.last_o,
     st.npre, st.np, st.nlist, st.nl, st.nm, st.nd, pos = unpack(HDR, v)
   local dir_at = pos + st.np
-  local dig_at = dir_at + 6 * st.nm
+  local dig_at = dir_at + 5 * st.nm
   local list_at = dig_at + 8 * st.nd
   st.alerts_at = list_at + st.nl
   if st.alerts_at > #v + 1 then return 'the state value is truncated' end
@@ -383,7 +383,7 @@ local DIR_FMT = {}
 local function dir_fmt(n)
   local f = DIR_FMT[n]
   if not f then
-    f = '<' .. string.rep('HI4', n)
+    f = '<' .. string.rep('HI3', n)
     DIR_FMT[n] = f
   end
   return f
@@ -402,15 +402,15 @@ end
 local function seen_add(st, month, month_end, d)
   local nm = st.nm
   local last, c
-  if nm > 0 then last, c = unpack('<HI4', st.dir, 6 * nm - 5) end
+  if nm > 0 then last, c = unpack('<HI3', st.dir, 5 * nm - 4) end
   if last == month then
     -- the common case: the latest month
-    st.dir = sub(st.dir, 1, 6 * nm - 6) .. pack('<HI4', month, c + 1)
+    st.dir = sub(st.dir, 1, 5 * nm - 5) .. pack('<HI3', month, c + 1)
     st.dig = st.dig .. d
     return
   end
   if nm == 0 or last < month then
-    st.dir = st.dir .. pack('<HI4', month, 1)
+    st.dir = st.dir .. pack('<HI3', month, 1)
     st.dig = st.dig .. d
     st.nm = nm + 1
     if nm == 0 then st.prune_at = month_end + TTL end
@@ -446,7 +446,7 @@ local function seen_prune(st)
     k = k + 1
   end
   st.nm = nm - k
-  st.dir = sub(st.dir, 6 * k + 1)
+  st.dir = sub(st.dir, 5 * k + 1)
   st.dig = sub(st.dig, drop * 8 + 1)
   st.prune_at = st.nm > 0 and month_start(e[2 * k + 1] + 1) + TTL or NEVER
 end

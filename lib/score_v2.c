@@ -208,7 +208,7 @@ static void cs_take_alert(const cs_scorer_t *s, cs_cursor_t *c, const cs_prefixe
     a->previous_level = (cs_level_t)(prev % CS_LEVEL_COUNT);
     a->reason = (cs_reason_t)(reason % CS_REASON_COUNT);
     a->score = cs_take_double(c);
-    a->as_of = cs_take_signed(c, 8);
+    a->as_of = cs_take_signed(c, 6);
     for (int i = 0; i < CS_AREA_COUNT; i++)
         a->area_scores[i] = cs_take_double(c);
     int pi = (int)cs_take(c, 1);
@@ -268,7 +268,7 @@ static cs_err_t cs_view_fill(const cs_scorer_t *s, const redisReply *r,
     if (!v->has_position)
         v->last_partition = 0, v->last_offset = 0;
     size_t npre = cs_take(&c, 1), np = cs_take(&c, 2), nlist = cs_take(&c, 2);
-    size_t nl = cs_take(&c, 4), nm = cs_take(&c, 2);
+    size_t nl = cs_take(&c, 2), nm = cs_take(&c, 2);
     cs_take(&c, 4); /* digests: counted per month */
     /* the prefixes: NUL prefix NUL (index + 1) each */
     cs_prefixes_t pre = {0};
@@ -303,7 +303,7 @@ static cs_err_t cs_view_fill(const cs_scorer_t *s, const redisReply *r,
         cs_subject_month_t *out = &v->months[v->nmonths++];
         snprintf(out->month, sizeof(out->month), "%04d-%02d", (m / 12) % 10000,
                  m % 12 + 1);
-        out->event_keys = (long long)cs_take(&c, 4);
+        out->event_keys = (long long)cs_take(&c, 3);
         ndigests += out->event_keys;
     }
     if (c.bad || c.end - c.p < 8 * ndigests)
