@@ -905,8 +905,8 @@ class Bench:
         sends) and the function's own time (INFO commandstats), at ~1 and ~5 events per
         call over typical 90-day subjects and at ~1 per call over heavy subjects; then
         callgrind's count of redis-server's instructions per event (deterministic)."""
-        n = 3000 if self.smoke else 50000
-        heavy = 2000 if self.smoke else 20000
+        n = 2000 if self.smoke else 50000
+        heavy = 1000 if self.smoke else 20000
         shapes = [("~1 event per call", n, 3000, 500, 90),
                   ("~5 events per call", n, 3000, 15000, 90),
                   ("heavy subjects (2,000 events over 396 days each), ~1 per call",
@@ -946,10 +946,10 @@ class Bench:
         log("state layouts 1 and 2: callgrind instructions per event")
         # subjects with ~17 events of state first (not counted), then the counted calls:
         # batches of 500 (~1 event a call) or one batch of 5 events a subject
-        subjects = 300 if self.smoke else 1000
+        subjects = 60 if self.smoke else 1000
         for tag, (what, batch) in enumerate([("~1 event per call", 500),
                                               ("~5 events per call", 5 * subjects)]):
-            counted = 500 * (1 if self.smoke else 4) if tag == 0 else 5 * subjects
+            counted = (100 if self.smoke else 2000) if tag == 0 else 5 * subjects
             ir = {}
             for layout in (1, 2):
                 ir[layout] = self.callgrind_redis(17 * subjects, counted, subjects, batch,
