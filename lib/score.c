@@ -190,8 +190,9 @@ static void cs_layout_key(const cs_scorer_t *s, char *out, size_t size)
     snprintf(out, size, "%s:layout", s->ns);
 }
 
-cs_err_t cs_scorer_namespace_layout(const cs_scorer_t *s, cs_redis_t *redis, int *layout,
-                                    char *errstr, size_t errstr_size)
+/* The layout recorded in `<ns>:layout` into \p had (0: none recorded). */
+static cs_err_t cs_layout_recorded(const cs_scorer_t *s, cs_redis_t *redis, int *had,
+                                   char *errstr, size_t errstr_size)
 {
     char key[160];
     cs_layout_key(s, key, sizeof(key));
@@ -201,15 +202,24 @@ cs_err_t cs_scorer_namespace_layout(const cs_scorer_t *s, cs_redis_t *redis, int
         return CS_ERR_RETRY;
     cs_err_t err = CS_OK;
     if (r->type == REDIS_REPLY_NIL)
-        *layout = 1; /* namespaces from before layout 2 have no marker */
+        *had = 0;
     else if (r->type == REDIS_REPLY_STRING && (!strcmp(r->str, "1") || !strcmp(r->str, "2")))
-        *layout = r->str[0] - '0';
+        *had = r->str[0] - '0';
     else {
         snprintf(errstr, errstr_size, "%s: %s", key,
-                 r->type == REDIS_REPLY_ERROR ? r->str : "not a layout number");
+                 r->type == REDIS_REPLY_ERROR ? r->str : "not a layout number (1 or 2)");
         err = CS_ERR_REDIS;
     }
     freeReplyObject(r);
+    return err;
+}
+
+cs_err_t cs_scorer_namespace_layout(const cs_scorer_t *s, cs_redis_t *redis, int *layout,
+                                    char *errstr, size_t errstr_size)
+{
+    cs_err_t err = cs_layout_recorded(s, redis, layout, errstr, errstr_size);
+    if (!err && !*layout)
+        *layout = 1; /* namespaces from before layout 2 have no record */
     return err;
 }
 
@@ -218,12 +228,11 @@ cs_err_t cs_scorer_claim(const cs_scorer_t *s, cs_redis_t *redis, char *errstr,
 {
     char key[160];
     cs_layout_key(s, key, sizeof(key));
-    const char *get[] = {"GET", key};
-    redisReply *r = cs_redis_command(redis, 2, get, NULL, errstr, errstr_size);
-    if (!r)
-        return CS_ERR_RETRY;
-    int had = r->type == REDIS_REPLY_STRING ? atoi(r->str) : 0;
-    freeReplyObject(r);
+    int had;
+    cs_err_t err = cs_layout_recorded(s, redis, &had, errstr, errstr_size);
+    if (err) /* a record that is not a layout: the program says so and stops */
+        return err == CS_ERR_REDIS ? CS_ERR_FATAL : err;
+    redisReply *r;
     if (!had) {
         /* no record: a namespace of layout 1 from before the record, or a new one */
         char pattern[160], cursor[32] = "0";
@@ -514,8 +523,15 @@ cs_err_t cs_scorer_read(const cs_scorer_t *s, cs_redis_t *redis,
     cs_err_t err = cs_scorer_namespace_layout(s, redis, &layout, errstr, errstr_size);
     if (err)
         return err;
-    return layout == 2 ? cs_v2_read(s, redis, subjects, n, out, errstr, errstr_size)
-                       : cs_v1_read(s, redis, subjects, n, out, errstr, errstr_size);
+    err = layout == 2 ? cs_v2_read(s, redis, subjects, n, out, errstr, errstr_size)
+                      : cs_v1_read(s, redis, subjects, n, out, errstr, errstr_size);
+    if (err) {
+        for (size_t i = 0; i < n; i++)
+            cs_subject_view_release(&out[i]);
+        if (err == CS_ERR_NOMEM)
+            snprintf(errstr, errstr_size, "out of memory");
+    }
+    return err;
 }
 
 void cs_subject_view_release(cs_subject_view_t *v)

@@ -23,7 +23,8 @@ cs_err_t cs_v1_add_call(cs_scorer_t *s, cs_redis_pipe_t *pipe, const cs_score_in
 cs_err_t cs_v2_add_call(cs_scorer_t *s, cs_redis_pipe_t *pipe, const cs_score_input_t *in,
                         size_t n);
 
-/* \p n views of valid subjects (kind and id already set in \p out) */
+/* \p n views of valid subjects (kind and id already set in \p out); on failure the
+ * caller (cs_scorer_read) releases them */
 cs_err_t cs_v1_read(const cs_scorer_t *s, cs_redis_t *redis, const char *const *subjects,
                     size_t n, cs_subject_view_t *out, char *errstr, size_t errstr_size);
 cs_err_t cs_v2_read(const cs_scorer_t *s, cs_redis_t *redis, const char *const *subjects,

@@ -370,11 +370,5 @@ cs_err_t cs_v2_read(const cs_scorer_t *s, cs_redis_t *redis, const char *const *
                            "namespace)");
     }
     cs_redis_pipe_destroy(p);
-    if (err) {
-        for (size_t i = 0; i < n; i++)
-            cs_subject_view_release(&out[i]);
-        if (err == CS_ERR_NOMEM)
-            snprintf(errstr, errstr_size, "out of memory");
-    }
-    return err;
+    return err; /* the caller releases the views on failure */
 }

@@ -37,7 +37,8 @@ int cs_scorer_layout(const cs_scorer_t *s);
  * (what its state keys are, or in a new namespace the scorer's), and refuses a
  * namespace of another layout than the scorer writes.
  * @returns CS_OK, CS_ERR_INVALID_ARG (another layout; \p errstr names state.layout),
- * CS_ERR_RETRY (Redis unreachable).
+ * CS_ERR_RETRY (Redis unreachable or refusing), CS_ERR_FATAL (the record is not a
+ * layout), each with \p errstr.
  */
 cs_err_t cs_scorer_claim(const cs_scorer_t *s, cs_redis_t *redis, char *errstr,
                          size_t errstr_size);

@@ -721,6 +721,33 @@ static void test_any_order_same_state(void **state)
     assert_true(determined > 0);
 }
 
+/* A namespace keeps its layout: a writer of the other is refused naming the key, and a
+ * record that is not a layout stops the writer with what it found. */
+static void test_namespace_layout_record(void **state)
+{
+    (void)state;
+    fixture_t *f = fixture_new(rules); /* claims f->ns for this run's layout */
+    cs_scorer_t *other =
+        cs_scorer_new_layout(rules, f->ns, 3 - layout, errstr, sizeof(errstr));
+    assert_non_null(other);
+    assert_int_equal(cs_scorer_claim(other, redis, errstr, sizeof(errstr)),
+                     CS_ERR_INVALID_ARG);
+    assert_non_null(strstr(errstr, "'state.layout'"));
+    int got = 0;
+    assert_int_equal(cs_scorer_namespace_layout(other, redis, &got, errstr, sizeof(errstr)),
+                     CS_OK);
+    assert_int_equal(got, layout);
+    char key[160];
+    snprintf(key, sizeof(key), "%s:layout", f->ns);
+    const char *set[] = {"SET", key, "banana"};
+    freeReplyObject(cs_redis_command(redis, 3, set, NULL, errstr, sizeof(errstr)));
+    assert_int_equal(cs_scorer_claim(f->scorer, redis, errstr, sizeof(errstr)),
+                     CS_ERR_FATAL);
+    assert_non_null(strstr(errstr, key));
+    cs_scorer_destroy(other);
+    fixture_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -738,6 +765,7 @@ int main(void)
         cmocka_unit_test(test_recent_in_alerts),
         cmocka_unit_test(test_alert_id),
         cmocka_unit_test(test_any_order_same_state),
+        cmocka_unit_test(test_namespace_layout_record),
     };
     int failed = 0;
     for (layout = 1; layout <= 2; layout++) {
