@@ -1,6 +1,7 @@
 -- caresignal risk state, layout 2: the one Redis function that applies a subject's
 -- events (docs/contract/risk-model.md) to its state (docs/contract/redis-layout.md).
--- The C side (lib/score.c) prepends "#!lua name=..." and a table R of the rules and
+-- The C side (lib/score.c) prepends "#!lua name=...", a table R of the rules and
+-- lib/risk_common.lua (what both layouts share), and
 -- registers the functions as FN_NAME and ACK_NAME.
 --
 -- FCALL <fn> 1 <state> <subject kind index> <n> <events>: the n events packed one after
@@ -48,8 +49,6 @@
 -- with the same id. Once acknowledged nothing depends on how events were batched.
 -- Numbers cross the boundary as strings: "%.17g" round-trips a double exactly.
 
-local NONE, WATCH, INSPECT = 0, 1, 2
-local LEVEL_NAME = {[0] = 'NONE', 'WATCH', 'INSPECT'}
 local KIND_NAME = {[0] = 'RAISED', 'CLEARED'}
 local REASON_NAME = {[0] = 'THRESHOLD', 'IMMEDIATE'}
 local KIND_CODE = {RAISED = 0, CLEARED = 1}
@@ -64,36 +63,13 @@ local TTL = R.seen_ttl * 1000
 local WINDOW, HOLD, HALF_LIFE = R.window, R.hold, R.half_life
 local EVENTS_MAX, RECENT_MAX = R.events_max, R.recent_max
 -- bound at the first call: the libraries are not reachable while the library loads
-local HDR_SIZE, byte, char, sub, find, fmt_s, pack, unpack, tunpack, floor
+local HDR_SIZE, byte, char, sub, find, pack, unpack, tunpack, floor
 local function bind()
   HDR_SIZE = struct.size(HDR)
-  byte, char, sub, find, fmt_s = string.byte, string.char, string.sub, string.find,
-    string.format
+  byte, char, sub, find = string.byte, string.char, string.sub, string.find
   pack, unpack, tunpack, floor = struct.pack, struct.unpack, _G.unpack, math.floor
 end
 
-local function fmt(x)
-  return fmt_s('%.17g', x)
-end
-
-local SMALL, SMALL_STR = {}, {}
-for i = 0, 255 do
-  SMALL['' .. i] = i
-  SMALL_STR[i] = '' .. i
-end
-local function num(x)
-  return SMALL[x] or tonumber(x)
-end
-
-local INT_EXACT = 2 ^ 53
-local function ifmt(x)
-  local small = SMALL_STR[x]
-  if small then return small end
-  if x % 1 == 0 and x < INT_EXACT and x > -INT_EXACT then
-    return fmt_s('%d', x)
-  end
-  return fmt(x)
-end
 
 -- the first ms of month index mi (year * 12 + month - 1), UTC: days from the civil date
 local function month_start(mi)
@@ -105,21 +81,6 @@ local function month_start(mi)
   local doy = floor((153 * mp + 2) / 5)
   local doe = yoe * 365 + floor(yoe / 4) - floor(yoe / 100) + doy
   return (era * 146097 + doe - 719468) * 86400000
-end
-
--- Level after applying an event, with hysteresis (docs/contract/risk-model.md). hold: an
--- immediate INSPECT still holds.
-local function threshold_level(L, level, s, hold)
-  local up = NONE
-  if s >= L.inspect_raise then up = INSPECT elseif s >= L.watch_raise then up = WATCH end
-  if up > level then return up end
-  if level == INSPECT then
-    if hold or s >= L.inspect_clear then return INSPECT end
-    if s < L.watch_clear then return NONE end
-    return WATCH
-  end
-  if level == WATCH and s < L.watch_clear then return NONE end
-  return level
 end
 
 -- Bytewise comparison (memcmp, then length), as a sorted set orders its members: Lua's
@@ -277,9 +238,6 @@ local function alert_json(st, al)
     area_scores = areas})
 end
 
-local function alert_identity(al)
-  return al.kind .. '|' .. al.level .. '|' .. al.triggered_by
-end
 
 -- The table is full (255): keeps only the prefixes a record or an alert (of the lists
 -- given) refers to, renumbered.

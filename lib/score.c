@@ -12,6 +12,7 @@
 /* the functions of the two layouts, embedded at build time */
 extern const char cs_risk_lua[];    /* lib/risk.lua: layout 1 */
 extern const char cs_risk_v2_lua[]; /* lib/risk_v2.lua: layout 2 */
+extern const char cs_risk_common_lua[]; /* lib/risk_common.lua: what both share */
 
 /* A growing text buffer for the generated prelude. */
 typedef struct cs_text {
@@ -85,7 +86,7 @@ cs_scorer_t *cs_scorer_new_layout(const cs_rules_t *rules, const char *ns, int l
     snprintf(s->ack_function, sizeof(s->ack_function), "cs_ack_%s%s", v, rules->digest);
 
     /* Every number the function uses comes from the rules file, written here as a Lua
-     * table R in front of lib/risk.lua (lib/risk_v2.lua). */
+     * table R in front of lib/risk_common.lua and lib/risk.lua (lib/risk_v2.lua). */
     cs_text_t t = {0};
     cs_text_add(&t, "#!lua name=caresignal_%s%s\n", v, rules->digest);
     cs_text_add(&t, "-- generated from rules version %s\n", rules->version);
@@ -109,7 +110,8 @@ cs_scorer_t *cs_scorer_new_layout(const cs_rules_t *rules, const char *ns, int l
     cs_text_add(&t, "  },\n  area_fields = {");
     for (int a = 0; a < CS_AREA_COUNT; a++)
         cs_text_add(&t, "%s'area.%s'", a ? ", " : "", cs_area_names[a]);
-    cs_text_add(&t, "},\n}\n%s", layout == 2 ? cs_risk_v2_lua : cs_risk_lua);
+    cs_text_add(&t, "},\n}\n%s\n%s", cs_risk_common_lua,
+                layout == 2 ? cs_risk_v2_lua : cs_risk_lua);
     if (!t.s) {
         free(s);
         return NULL;
