@@ -21,6 +21,7 @@ struct cs_engine {
     cs_engine_batch_t *last; /* of cs_engine_apply, for cs_engine_ack */
     int fail_run; /* calls failed in a row, across batches (a success resets it) */
     long rank_errors;
+    long conflicts; /* computing here: writes refused because a watched value moved */
 };
 
 typedef struct cs_item {
@@ -37,7 +38,13 @@ struct cs_engine_batch {
     size_t *starts;
     cs_score_outcome_t *outs; /* one per call */
     char *bad;
-    cs_redis_pipe_t *pipe;
+    cs_redis_pipe_t *pipe; /* the function calls (or, computing here, the reads) */
+    int positions;
+    int compute;          /* the scorer computes, Redis stores (cs_scorer_computes) */
+    char (*keys)[256];    /* computing here: each call's state key */
+    unsigned char **values; /* computing here: each call's new value (NULL: unchanged) */
+    size_t *value_lens;
+    long aborts;          /* computing here: writes refused because a value moved */
     cs_alert_t *alerts;
     int nalerts, alerts_cap;
     size_t *failed; /* indexes of events whose subject's call failed */
@@ -49,6 +56,10 @@ struct cs_engine_batch {
  * for everyone (a broken library, a Redis refusing every call) rather than for one
  * subject's state: then the batch waits and retries instead of being dead-lettered. */
 #define CS_ENGINE_SYSTEMIC_RUN 3
+
+/* Besides cs_err_t's codes, within this file: done, after waiting for Redis (the back
+ * callback is due); a watched value moved (read again). */
+#define CS_ENGINE_AGAIN ((cs_err_t)1)
 
 cs_engine_t *cs_engine_new(cs_scorer_t *scorer, cs_redis_t *redis,
                            cs_engine_waiting_cb *waiting, cs_engine_back_cb *back,
@@ -175,19 +186,31 @@ static cs_err_t cs_engine_check_positions(const cs_redis_pipe_t *pipe, size_t fr
     return CS_OK;
 }
 
-/* Parses every call's reply into \p outs (released first), marking \p bad the ones that
- * failed; e->failure says why the first did. @returns how many failed. */
-static size_t cs_engine_parse(cs_engine_t *e, cs_engine_batch_t *b)
+/* Every call's outcome into b->outs (released first), marking b->bad the calls that
+ * failed; b->failure says why the first did. From the function's replies, or, computing
+ * here, computed from the state read (b->pipe's replies: WATCH, then one GET per call)
+ * with each call's new value in b->values. @returns how many failed. */
+static size_t cs_engine_outcomes(cs_engine_t *e, cs_engine_batch_t *b)
 {
     size_t nbad = 0;
     b->failure[0] = '\0';
     for (size_t c = 0; c < b->ncalls; c++) {
-        char why[256];
+        char why[256] = "no reply";
+        const cs_score_input_t *in = &b->inputs[b->starts[c]];
+        size_t n = b->starts[c + 1] - b->starts[c];
         cs_score_outcome_release(&b->outs[c]);
-        b->bad[c] = cs_scorer_parse_reply(e->scorer, cs_redis_pipe_reply(b->pipe, c),
-                                          &b->inputs[b->starts[c]],
-                                          b->starts[c + 1] - b->starts[c], &b->outs[c],
-                                          why, sizeof(why)) != CS_OK;
+        if (b->compute) {
+            free(b->values[c]);
+            b->values[c] = NULL;
+            const redisReply *r = cs_redis_pipe_reply(b->pipe, c + 1);
+            b->bad[c] = !r || cs_scorer_compute(e->scorer, r, in, n, &b->values[c],
+                                                &b->value_lens[c], &b->outs[c], why,
+                                                sizeof(why)) != CS_OK;
+        } else {
+            b->bad[c] = cs_scorer_parse_reply(e->scorer, cs_redis_pipe_reply(b->pipe, c),
+                                              in, n, &b->outs[c], why,
+                                              sizeof(why)) != CS_OK;
+        }
         if (b->bad[c] && !nbad++)
             snprintf(b->failure, sizeof(b->failure), "%s: %s",
                      b->items[b->starts[c]].subject, why);
@@ -216,6 +239,11 @@ long cs_engine_rank_errors(const cs_engine_t *e)
     return e->rank_errors;
 }
 
+long cs_engine_conflicts(const cs_engine_t *e)
+{
+    return e->conflicts;
+}
+
 void cs_engine_batch_free(cs_engine_batch_t *b)
 {
     if (!b)
@@ -228,6 +256,11 @@ void cs_engine_batch_free(cs_engine_batch_t *b)
     free(b->outs);
     free(b->bad);
     cs_redis_pipe_destroy(b->pipe);
+    for (size_t c = 0; b->values && c < b->n; c++)
+        free(b->values[c]);
+    free(b->values);
+    free(b->value_lens);
+    free(b->keys);
     free(b->alerts);
     free(b->failed);
     free(b);
@@ -236,6 +269,67 @@ void cs_engine_batch_free(cs_engine_batch_t *b)
 size_t cs_engine_batch_events(const cs_engine_batch_t *b)
 {
     return b->n;
+}
+
+/* The position SETs of the batch's partitions (the next offset after its last event on
+ * each): after the writes they cover, on the same connection, so the append-only file
+ * has them after those writes (docs/contract/redis-layout.md) */
+static cs_err_t cs_engine_add_positions(cs_engine_t *e, const cs_engine_batch_t *b,
+                                        cs_redis_pipe_t *pipe)
+{
+    const cs_engine_event_t *events = b->events;
+    for (size_t i = 0; b->positions && i < b->n; i++) {
+        int last = 1;
+        for (size_t k = i + 1; k < b->n && last; k++)
+            last = !(events[k].partition == events[i].partition &&
+                     !strcmp(events[k].topic, events[i].topic));
+        if (!last)
+            continue;
+        char key[512], val[32];
+        cs_scorer_pos_key(e->scorer, events[i].topic, events[i].partition, key,
+                          sizeof(key));
+        snprintf(val, sizeof(val), "%" PRId64, events[i].offset + 1);
+        const char *argv[] = {"SET", key, val};
+        if (cs_redis_pipe_add(pipe, 3, argv, NULL))
+            return CS_ERR_NOMEM;
+    }
+    return CS_OK;
+}
+
+/* The function calls, one per subject, then the positions */
+static cs_err_t cs_engine_prepare_calls(cs_engine_t *e, cs_engine_batch_t *b)
+{
+    for (size_t c = 0; c < b->ncalls; c++)
+        if (cs_scorer_add_call(e->scorer, b->pipe, &b->inputs[b->starts[c]],
+                               b->starts[c + 1] - b->starts[c]))
+            return CS_ERR_NOMEM;
+    return cs_engine_add_positions(e, b, b->pipe);
+}
+
+/* Computing here: WATCH every subject's state key, then GET each (GET, not MGET: a key
+ * of another type must be an error, not a nil that a SET would overwrite) */
+static cs_err_t cs_engine_prepare_reads(cs_engine_t *e, cs_engine_batch_t *b)
+{
+    size_t slots = b->ncalls ? b->ncalls : 1;
+    b->keys = calloc(slots, sizeof(*b->keys));
+    b->values = calloc(b->n ? b->n : 1, sizeof(*b->values));
+    b->value_lens = calloc(slots, sizeof(*b->value_lens));
+    const char **argv = calloc(slots + 1, sizeof(*argv));
+    cs_err_t rc = b->keys && b->values && b->value_lens && argv ? CS_OK : CS_ERR_NOMEM;
+    for (size_t c = 0; !rc && c < b->ncalls; c++) {
+        cs_scorer_state_key(e->scorer, b->items[b->starts[c]].subject, b->keys[c],
+                            sizeof(b->keys[c]));
+        argv[c + 1] = b->keys[c];
+    }
+    argv[0] = "WATCH";
+    if (!rc && b->ncalls)
+        rc = cs_redis_pipe_add(b->pipe, (int)b->ncalls + 1, argv, NULL);
+    for (size_t c = 0; !rc && c < b->ncalls; c++) {
+        const char *get[] = {"GET", b->keys[c]};
+        rc = cs_redis_pipe_add(b->pipe, 2, get, NULL);
+    }
+    free(argv);
+    return rc;
 }
 
 cs_engine_batch_t *cs_engine_prepare(cs_engine_t *e, const cs_engine_event_t *events,
@@ -270,31 +364,166 @@ cs_engine_batch_t *cs_engine_prepare(cs_engine_t *e, const cs_engine_event_t *ev
             b->starts[b->ncalls++] = i;
     }
     b->starts[b->ncalls] = n;
-    for (size_t c = 0; c < b->ncalls; c++)
-        if (cs_scorer_add_call(e->scorer, b->pipe, &b->inputs[b->starts[c]],
-                               b->starts[c + 1] - b->starts[c]))
-            goto fail;
-    /* then the positions, on the same connection: the append-only file has them after
-     * the writes they cover (docs/contract/redis-layout.md) */
-    for (size_t i = 0; positions && i < n; i++) {
-        int last = 1;
-        for (size_t k = i + 1; k < n && last; k++)
-            last = !(events[k].partition == events[i].partition &&
-                     !strcmp(events[k].topic, events[i].topic));
-        if (!last)
-            continue;
-        char key[512], val[32];
-        cs_scorer_pos_key(e->scorer, events[i].topic, events[i].partition, key,
-                          sizeof(key));
-        snprintf(val, sizeof(val), "%" PRId64, events[i].offset + 1);
-        const char *argv[] = {"SET", key, val};
-        if (cs_redis_pipe_add(b->pipe, 3, argv, NULL))
-            goto fail;
-    }
+    b->positions = positions;
+    b->compute = cs_scorer_computes(e->scorer);
+    if (b->compute ? cs_engine_prepare_reads(e, b) : cs_engine_prepare_calls(e, b))
+        goto fail;
     return b;
 fail:
     cs_engine_batch_free(b);
     return NULL;
+}
+
+/* Do \p nbad failed calls of \p b mean the function fails for everyone? (every call
+ * failed, and failures have run on: CS_ENGINE_SYSTEMIC_RUN) */
+static int cs_engine_systemic(const cs_engine_t *e, const cs_engine_batch_t *b, size_t nbad)
+{
+    return nbad && nbad == b->ncalls && e->fail_run + (int)nbad >= CS_ENGINE_SYSTEMIC_RUN;
+}
+
+/* The function calls: executed until they answer. One subject's call failing (an error
+ * reply, a reply we cannot read) must not stop the batch: its events are dead-lettered
+ * (STATE_ERROR) and the others go on. If every call fails and failures run on, the
+ * function fails for everyone: wait and retry the whole batch (its calls are
+ * idempotent) rather than dead-letter the stream. */
+static cs_err_t cs_engine_run_calls(cs_engine_t *e, cs_engine_batch_t *b, char *errstr,
+                                    size_t errstr_size)
+{
+    cs_backoff_t backoff;
+    cs_backoff_init(&backoff, CS_BACKOFF_STORE_INITIAL_MS, CS_BACKOFF_STORE_MAX_MS);
+    for (int attempt = 0;; attempt++) {
+        cs_err_t rc;
+        if ((rc = cs_engine_exec(e, b->pipe, errstr, errstr_size)) ||
+            (rc = cs_engine_check_positions(b->pipe, b->ncalls, errstr, errstr_size)))
+            return rc;
+        if (!cs_engine_systemic(e, b, cs_engine_outcomes(e, b)))
+            return attempt ? CS_ENGINE_AGAIN : CS_OK;
+        cs_log_error("the risk function fails for every subject: waiting, then retrying "
+                     "the batch",
+                     "{s:s, s:i}", "error", b->failure, "attempt", attempt + 1);
+        if (cs_engine_wait(e, &backoff, b->failure, attempt == 0))
+            return CS_ERR_RETRY;
+    }
+}
+
+/* Computing here: what EXEC answered. @returns CS_OK (written), CS_ENGINE_AGAIN (a watched
+ * value moved: nothing was written), CS_ERR_FATAL (Redis refused a write). */
+static cs_err_t cs_engine_check_exec(const cs_redis_pipe_t *w, char *errstr,
+                                     size_t errstr_size)
+{
+    size_t n = cs_redis_pipe_count(w);
+    const redisReply *r = cs_redis_pipe_reply(w, n - 1);
+    if (r && r->type == REDIS_REPLY_NIL)
+        return CS_ENGINE_AGAIN;
+    const char *why = "unexpected reply";
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == n - 2) {
+        size_t i = 0;
+        while (i < r->elements && r->element[i]->type == REDIS_REPLY_STATUS)
+            i++;
+        if (i == r->elements)
+            return CS_OK;
+        if (r->element[i]->type == REDIS_REPLY_ERROR)
+            why = r->element[i]->str;
+    } else {
+        /* a command refused while queued: its reply says why (EXEC says EXECABORT) */
+        for (size_t i = 0; i < n; i++) {
+            const redisReply *q = cs_redis_pipe_reply(w, i);
+            if (q && q->type == REDIS_REPLY_ERROR) {
+                why = q->str;
+                break;
+            }
+        }
+    }
+    snprintf(errstr, errstr_size, "redis refused a state write: %.200s", why);
+    return CS_ERR_FATAL;
+}
+
+/* Computing here: read under WATCH, compute, then write every changed value and the
+ * positions in one MULTI/EXEC on the same connection. EXEC writes nothing if any
+ * watched value changed since it was read (another scorer that still believes it owns
+ * the partition, an acknowledgement): then read and compute again. So no write ever
+ * replaces a value it was not computed from, as the function's atomic call guarantees.
+ * A dropped connection or a refusal starts again from the read (the watch belongs to
+ * the connection); what may have been written is then seen again as redelivered. */
+static cs_err_t cs_engine_run_here(cs_engine_t *e, cs_engine_batch_t *b, char *errstr,
+                                   size_t errstr_size)
+{
+    cs_backoff_t backoff;
+    cs_backoff_init(&backoff, CS_BACKOFF_STORE_INITIAL_MS, CS_BACKOFF_STORE_MAX_MS);
+    cs_redis_pipe_t *w = cs_redis_pipe_new();
+    if (!w)
+        return CS_ERR_NOMEM;
+    cs_err_t rc;
+    int waited = 0;
+    for (int attempt = 0;; attempt++) {
+        cs_redis_pipe_reset(w);
+        if ((rc = cs_engine_exec(e, b->pipe, errstr, errstr_size)))
+            break;
+        const redisReply *watch = cs_redis_pipe_reply(b->pipe, 0);
+        if (!watch || watch->type != REDIS_REPLY_STATUS) {
+            snprintf(errstr, errstr_size, "redis refused WATCH: %.200s",
+                     watch && watch->type == REDIS_REPLY_ERROR ? watch->str
+                                                               : "unexpected reply");
+            rc = CS_ERR_FATAL;
+            break;
+        }
+        const char *why = NULL;
+        if (cs_engine_systemic(e, b, cs_engine_outcomes(e, b))) {
+            cs_log_error("the state fails for every subject: waiting, then retrying the "
+                         "batch",
+                         "{s:s, s:i}", "error", b->failure, "attempt", attempt + 1);
+            const char *unwatch[] = {"UNWATCH"};
+            rc = cs_redis_pipe_add(w, 1, unwatch, NULL);
+            if (!rc)
+                cs_redis_pipe_exec(e->redis, w, errstr, errstr_size);
+            why = b->failure;
+        } else {
+            const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"};
+            rc = cs_redis_pipe_add(w, 1, multi, NULL);
+            for (size_t c = 0; !rc && c < b->ncalls; c++) {
+                if (!b->values[c])
+                    continue;
+                const char *set[] = {"SET", b->keys[c], (const char *)b->values[c]};
+                size_t lens[] = {3, strlen(b->keys[c]), b->value_lens[c]};
+                rc = cs_redis_pipe_add(w, 3, set, lens);
+            }
+            if (!rc)
+                rc = cs_engine_add_positions(e, b, w);
+            if (!rc)
+                rc = cs_redis_pipe_add(w, 1, exec, NULL);
+            if (rc)
+                break;
+            rc = cs_redis_pipe_exec(e->redis, w, errstr, errstr_size);
+            if (rc == CS_OK && (rc = cs_engine_check_exec(w, errstr, errstr_size)) == CS_OK)
+                break;
+            if (rc == CS_ERR_FATAL)
+                break;
+            if (rc == CS_ENGINE_AGAIN) {
+                /* a value moved under us: read again at once, then back off */
+                e->conflicts++;
+                if (!b->aborts++ || b->aborts % 100 == 0)
+                    cs_log_warn("a state value changed while the batch was computed: "
+                                "reading it again",
+                                "{s:I}", "count", (json_int_t)b->aborts);
+                if (attempt < 3)
+                    continue;
+                why = "state values keep changing while the batch is computed";
+            } else {
+                why = errstr;
+            }
+        }
+        if (cs_engine_wait(e, &backoff, why, !waited)) {
+            rc = CS_ERR_RETRY;
+            break;
+        }
+        waited = 1;
+        if (!cs_redis_connected(e->redis))
+            cs_redis_connect(e->redis, errstr, errstr_size);
+    }
+    cs_redis_pipe_destroy(w);
+    if (rc == CS_OK && waited)
+        rc = CS_ENGINE_AGAIN;
+    return rc;
 }
 
 cs_err_t cs_engine_execute(cs_engine_t *e, cs_engine_batch_t *b, cs_engine_result_t *out,
@@ -305,36 +534,18 @@ cs_err_t cs_engine_execute(cs_engine_t *e, cs_engine_batch_t *b, cs_engine_resul
     b->nfailed = 0;
     if (b->n == 0)
         return CS_OK;
-    cs_err_t rc = CS_OK;
     cs_redis_pipe_t *rank = cs_redis_pipe_new();
     if (!rank)
         return CS_ERR_NOMEM;
-    cs_backoff_t backoff;
-    cs_backoff_init(&backoff, CS_BACKOFF_STORE_INITIAL_MS, CS_BACKOFF_STORE_MAX_MS);
-    int waited = 0;
-    for (int attempt = 0;; attempt++) {
-        if ((rc = cs_engine_exec(e, b->pipe, errstr, errstr_size)) ||
-            (rc = cs_engine_check_positions(b->pipe, b->ncalls, errstr, errstr_size)))
-            goto done;
-        /* one subject's call failing (an error reply, a reply we cannot read) must not
-         * stop the batch: its events are dead-lettered (STATE_ERROR) and the others go
-         * on. If every call fails and failures run on, the function fails for everyone:
-         * wait and retry the whole batch (its calls are idempotent) rather than
-         * dead-letter the stream. */
-        size_t nbad = cs_engine_parse(e, b);
-        if (!nbad || nbad < b->ncalls || e->fail_run + (int)nbad < CS_ENGINE_SYSTEMIC_RUN)
-            break;
-        cs_log_error("the risk function fails for every subject: waiting, then retrying "
-                     "the batch",
-                     "{s:s, s:i}", "error", b->failure, "attempt", attempt + 1);
-        if (cs_engine_wait(e, &backoff, b->failure, attempt == 0)) {
-            rc = CS_ERR_RETRY;
-            goto done;
-        }
-        waited = 1;
+    cs_err_t rc = b->compute ? cs_engine_run_here(e, b, errstr, errstr_size)
+                             : cs_engine_run_calls(e, b, errstr, errstr_size);
+    if (rc == CS_ENGINE_AGAIN) {
+        rc = CS_OK;
+        if (e->back)
+            e->back(e->opaque); /* Redis answers again: consumption resumes */
     }
-    if (waited && e->back)
-        e->back(e->opaque); /* the function answers again: consumption resumes */
+    if (rc)
+        goto done;
 
     for (size_t c = 0; c < b->ncalls; c++) {
         const cs_score_input_t *in = &b->inputs[b->starts[c]];

@@ -185,6 +185,39 @@ int cs_scorer_layout(const cs_scorer_t *s)
     return s->layout;
 }
 
+cs_err_t cs_scorer_set_compute(cs_scorer_t *s, int on, char *errstr, size_t errstr_size)
+{
+    if (on && s->layout != 2) {
+        snprintf(errstr, errstr_size,
+                 "config key 'state.engine': 'scorer' needs state.layout 2");
+        return CS_ERR_INVALID_ARG;
+    }
+    s->computes = on != 0;
+    return CS_OK;
+}
+
+int cs_scorer_computes(const cs_scorer_t *s)
+{
+    return s->computes;
+}
+
+cs_err_t cs_scorer_compute(const cs_scorer_t *s, const redisReply *state,
+                           const cs_score_input_t *in, size_t n, unsigned char **value,
+                           size_t *value_len, cs_score_outcome_t *out, char *errstr,
+                           size_t errstr_size)
+{
+    *value = NULL;
+    *value_len = 0;
+    memset(out, 0, sizeof(*out));
+    if (n == 0)
+        return CS_OK;
+    if (s->layout != 2) {
+        snprintf(errstr, errstr_size, "only layout 2 is computed in the scorer");
+        return CS_ERR_INVALID_ARG;
+    }
+    return cs_v2_compute(s, state, in, n, value, value_len, out, errstr, errstr_size);
+}
+
 /* ------------------------------------------------------------------ namespaces */
 
 static void cs_layout_key(const cs_scorer_t *s, char *out, size_t size)

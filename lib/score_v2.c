@@ -50,43 +50,57 @@ static unsigned char *cs_put_text(unsigned char *p, const char *text, size_t len
     return p + len;
 }
 
-/* An event as lib/risk.lua's EV format packs it (40 bytes and the key's two parts) */
-enum { CS_EVENT_PACKED_MAX = 40 + 2 + CS_EVENT_KEY_MAX };
-
-static unsigned char *cs_pack_event(const cs_scorer_t *s, const cs_score_input_t *in,
-                                    unsigned char *p)
+/* What layout 2 needs of an event (the fields of lib/risk_v2.lua's EV) */
+void cs_v2_event_of(const cs_scorer_t *s, const cs_score_input_t *in, cs_v2_event_t *v)
 {
     const cs_intel_event_t *e = in->ev;
     char m[8];
-    int64_t month_end;
-    int month = cs_month_of(e->occurred_at, m, &month_end);
-    cs_seen_digest(m, e->event_key, p);
-    p += 8;
-    p = cs_put(p, (uint64_t)month, 2);
-    p = cs_put(p, (uint64_t)month_end, 6);
-    *p++ = (unsigned char)e->signal;
-    *p++ = (unsigned char)e->severity;
-    *p++ = (unsigned char)e->area;
-    *p++ = (unsigned char)((cs_rules_is_immediate(s->rules, e->signal, e->severity,
-                                                  e->area)
-                                ? 1
-                                : 0) |
-                           (s->rules->assurance[e->signal] ? 2 : 0));
-    p = cs_put(p, (uint64_t)e->occurred_at, 6);
-    double w = cs_rules_weight(s->rules, e->signal, e->severity);
-    uint64_t wbits;
-    memcpy(&wbits, &w, sizeof(wbits));
-    p = cs_put(p, wbits, 8);
-    p = cs_put(p, (uint64_t)(uint32_t)in->partition, 4);
-    p = cs_put(p, (uint64_t)in->offset, 8);
+    v->month = cs_month_of(e->occurred_at, m, &v->month_end);
+    cs_seen_digest(m, e->event_key, v->digest);
+    v->signal = (int)e->signal;
+    v->severity = (int)e->severity;
+    v->area = (int)e->area;
+    v->flags = (cs_rules_is_immediate(s->rules, e->signal, e->severity, e->area) ? 1 : 0) |
+               (s->rules->assurance[e->signal] ? 2 : 0);
+    v->t = e->occurred_at;
+    v->weight = cs_rules_weight(s->rules, e->signal, e->severity);
+    v->partition = in->partition;
+    v->offset = in->offset;
     /* the event_key as "SOURCE:org:" and the partner's ref */
     size_t klen = strnlen(e->event_key, CS_EVENT_KEY_MAX - 1);
     const char *colon = memchr(e->event_key, ':', klen);
     colon = colon ? memchr(colon + 1, ':', klen - (size_t)(colon + 1 - e->event_key))
                   : NULL;
-    size_t plen = colon ? (size_t)(colon + 1 - e->event_key) : 0;
-    p = cs_put_text(p, e->event_key, plen);
-    return cs_put_text(p, e->event_key + plen, klen - plen);
+    v->prefix = e->event_key;
+    v->prefix_len = colon ? (size_t)(colon + 1 - e->event_key) : 0;
+    v->ref = e->event_key + v->prefix_len;
+    v->ref_len = klen - v->prefix_len;
+}
+
+/* An event as lib/risk_v2.lua's EV format packs it (40 bytes and the key's two parts) */
+enum { CS_EVENT_PACKED_MAX = 40 + 2 + CS_EVENT_KEY_MAX };
+
+static unsigned char *cs_pack_event(const cs_scorer_t *s, const cs_score_input_t *in,
+                                    unsigned char *p)
+{
+    cs_v2_event_t v;
+    cs_v2_event_of(s, in, &v);
+    memcpy(p, v.digest, 8);
+    p += 8;
+    p = cs_put(p, (uint64_t)v.month, 2);
+    p = cs_put(p, (uint64_t)v.month_end, 6);
+    *p++ = (unsigned char)v.signal;
+    *p++ = (unsigned char)v.severity;
+    *p++ = (unsigned char)v.area;
+    *p++ = (unsigned char)v.flags;
+    p = cs_put(p, (uint64_t)v.t, 6);
+    uint64_t wbits;
+    memcpy(&wbits, &v.weight, sizeof(wbits));
+    p = cs_put(p, wbits, 8);
+    p = cs_put(p, (uint64_t)(uint32_t)v.partition, 4);
+    p = cs_put(p, (uint64_t)v.offset, 8);
+    p = cs_put_text(p, v.prefix, v.prefix_len);
+    return cs_put_text(p, v.ref, v.ref_len);
 }
 
 cs_err_t cs_v2_add_call(cs_scorer_t *s, cs_redis_pipe_t *pipe,

@@ -111,6 +111,11 @@ void cs_engine_batch_free(cs_engine_batch_t *b);
 /** @returns how many rank-set updates Redis refused (logged; scoring goes on). */
 long cs_engine_rank_errors(const cs_engine_t *e);
 
+/** Computing in the scorer: @returns how many batch writes were refused (and computed
+ *  again) because a value changed between their read and their write — another
+ *  scorer writing the same subjects, as one that lost its partition may for a while. */
+long cs_engine_conflicts(const cs_engine_t *e);
+
 #ifdef __cplusplus
 }
 #endif

@@ -100,6 +100,31 @@ cs_err_t cs_scorer_parse_reply(const cs_scorer_t *s, const redisReply *reply,
 
 void cs_score_outcome_release(cs_score_outcome_t *out);
 
+/* ------------------------------------------------------------------ computing here
+ * state.engine = scorer (docs/contract/redis-layout.md, "Computing in the scorer"): the
+ * scorer computes each subject's new state itself, exactly as the Redis function would,
+ * and Redis only stores it. The engine reads the values under WATCH and writes them in
+ * one MULTI/EXEC, so that no write replaces a value it was not computed from. */
+
+/** Computes in the scorer (\p on non-zero) or in the Redis function (0, the default).
+ *  @returns CS_OK, or CS_ERR_INVALID_ARG (only layout 2 can: \p errstr names
+ *  state.engine). */
+cs_err_t cs_scorer_set_compute(cs_scorer_t *s, int on, char *errstr, size_t errstr_size);
+int cs_scorer_computes(const cs_scorer_t *s);
+
+/**
+ * Applies \p n events of ONE subject, in offset order, to its state value \p state (the
+ * reply of a GET of its state key: nil for a new subject), as the function would.
+ * \p value (malloc'd, the caller frees it) is the value to store, NULL when nothing
+ * changed; \p out as cs_scorer_parse_reply would have made of the function's reply.
+ * @returns CS_OK, or CS_ERR_REDIS with \p errstr (a value that is not this layout's),
+ * as the function's error reply.
+ */
+cs_err_t cs_scorer_compute(const cs_scorer_t *s, const redisReply *state,
+                           const cs_score_input_t *in, size_t n, unsigned char **value,
+                           size_t *value_len, cs_score_outcome_t *out, char *errstr,
+                           size_t errstr_size);
+
 /**
  * One alert of a reply (JSON, numbers as "%.17g" strings) into \p a, of subject
  * \p subject_kind / \p subject_id; routing attributes from the triggering event among

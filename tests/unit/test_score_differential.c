@@ -1,5 +1,7 @@
-/* The differential test of the two state layouts (docs/contract/redis-layout.md):
- * layout 1 (lib/risk.lua) and layout 2 (lib/risk_v2.lua) side by side in one real
+/* The differential test of the state layouts and engines (docs/contract/redis-layout.md):
+ * layout 1 (lib/risk.lua), layout 2 (lib/risk_v2.lua) and layout 2 computed in the
+ * scorer (state.engine = scorer: lib/score_v2_compute.c through lib/engine.c's
+ * WATCH/MULTI/EXEC) side by side in one real
  * redis-server, fed the same random calls: partner duplicates, events out of
  * order and on the same millisecond, resends moved to another month, redelivered
  * batches ("crashes" before the alerts were published), acknowledgements early, late or
@@ -9,10 +11,12 @@
  * be identical. The feeds span less than the 396-day horizon, within which layout 2's
  * de-duplication record is exact (the months both report are the same). */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "caresignal/engine.h"
 #include "caresignal/score.h"
 #include "testenv.h"
 
@@ -143,10 +147,66 @@ static char *view_text(const cs_subject_view_t *v)
     return text;
 }
 
-/* Applies \p in with both engines; asserts the same outcome. */
+/* Two texts that differ, whole, into files (a failure message cuts them short) */
+static void keep_texts(const char *path_a, const char *a, const char *path_b, const char *b)
+{
+    const char *paths[] = {path_a, path_b}, *texts[] = {a, b};
+    for (int i = 0; i < 2; i++) {
+        FILE *f = fopen(paths[i], "w");
+        if (f) {
+            fputs(texts[i], f);
+            fclose(f);
+        }
+    }
+}
+
+/* computed in the scorer: its scorer and engine */
+static cs_scorer_t *v3;
+static cs_engine_t *engine3;
+
+/* The same call through the engine computing in the scorer: the same counts and alerts
+ * as \p want (the functions' outcome) */
+static void call_here(const cs_score_input_t *in, size_t n, const cs_score_outcome_t *want)
+{
+    cs_engine_event_t ev[MAXCALL];
+    for (size_t i = 0; i < n; i++)
+        ev[i] = (cs_engine_event_t){*in[i].ev, "intel.events", in[i].partition,
+                                    in[i].offset};
+    cs_engine_result_t r;
+    if (cs_engine_apply(engine3, ev, n, 0, &r, errstr, sizeof(errstr)))
+        fail_msg("%s", errstr);
+    if (r.nfailed)
+        fail_msg("computed in the scorer: %s", r.failure);
+    cs_score_outcome_t got = {.score = want->score, .as_of = want->as_of,
+                              .level = want->level, .applied = (int)r.applied,
+                              .duplicates = (int)r.duplicates,
+                              .redeliveries = (int)r.redeliveries,
+                              .regressions = (int)r.regressions, .nalerts = r.nalerts,
+                              .nreemitted = r.nreemitted, .alerts = r.alerts};
+    char *a = outcome_text(&got), *b = outcome_text(want);
+    if (strcmp(a, b)) {
+        keep_texts("/tmp/diff-here.json", a, "/tmp/diff-v1.json", b);
+        fail_msg("replies differ\n  in the scorer: %s\n  layout 1: %s", a, b);
+    }
+    free(a);
+    free(b);
+}
+
+/* the order lib/engine.c applies a subject's events in */
+static int by_position(const void *a, const void *b)
+{
+    const cs_score_input_t *x = a, *y = b;
+    if (x->partition != y->partition)
+        return x->partition < y->partition ? -1 : 1;
+    return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+/* Applies \p in (sorted as the engine does) with every engine; asserts the same
+ * outcome. */
 static void call_both(cs_scorer_t *v2, cs_scorer_t *v1, const cs_score_input_t *in, size_t n,
                       cs_score_outcome_t *out)
 {
+    qsort((void *)in, n, sizeof(*in), by_position);
     cs_redis_pipe_t *p = cs_redis_pipe_new();
     assert_int_equal(cs_scorer_add_call(v2, p, in, n), CS_OK);
     assert_int_equal(cs_scorer_add_call(v1, p, in, n), CS_OK);
@@ -162,6 +222,7 @@ static void call_both(cs_scorer_t *v2, cs_scorer_t *v1, const cs_score_input_t *
         fail_msg("replies differ\n  layout 2: %s\n  layout 1: %s", a, b);
     free(a);
     free(b);
+    call_here(in, n, &o1);
     cs_score_outcome_release(&o1);
     cs_redis_pipe_destroy(p);
 }
@@ -173,15 +234,44 @@ static void ack_both(cs_scorer_t *v2, cs_scorer_t *v1, const cs_alert_t *alerts,
     cs_redis_pipe_t *p = cs_redis_pipe_new();
     assert_int_equal(cs_scorer_add_ack(v2, p, alerts, n), CS_OK);
     assert_int_equal(cs_scorer_add_ack(v1, p, alerts, n), CS_OK);
+    assert_int_equal(cs_scorer_add_ack(v3, p, alerts, n), CS_OK);
     assert_int_equal(cs_redis_pipe_exec(redis, p, errstr, sizeof(errstr)), CS_OK);
     const redisReply *r2 = cs_redis_pipe_reply(p, 0), *r1 = cs_redis_pipe_reply(p, 1);
+    const redisReply *r3 = cs_redis_pipe_reply(p, 2);
     assert_int_equal(r2->type, REDIS_REPLY_INTEGER);
     assert_int_equal(r2->integer, r1->integer);
+    assert_int_equal(r3->integer, r1->integer);
+    cs_redis_pipe_destroy(p);
+}
+
+/* Computed in the scorer, the stored values are byte for byte the function's */
+static void compare_values(cs_scorer_t *v2, int step)
+{
+    cs_redis_pipe_t *p = cs_redis_pipe_new();
+    for (int k = 0; k < NSUBJECTS; k++) {
+        char key2[256], key3[256];
+        cs_scorer_state_key(v2, subjects[k], key2, sizeof(key2));
+        cs_scorer_state_key(v3, subjects[k], key3, sizeof(key3));
+        const char *g2[] = {"GET", key2}, *g3[] = {"GET", key3};
+        cs_redis_pipe_add(p, 2, g2, NULL);
+        cs_redis_pipe_add(p, 2, g3, NULL);
+    }
+    assert_int_equal(cs_redis_pipe_exec(redis, p, errstr, sizeof(errstr)), CS_OK);
+    for (int k = 0; k < NSUBJECTS; k++) {
+        const redisReply *a = cs_redis_pipe_reply(p, 2 * (size_t)k);
+        const redisReply *b = cs_redis_pipe_reply(p, 2 * (size_t)k + 1);
+        if (a->type != b->type || a->len != b->len ||
+            (a->len && memcmp(a->str, b->str, a->len)))
+            fail_msg("step %d: %s: the value computed in the scorer (%zu bytes) is not "
+                     "the function's (%zu bytes)",
+                     step, subjects[k], b->len, a->len);
+    }
     cs_redis_pipe_destroy(p);
 }
 
 static void compare_views(cs_scorer_t *v2, cs_scorer_t *v1, int step)
 {
+    compare_values(v2, step);
     cs_subject_view_t a[NSUBJECTS];
     assert_int_equal(cs_scorer_read(v2, redis, subjects, NSUBJECTS, a, errstr,
                                     sizeof(errstr)),
@@ -194,13 +284,7 @@ static void compare_views(cs_scorer_t *v2, cs_scorer_t *v1, int step)
         cs_subject_view_t b = bs[k];
         char *ta = view_text(&a[k]), *tb = view_text(&b);
         if (!cs_subject_view_equal(&a[k], &b) || strcmp(ta, tb)) {
-            FILE *f2 = fopen("/tmp/diff-v2.json", "w"), *f1 = fopen("/tmp/diff-v1.json", "w");
-            if (f2 && f1)
-                fputs(ta, f2), fputs(tb, f1);
-            if (f2)
-                fclose(f2);
-            if (f1)
-                fclose(f1);
+            keep_texts("/tmp/diff-v2.json", ta, "/tmp/diff-v1.json", tb);
             fail_msg("step %d: %s differs\n  layout 2: %s\n  layout 1: %s", step,
                      subjects[k], ta, tb);
         }
@@ -240,13 +324,22 @@ static void run_feed(const feed_opts_t *o)
         rules->recent_max = o->recent_max;
     snprintf(rules->digest, sizeof(rules->digest), "diff%012llx",
              (unsigned long long)o->seed);
-    char ns2[64], ns1[64];
+    char ns2[64], ns1[64], ns3[64];
+    snprintf(ns3, sizeof(ns3), "d3-%llu", (unsigned long long)o->seed);
     snprintf(ns2, sizeof(ns2), "d2-%llu", (unsigned long long)o->seed);
     snprintf(ns1, sizeof(ns1), "d1-%llu", (unsigned long long)o->seed);
     cs_scorer_t *v2 = cs_scorer_new_layout(rules, ns2, 2, errstr, sizeof(errstr));
     cs_scorer_t *v1 = cs_scorer_new_layout(rules, ns1, 1, errstr, sizeof(errstr));
+    v3 = cs_scorer_new_layout(rules, ns3, 2, errstr, sizeof(errstr));
     assert_non_null(v2);
     assert_non_null(v1);
+    assert_non_null(v3);
+    assert_int_equal(cs_scorer_set_compute(v3, 1, errstr, sizeof(errstr)), CS_OK);
+    assert_int_equal(cs_scorer_set_compute(v1, 1, errstr, sizeof(errstr)),
+                     CS_ERR_INVALID_ARG);
+    assert_non_null(strstr(errstr, "state.engine"));
+    engine3 = cs_engine_new(v3, redis, NULL, NULL, NULL);
+    assert_non_null(engine3);
     if (cs_redis_function_load(redis, cs_scorer_library(v2), errstr, sizeof(errstr)) ||
         cs_redis_function_load(redis, cs_scorer_library(v1), errstr, sizeof(errstr)) ||
         cs_scorer_claim(v2, redis, errstr, sizeof(errstr)) ||
@@ -355,8 +448,130 @@ static void run_feed(const feed_opts_t *o)
     free(call_n);
     free(msgs);
     free(pend);
+    cs_engine_destroy(engine3);
+    cs_scorer_destroy(v3);
     cs_scorer_destroy(v1);
     cs_scorer_destroy(v2);
+    cs_rules_destroy(rules);
+}
+
+/* ------------------------------------------------------------------ two writers */
+
+typedef struct writer {
+    cs_scorer_t *scorer;
+    const message_t *msgs;
+    int n, batch;
+    long conflicts;
+    char errstr[512];
+    int failed;
+} writer_t;
+
+/* One scorer's run over the whole feed, in batches of w->batch, on its own connection */
+static void *write_feed(void *arg)
+{
+    writer_t *w = arg;
+    cs_redis_t *r = cs_redis_new("127.0.0.1", server.port, NULL, 10000);
+    cs_engine_t *e = r && !cs_redis_connect(r, w->errstr, sizeof(w->errstr))
+                         ? cs_engine_new(w->scorer, r, NULL, NULL, NULL)
+                         : NULL;
+    cs_engine_event_t *ev = calloc((size_t)w->batch, sizeof(*ev));
+    w->failed = !e || !ev;
+    for (int i = 0; !w->failed && i < w->n; i += w->batch) {
+        int n = w->n - i < w->batch ? w->n - i : w->batch;
+        for (int k = 0; k < n; k++)
+            ev[k] = (cs_engine_event_t){w->msgs[i + k].ev, "intel.events",
+                                        w->msgs[i + k].partition, w->msgs[i + k].offset};
+        cs_engine_result_t res;
+        w->failed = cs_engine_apply(e, ev, (size_t)n, 1, &res, w->errstr,
+                                    sizeof(w->errstr)) != CS_OK ||
+                    res.nfailed;
+    }
+    w->conflicts = e ? cs_engine_conflicts(e) : 0;
+    free(ev);
+    cs_engine_destroy(e);
+    cs_redis_destroy(r);
+    return NULL;
+}
+
+/* A scorer that lost its partitions (a zombie, still writing for a while) and one that
+ * owns the subjects now, both writing the same subjects at once, each its own events
+ * in its own batches: the WATCH/MULTI/EXEC fence refuses every write computed from a
+ * value that moved, so no write replaces another's — the subjects hold every event of
+ * both feeds exactly once, as when one scorer applies one feed after the other (the
+ * counts, the months; scores agree to rounding, the order of application differing). */
+static void test_two_writers_fenced(void **state)
+{
+    (void)state;
+    char path[512];
+    snprintf(path, sizeof(path), "%s/deploy/config/rules.json", cs_test_source_dir());
+    cs_rules_t *rules = cs_rules_load(path, errstr, sizeof(errstr));
+    assert_non_null(rules);
+    snprintf(rules->digest, sizeof(rules->digest), "fence0000000001");
+    cs_scorer_t *both = cs_scorer_new_layout(rules, "fenced", 2, errstr, sizeof(errstr));
+    cs_scorer_t *once = cs_scorer_new_layout(rules, "once", 2, errstr, sizeof(errstr));
+    assert_non_null(both);
+    assert_non_null(once);
+    assert_int_equal(cs_scorer_set_compute(both, 1, errstr, sizeof(errstr)), CS_OK);
+    assert_int_equal(cs_scorer_set_compute(once, 1, errstr, sizeof(errstr)), CS_OK);
+    assert_int_equal(cs_scorer_claim(both, redis, errstr, sizeof(errstr)), CS_OK);
+    assert_int_equal(cs_scorer_claim(once, redis, errstr, sizeof(errstr)), CS_OK);
+    enum { N = 2000 };
+    message_t *msgs = calloc(2 * N, sizeof(*msgs)); /* the owner's, then the zombie's */
+    rng_state = 77;
+    feed_opts_t o = {.seed = 77};
+    int64_t clock[NSUBJECTS] = {T0, T0, T0, T0};
+    for (int i = 0; i < N; i++) {
+        int k = below(NSUBJECTS);
+        make_event(rules, &o, k, &clock[k], msgs, i, &msgs[i].ev);
+        msgs[i].partition = 0;
+        msgs[i].offset = i;
+        msgs[N + i] = msgs[i];
+        size_t len = strlen(msgs[i].ev.event_key);
+        snprintf(msgs[N + i].ev.event_key + len, sizeof(msgs[i].ev.event_key) - len, "-z");
+        msgs[N + i].partition = 1;
+    }
+    writer_t a = {both, msgs, N, 7, 0, "", 0}, b = {both, msgs + N, N, 3, 0, "", 0};
+    pthread_t ta, tb;
+    assert_int_equal(pthread_create(&ta, NULL, write_feed, &a), 0);
+    assert_int_equal(pthread_create(&tb, NULL, write_feed, &b), 0);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    if (a.failed || b.failed)
+        fail_msg("%s%s", a.errstr, b.errstr);
+    long conflicts = a.conflicts + b.conflicts;
+    writer_t ref = {once, msgs, 2 * N, 5, 0, "", 0};
+    write_feed(&ref);
+    assert_false(ref.failed);
+    cs_subject_view_t x[NSUBJECTS], y[NSUBJECTS];
+    assert_int_equal(cs_scorer_read(both, redis, subjects, NSUBJECTS, x, errstr,
+                                    sizeof(errstr)),
+                     CS_OK);
+    assert_int_equal(cs_scorer_read(once, redis, subjects, NSUBJECTS, y, errstr,
+                                    sizeof(errstr)),
+                     CS_OK);
+    for (int k = 0; k < NSUBJECTS; k++) {
+        char *tx = view_text(&x[k]), *ty = view_text(&y[k]);
+        int same = x[k].events_total == y[k].events_total &&
+                   x[k].duplicates == y[k].duplicates &&
+                   x[k].assurance == y[k].assurance && x[k].as_of == y[k].as_of &&
+                   x[k].nmonths == y[k].nmonths &&
+                   fabs(x[k].score - y[k].score) <= 1e-9 * fabs(y[k].score);
+        for (int i = 0; same && i < x[k].nmonths; i++)
+            same = x[k].months[i].event_keys == y[k].months[i].event_keys;
+        if (!same)
+            fail_msg("%s differs\n  two writers: %s\n  one: %s", subjects[k], tx, ty);
+        free(tx);
+        free(ty);
+        cs_subject_view_release(&x[k]);
+        cs_subject_view_release(&y[k]);
+    }
+    print_message("two writers, %d events each: %ld writes refused and computed again; "
+                  "every event held once\n",
+                  N, conflicts);
+    assert_true(conflicts > 0);
+    free(msgs);
+    cs_scorer_destroy(both);
+    cs_scorer_destroy(once);
     cs_rules_destroy(rules);
 }
 
@@ -395,6 +610,7 @@ int main(void)
         cmocka_unit_test(test_random_feeds_rules_file),
         cmocka_unit_test(test_random_feeds_small_list),
         cmocka_unit_test(test_random_feeds_many_organisations),
+        cmocka_unit_test(test_two_writers_fenced),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
