@@ -36,6 +36,10 @@ static const cs_config_key_t cs_keys[] = {
      "layout of the risk state the scorer writes: 1 (a hash, a sorted set and seen sets "
      "per subject) or 2 (one packed string per subject); a namespace keeps the layout "
      "it was created with (docs/contract/redis-layout.md)"},
+    {"state.engine", CS_CFG_CHOICE, "redis", OFF(state_engine), 0, 0, "redis|scorer",
+     CS_PROG_SCORE | CS_PROG_REPLAY, 0, 0,
+     "where a subject's new state is computed: redis (the Redis function) or scorer "
+     "(in the scorer, Redis only storing it under WATCH; needs state.layout 2)"},
     {"rules.file", CS_CFG_STRING, "deploy/config/rules.json", OFF(rules_file), 0, 0, NULL,
      CS_PROG_NORMALISE | CS_PROG_SCORE | CS_PROG_REPLAY, 0, 0,
      "risk rules: mapping, weights, thresholds (docs/contract/risk-model.md)"},

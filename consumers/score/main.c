@@ -307,7 +307,9 @@ int main(int argc, char **argv)
     char errstr[512];
     cs_scorer_t *scorer = cs_scorer_new_layout(rules, cfg.state_namespace, cfg.state_layout,
                                                errstr, sizeof(errstr));
-    if (!scorer)
+    if (!scorer ||
+        cs_scorer_set_compute(scorer, !strcmp(cfg.state_engine, "scorer"), errstr,
+                              sizeof(errstr)))
         cs_cli_fail(&spec, "%s", errstr);
     cs_redis_t *redis = cs_redis_new_from_config(&cfg);
     cs_signals_install();

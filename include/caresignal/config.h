@@ -52,6 +52,7 @@ typedef struct cs_config {
 
     char *state_namespace;
     int state_layout; /* of a new namespace's risk state: 1 or 2 */
+    char *state_engine; /* "redis" or "scorer" (cs_scorer_set_compute) */
     char *rules_file;
     char *directory_file;
     char *schema_registry;

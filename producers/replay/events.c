@@ -29,7 +29,9 @@ void replay_target_init(const replay_ctx_t *ctx, replay_target_t *t, const char 
     t->ns = ns;
     t->rules = rules;
     if (!(t->scorer = cs_scorer_new_layout(rules, ns, ctx->cfg->state_layout, errstr,
-                                           sizeof(errstr))))
+                                           sizeof(errstr))) ||
+        cs_scorer_set_compute(t->scorer, !strcmp(ctx->cfg->state_engine, "scorer"),
+                              errstr, sizeof(errstr)))
         cs_cli_fail(ctx->spec, "%s", errstr);
     t->redis = redis;
     if (ctx->execute && cs_redis_function_load(redis, cs_scorer_library(t->scorer),

@@ -86,6 +86,23 @@ class Replay(cstest.StackTest):
         self.assertEqual(r.cmd("TYPE", "cs:{%s}:state" % subject), "hash")
         self.assertEqual(s.show([subject], ns="rbl2")[subject],
                          s.show([subject], ns="cs")[subject])
+        # computed in the replay itself (state.engine=scorer): the same values, byte
+        # for byte, as the layout 2 function wrote
+        p = self.replay("--set", "state.layout=2", "--set", "state.engine=scorer",
+                        "rebuild", "--namespace", "rbl2c", "--execute")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn("verification: all %d subjects identical" % len(self.model.subjects),
+                      p.stdout.decode())
+        for subject in self.model.subjects:
+            self.assertEqual(r.cmd("GET", "rbl2c:{%s}:state" % subject),
+                             r.cmd("GET", "rbl2:{%s}:state" % subject), subject)
+        # and a what-if computed there reports no change for the same rules
+        p = self.replay("--set", "state.layout=2", "--set", "state.engine=scorer",
+                        "whatif", "--rules", RULES, "--execute", "--json")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        report = json.loads(p.stdout)
+        self.assertEqual((report["added"], report["removed"], report["changed"]), ([], [], []))
+        self.assertEqual(report["alerts_new"], len(self.model.alerts))
         r.close()
 
     def whatif(self, rules):

@@ -215,13 +215,14 @@ class FeedMatchesModel(Checks):
 class FeedMatchesModelLayout2(Checks):
     """The same through state layout 2 (one packed string per subject): the model's
     scores, levels and alerts, --show and --top, and a namespace keeps its layout."""
+    extra = {"state.layout": "2"}
 
     def test_feed_layout_2(self):
         s = self.stack
         events = make_feed(2000, seed=2)
         model = model_of(events)
         produce(s, events)
-        scorer = s.program("caresignal-score", config_extra={"state.layout": "2"})
+        scorer = s.program("caresignal-score", config_extra=self.extra)
         wait_until(lambda: cstest.events_applied(s, model.subjects) == sum(len(x.seen) for x in model.subjects.values()),
                    120, interval=0.5, what="every event applied")
         wait_until(lambda: len(alerts_on(s, "intel.alerts")) >= len(model.alerts), 60,
@@ -245,13 +246,21 @@ class FeedMatchesModelLayout2(Checks):
         self.assertIn("'state.layout'", p.stderr.decode())
 
 
+class FeedMatchesModelInScorer(FeedMatchesModelLayout2):
+    """Layout 2 computed in the scorer (state.engine=scorer), Redis only storing under
+    WATCH: the same model, the same alerts, the same reads."""
+    extra = {"state.layout": "2", "state.engine": "scorer"}
+
+
 class BadConfiguration(cstest.unittest.TestCase):
     def test_exit_2(self):
         for sets, needle in [((), "'kafka.bootstrap.servers': required"),
                              (("kafka.bootstrap.servers=x:1", "state.namespace=a b"), "state.namespace"),
                              (("kafka.bootstrap.servers=x:1", "score.batch.max=0"), "score.batch.max"),
                              (("kafka.bootstrap.servers=x:1", "rules.file=/nonexistent"), "rules.file"),
-                             (("kafka.bootstrap.servers=x:1", "state.layout=3"), "state.layout")]:
+                             (("kafka.bootstrap.servers=x:1", "state.layout=3"), "state.layout"),
+                             (("kafka.bootstrap.servers=x:1", "state.engine=scorer"), "state.engine"),
+                             (("kafka.bootstrap.servers=x:1", "state.engine=lua"), "state.engine")]:
             args = []
             for kv in sets:
                 args += ["--set", kv]
