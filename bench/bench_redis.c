@@ -6,9 +6,11 @@
  * pipeline, then one rank ZADD per subject touched and the acknowledgement of its
  * alerts). bench_redis --port P [--events N] [--subjects S] [--days D] [--batch B]
  *               [--namespace NS] [--only event|subject] [--layout 1|2]
+ *               [--engine redis|scorer]
  *               [--key-base K] [--json]
  *               [--from-topic T --bootstrap B]   (the events on T instead of generated
- * ones) --layout: the state layout written (docs/contract/redis-layout.md); --key-base:
+ * ones) --layout: the state layout written (docs/contract/redis-layout.md); --engine
+ * scorer: computed in the scorer, Redis storing (run_here); --key-base:
  * event keys and offsets start at K (more events for subjects an earlier run made).
  * Each way writes under its own namespace (NS-e, NS-s): use a fresh NS for every
  * run, or the events are skipped as already applied. Run from the repository root (it
@@ -173,10 +175,51 @@ static double run(cs_redis_t *redis, cs_scorer_t *scorer, const cs_intel_event_t
     return spent;
 }
 
+/* state.engine = scorer: the scorer's own engine (lib/engine.c) on the same batches —
+ * its reads under WATCH, its computing, its MULTI/EXEC writes, positions, rank updates
+ * and acknowledgements — timed whole, so the seconds include the scorer's computing as
+ * well as the Redis round trips. @returns seconds, and the subject calls made. */
+static double run_here(cs_redis_t *redis, cs_scorer_t *scorer, const cs_intel_event_t *ev,
+                       int n, int batch, long *calls)
+{
+    double spent = 0;
+    char errstr[512];
+    cs_engine_t *engine = cs_engine_new(scorer, redis, NULL, NULL, NULL);
+    cs_engine_event_t *in = calloc((size_t)batch, sizeof(*in));
+    if (!engine || !in) {
+        fprintf(stderr, "bench_redis: out of memory\n");
+        exit(1);
+    }
+    *calls = 0;
+    for (int start = 0; start < n; start += batch) {
+        int m = n - start < batch ? n - start : batch;
+        for (int i = 0; i < m; i++)
+            in[i] = (cs_engine_event_t){ev[start + i], "bench", 0, key_base + start + i};
+        cs_engine_batch_t *b = cs_engine_prepare(engine, in, (size_t)m, 1);
+        cs_engine_result_t out;
+        double t0 = bench_now_s(CLOCK_MONOTONIC);
+        if (!b || cs_engine_execute(engine, b, &out, errstr, sizeof(errstr)) ||
+            cs_engine_ack_batch(engine, b, errstr, sizeof(errstr))) {
+            fprintf(stderr, "bench_redis: %s\n", b ? errstr : "out of memory");
+            exit(1);
+        }
+        spent += bench_now_s(CLOCK_MONOTONIC) - t0;
+        if (out.nfailed) {
+            fprintf(stderr, "bench_redis: %s\n", out.failure);
+            exit(1);
+        }
+        *calls += (long)cs_engine_batch_calls(b);
+        cs_engine_batch_free(b);
+    }
+    free(in);
+    cs_engine_destroy(engine);
+    return spent;
+}
+
 int main(int argc, char **argv)
 {
     int port = 6379, n = 50000, subjects = 3000, batch = 500, json_only = 0;
-    int do_event = 1, do_subject = 1, days = 90, layout = 1;
+    int do_event = 1, do_subject = 1, days = 90, layout = 1, here = 0;
     const char *from_topic = NULL, *bootstrap = NULL, *ns = "bench";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--port") && i + 1 < argc)
@@ -199,6 +242,8 @@ int main(int argc, char **argv)
             json_only = 1;
         else if (!strcmp(argv[i], "--layout") && i + 1 < argc)
             layout = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--engine") && i + 1 < argc)
+            here = !strcmp(argv[++i], "scorer");
         else if (!strcmp(argv[i], "--key-base") && i + 1 < argc)
             key_base = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--from-topic") && i + 1 < argc)
@@ -209,7 +254,8 @@ int main(int argc, char **argv)
             fprintf(
                 stderr,
                 "usage: bench_redis --port P [--events N] [--subjects S] [--batch B]\n"
-                "  [--namespace NS] [--only event|subject] [--layout 1|2] [--key-base K]\n"
+                "  [--namespace NS] [--only event|subject] [--layout 1|2] [--engine redis|scorer]\n"
+                "  [--key-base K]\n"
                 "  [--json]\n"
                 "  [--from-topic T --bootstrap B]\n");
             return 2;
@@ -230,6 +276,14 @@ int main(int argc, char **argv)
     cs_scorer_t *per_subject =
         per_event ? cs_scorer_new_layout(rules, ns_s, layout, errstr, sizeof(errstr))
                   : NULL;
+    if (per_subject && here &&
+        (cs_scorer_set_compute(per_subject, 1, errstr, sizeof(errstr)) ||
+         cs_scorer_set_compute(per_event, 1, errstr, sizeof(errstr)))) {
+        fprintf(stderr, "bench_redis: %s\n", errstr);
+        return 2;
+    }
+    if (here)
+        do_event = 0; /* computing in the scorer: per subject only, as the engine does */
     if (!per_subject || cs_redis_connect(redis, errstr, sizeof(errstr)) ||
         cs_redis_function_load(redis, cs_scorer_library(per_event), errstr,
                                sizeof(errstr)) ||
@@ -284,7 +338,9 @@ int main(int argc, char **argv)
     }
     long calls_e = 0, calls_s = 0;
     double te = do_event ? run(redis, per_event, ev, n, batch, 0, &calls_e) : NAN;
-    double ts = do_subject ? run(redis, per_subject, ev, n, batch, 1, &calls_s) : NAN;
+    double ts = !do_subject ? NAN
+                : here      ? run_here(redis, per_subject, ev, n, batch, &calls_s)
+                            : run(redis, per_subject, ev, n, batch, 1, &calls_s);
     if (!json_only) {
         printf(
             "redis-server executing the scorer's function calls, %d events, %d subjects, "

@@ -186,32 +186,44 @@ static cs_err_t cs_engine_check_positions(const cs_redis_pipe_t *pipe, size_t fr
     return CS_OK;
 }
 
-/* Every call's outcome into b->outs (released first), marking b->bad the calls that
- * failed; b->failure says why the first did. From the function's replies, or, computing
- * here, computed from the state read (b->pipe's replies: WATCH, then one GET per call)
- * with each call's new value in b->values. @returns how many failed. */
-static size_t cs_engine_outcomes(cs_engine_t *e, cs_engine_batch_t *b)
+/* Computing here: entry c's value among those of [from, to) read by the MGET that is
+ * reply \p first of \p p (its error reply itself, if Redis refused it) */
+static const redisReply *cs_engine_value_read(const cs_redis_pipe_t *p, size_t first,
+                                              size_t from, size_t to, size_t c)
+{
+    const redisReply *r = cs_redis_pipe_reply(p, first);
+    if (r && r->type == REDIS_REPLY_ARRAY)
+        return r->elements == to - from ? r->element[c - from] : NULL;
+    return r;
+}
+
+/* The outcomes of calls [from, to) into b->outs (released first), marking b->bad the
+ * calls that failed; b->failure says why the first did (set it to "" before). From the
+ * function's replies in \p p (call c's is reply first + c - from), or, computing here,
+ * computed from the states read (the MGET reply \p first of \p p) with each call's new
+ * value in b->values. @returns how many failed. */
+static size_t cs_engine_outcomes(cs_engine_t *e, cs_engine_batch_t *b, size_t from,
+                                 size_t to, const cs_redis_pipe_t *p, size_t first)
 {
     size_t nbad = 0;
-    b->failure[0] = '\0';
-    for (size_t c = 0; c < b->ncalls; c++) {
+    for (size_t c = from; c < to; c++) {
         char why[256] = "no reply";
         const cs_score_input_t *in = &b->inputs[b->starts[c]];
         size_t n = b->starts[c + 1] - b->starts[c];
+        const redisReply *r = b->compute ? cs_engine_value_read(p, first, from, to, c)
+                                         : cs_redis_pipe_reply(p, first + c - from);
         cs_score_outcome_release(&b->outs[c]);
         if (b->compute) {
             free(b->values[c]);
             b->values[c] = NULL;
-            const redisReply *r = cs_redis_pipe_reply(b->pipe, c + 1);
             b->bad[c] = !r || cs_scorer_compute(e->scorer, r, in, n, &b->values[c],
                                                 &b->value_lens[c], &b->outs[c], why,
                                                 sizeof(why)) != CS_OK;
         } else {
-            b->bad[c] = cs_scorer_parse_reply(e->scorer, cs_redis_pipe_reply(b->pipe, c),
-                                              in, n, &b->outs[c], why,
-                                              sizeof(why)) != CS_OK;
+            b->bad[c] = !r || cs_scorer_parse_reply(e->scorer, r, in, n, &b->outs[c], why,
+                                                    sizeof(why)) != CS_OK;
         }
-        if (b->bad[c] && !nbad++)
+        if (b->bad[c] && !nbad++ && !b->failure[0])
             snprintf(b->failure, sizeof(b->failure), "%s: %s",
                      b->items[b->starts[c]].subject, why);
     }
@@ -219,19 +231,60 @@ static size_t cs_engine_outcomes(cs_engine_t *e, cs_engine_batch_t *b)
 }
 
 /* The rank sets are an index derived from the state (eventually consistent): a refused
- * update is logged and counted, never a reason to stop scoring. */
-static void cs_engine_check_rank(cs_engine_t *e, const cs_redis_pipe_t *rank)
+ * update is logged and counted (per subject it held), never a reason to stop scoring. */
+static void cs_engine_check_rank(cs_engine_t *e, const cs_redis_pipe_t *rank,
+                                 const size_t *members)
 {
     for (size_t i = 0; i < cs_redis_pipe_count(rank); i++) {
         const redisReply *r = cs_redis_pipe_reply(rank, i);
         if (r && r->type == REDIS_REPLY_INTEGER)
             continue;
-        if (!e->rank_errors++ || e->rank_errors % 1000 == 0)
+        long before = e->rank_errors;
+        e->rank_errors += (long)members[i];
+        if (!before || before / 1000 != e->rank_errors / 1000)
             cs_log_error("redis refused a rank update (the --top order may lag)",
                          "{s:s, s:I}", "error",
                          r && r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply",
                          "count", (json_int_t)e->rank_errors);
     }
+}
+
+/* One ZADD per rank set for the whole batch (a subject appears once in a batch), its
+ * scores formatted into \p scores: Redis's cost per command, not per member, dominates
+ * a one-member ZADD. \p members gets how many subjects each command holds. */
+static cs_err_t cs_engine_add_ranks(cs_engine_t *e, const cs_engine_batch_t *b,
+                                    char (*scores)[40], cs_redis_pipe_t *rank,
+                                    size_t *members)
+{
+    cs_err_t rc = CS_OK;
+    const char **argv = malloc((2 * b->ncalls + 2) * sizeof(*argv));
+    if (!argv)
+        return CS_ERR_NOMEM;
+    for (int kind = 0; kind < CS_SUBJECT_COUNT && !rc; kind++) {
+        char key[256];
+        int argc = 2;
+        cs_scorer_rank_key(e->scorer, (cs_subject_kind_t)kind, key, sizeof(key));
+        argv[0] = "ZADD";
+        argv[1] = key;
+        for (size_t c = 0; c < b->ncalls; c++) {
+            const cs_score_outcome_t *o = &b->outs[c];
+            /* after a redelivery too: a crash between the calls and the rank update
+             * would otherwise leave the subject's rank stale until its next event */
+            if (b->bad[c] || !(o->applied || o->redeliveries) ||
+                (int)b->inputs[b->starts[c]].ev->subject_kind != kind)
+                continue;
+            double r = cs_scorer_rank_value(e->scorer, o->score, o->as_of);
+            snprintf(scores[c], sizeof(scores[c]), isinf(r) ? "-inf" : "%.17g", r);
+            argv[argc++] = scores[c];
+            argv[argc++] = b->items[b->starts[c]].subject;
+        }
+        if (argc > 2) {
+            members[cs_redis_pipe_count(rank)] = (size_t)(argc - 2) / 2;
+            rc = cs_redis_pipe_add(rank, argc, argv, NULL);
+        }
+    }
+    free(argv);
+    return rc;
 }
 
 long cs_engine_rank_errors(const cs_engine_t *e)
@@ -264,6 +317,11 @@ void cs_engine_batch_free(cs_engine_batch_t *b)
     free(b->alerts);
     free(b->failed);
     free(b);
+}
+
+size_t cs_engine_batch_calls(const cs_engine_batch_t *b)
+{
+    return b ? b->ncalls : 0;
 }
 
 size_t cs_engine_batch_events(const cs_engine_batch_t *b)
@@ -306,30 +364,20 @@ static cs_err_t cs_engine_prepare_calls(cs_engine_t *e, cs_engine_batch_t *b)
     return cs_engine_add_positions(e, b, b->pipe);
 }
 
-/* Computing here: WATCH every subject's state key, then GET each (GET, not MGET: a key
- * of another type must be an error, not a nil that a SET would overwrite) */
-static cs_err_t cs_engine_prepare_reads(cs_engine_t *e, cs_engine_batch_t *b)
+/* Computing here: each call's state key and room for its new value (the reads are made
+ * chunk by chunk when the batch executes) */
+static cs_err_t cs_engine_prepare_keys(cs_engine_t *e, cs_engine_batch_t *b)
 {
     size_t slots = b->ncalls ? b->ncalls : 1;
     b->keys = calloc(slots, sizeof(*b->keys));
     b->values = calloc(b->n ? b->n : 1, sizeof(*b->values));
     b->value_lens = calloc(slots, sizeof(*b->value_lens));
-    const char **argv = calloc(slots + 1, sizeof(*argv));
-    cs_err_t rc = b->keys && b->values && b->value_lens && argv ? CS_OK : CS_ERR_NOMEM;
-    for (size_t c = 0; !rc && c < b->ncalls; c++) {
+    if (!b->keys || !b->values || !b->value_lens)
+        return CS_ERR_NOMEM;
+    for (size_t c = 0; c < b->ncalls; c++)
         cs_scorer_state_key(e->scorer, b->items[b->starts[c]].subject, b->keys[c],
                             sizeof(b->keys[c]));
-        argv[c + 1] = b->keys[c];
-    }
-    argv[0] = "WATCH";
-    if (!rc && b->ncalls)
-        rc = cs_redis_pipe_add(b->pipe, (int)b->ncalls + 1, argv, NULL);
-    for (size_t c = 0; !rc && c < b->ncalls; c++) {
-        const char *get[] = {"GET", b->keys[c]};
-        rc = cs_redis_pipe_add(b->pipe, 2, get, NULL);
-    }
-    free(argv);
-    return rc;
+    return CS_OK;
 }
 
 cs_engine_batch_t *cs_engine_prepare(cs_engine_t *e, const cs_engine_event_t *events,
@@ -366,7 +414,7 @@ cs_engine_batch_t *cs_engine_prepare(cs_engine_t *e, const cs_engine_event_t *ev
     b->starts[b->ncalls] = n;
     b->positions = positions;
     b->compute = cs_scorer_computes(e->scorer);
-    if (b->compute ? cs_engine_prepare_reads(e, b) : cs_engine_prepare_calls(e, b))
+    if (b->compute ? cs_engine_prepare_keys(e, b) : cs_engine_prepare_calls(e, b))
         goto fail;
     return b;
 fail:
@@ -396,7 +444,8 @@ static cs_err_t cs_engine_run_calls(cs_engine_t *e, cs_engine_batch_t *b, char *
         if ((rc = cs_engine_exec(e, b->pipe, errstr, errstr_size)) ||
             (rc = cs_engine_check_positions(b->pipe, b->ncalls, errstr, errstr_size)))
             return rc;
-        if (!cs_engine_systemic(e, b, cs_engine_outcomes(e, b)))
+        b->failure[0] = '\0';
+        if (!cs_engine_systemic(e, b, cs_engine_outcomes(e, b, 0, b->ncalls, b->pipe, 0)))
             return attempt ? CS_ENGINE_AGAIN : CS_OK;
         cs_log_error("the risk function fails for every subject: waiting, then retrying "
                      "the batch",
@@ -406,27 +455,95 @@ static cs_err_t cs_engine_run_calls(cs_engine_t *e, cs_engine_batch_t *b, char *
     }
 }
 
-/* Computing here: what EXEC answered. @returns CS_OK (written), CS_ENGINE_AGAIN (a watched
- * value moved: nothing was written), CS_ERR_FATAL (Redis refused a write). */
-static cs_err_t cs_engine_check_exec(const cs_redis_pipe_t *w, char *errstr,
-                                     size_t errstr_size)
+/* Computing here, a set of keys each read under WATCH, computed from, and written back
+ * in MULTI/EXEC: a batch's states, or the states its alerts are acknowledged in.
+ * compute(e, ctx, from, to, p, first) computes entries [from, to) from the GET replies
+ * (one MGET) reply \p first of \p p, setting values[c] (NULL: unchanged). Keys per
+ * transaction: CS_ENGINE_CHUNK — WATCH costs Redis a walk of every key the connection
+ * already watches (O(n^2) in a transaction's keys): ~4 us a key at 460 keys; while each
+ * transaction costs ~15 us of its own (MULTI, EXEC, the replies). Measured with
+ * bench_redis --engine scorer, ~1 event per call: 13.2 us of Redis per event at 16 keys,
+ * ~9.5 at 32, ~7.4 at 64. */
+typedef void(cs_engine_compute_fn)(cs_engine_t *e, void *ctx, size_t from, size_t to,
+                                   const cs_redis_pipe_t *p, size_t first);
+#define CS_ENGINE_CHUNK 64
+typedef void(cs_engine_refused_fn)(void *ctx, size_t c, const char *why);
+typedef struct cs_engine_txn {
+    size_t n;
+    char (*keys)[256];
+    unsigned char **values;
+    size_t *lens;
+    cs_engine_compute_fn *compute;
+    void *ctx;
+    long *aborts; /* writes refused because a value moved, for the warning */
+    cs_engine_refused_fn *refused; /* entry c's write refused (\p why); may be NULL */
+    char absent[CS_ENGINE_CHUNK]; /* of the chunk read last: entry read as nil */
+    char absent_w[CS_ENGINE_CHUNK]; /* of the chunk being written */
+} cs_engine_txn_t;
+
+/* Adds a chunk's reads to \p p: WATCH its keys, then one MGET of them */
+static cs_err_t cs_engine_add_reads(const cs_engine_txn_t *t, size_t from, size_t to,
+                                    cs_redis_pipe_t *p)
 {
-    size_t n = cs_redis_pipe_count(w);
-    const redisReply *r = cs_redis_pipe_reply(w, n - 1);
+    const char *argv[CS_ENGINE_CHUNK + 1] = {"WATCH"};
+    for (size_t c = from; c < to; c++)
+        argv[1 + c - from] = t->keys[c];
+    cs_err_t rc = cs_redis_pipe_add(p, (int)(to - from) + 1, argv, NULL);
+    argv[0] = "MGET";
+    return rc ? rc : cs_redis_pipe_add(p, (int)(to - from) + 1, argv, NULL);
+}
+
+/* Adds a chunk's write to \p p: MULTI, a SET of each new value, EXEC. MGET answers nil
+ * for a key of another type as for no key, so a value computed from nil is written
+ * with NX: it never replaces a key of another type (EXEC answers nil for that SET). */
+static cs_err_t cs_engine_add_write(const cs_engine_txn_t *t, size_t from, size_t to,
+                                    cs_redis_pipe_t *p)
+{
+    const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"};
+    cs_err_t rc = cs_redis_pipe_add(p, 1, multi, NULL);
+    for (size_t c = from; !rc && c < to; c++) {
+        if (!t->values[c])
+            continue;
+        const char *set[] = {"SET", t->keys[c], (const char *)t->values[c], "NX"};
+        size_t lens[] = {3, strlen(t->keys[c]), t->lens[c], 2};
+        rc = cs_redis_pipe_add(p, t->absent_w[c - from] ? 4 : 3, set, lens);
+    }
+    return rc ? rc : cs_redis_pipe_add(p, 1, exec, NULL);
+}
+
+/* What the transaction ending at reply \p end - 1 of \p w (MULTI, the SETs of entries
+ * [from, to) of \p t, EXEC) answered. A SET NX not done (nil) is that entry's key being
+ * of another type: t->refused. @returns CS_OK (written), CS_ENGINE_AGAIN (a watched
+ * value moved: nothing was written), CS_ERR_FATAL (Redis refused a write). */
+static cs_err_t cs_engine_check_exec_at(const cs_engine_txn_t *t, size_t from, size_t to,
+                                        const cs_redis_pipe_t *w, size_t end, char *errstr,
+                                        size_t errstr_size)
+{
+    const redisReply *r = cs_redis_pipe_reply(w, end - 1);
     if (r && r->type == REDIS_REPLY_NIL)
         return CS_ENGINE_AGAIN;
     const char *why = "unexpected reply";
-    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == n - 2) {
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == end - 2) {
         size_t i = 0;
-        while (i < r->elements && r->element[i]->type == REDIS_REPLY_STATUS)
+        for (size_t c = from; c < to && i < r->elements; c++) {
+            if (!t->values[c])
+                continue;
+            const redisReply *q = r->element[i];
+            if (q->type == REDIS_REPLY_NIL && t->absent_w[c - from] && t->refused)
+                t->refused(t->ctx, c,
+                           "the state key holds another type: is this a namespace of "
+                           "another layout? rebuild into a new namespace");
+            else if (q->type != REDIS_REPLY_STATUS)
+                break;
             i++;
+        }
         if (i == r->elements)
             return CS_OK;
         if (r->element[i]->type == REDIS_REPLY_ERROR)
             why = r->element[i]->str;
     } else {
         /* a command refused while queued: its reply says why (EXEC says EXECABORT) */
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = 0; i < end; i++) {
             const redisReply *q = cs_redis_pipe_reply(w, i);
             if (q && q->type == REDIS_REPLY_ERROR) {
                 why = q->str;
@@ -438,89 +555,174 @@ static cs_err_t cs_engine_check_exec(const cs_redis_pipe_t *w, char *errstr,
     return CS_ERR_FATAL;
 }
 
-/* Computing here: read under WATCH, compute, then write every changed value and the
- * positions in one MULTI/EXEC on the same connection. EXEC writes nothing if any
- * watched value changed since it was read (another scorer that still believes it owns
- * the partition, an acknowledgement): then read and compute again. So no write ever
- * replaces a value it was not computed from, as the function's atomic call guarantees.
- * A dropped connection or a refusal starts again from the read (the watch belongs to
- * the connection); what may have been written is then seen again as redelivered. */
+
+/* Chunk after chunk of CS_ENGINE_CHUNK keys: read them under WATCH, compute, write every
+ * changed value in one MULTI/EXEC on the same connection — that write pipelined with the
+ * next chunk's read. EXEC writes nothing if a watched value changed since it was read (a
+ * scorer that still believes it owns the partition, an acknowledgement): that chunk is
+ * then read and computed again. So no write ever replaces a value it was not computed
+ * from, as the function's atomic call guarantees. After a dropped connection or a
+ * refusal, the chunks not known to be written are read again (a watch belongs to its
+ * connection); one that was written is then seen as redelivered. \p waited is set once
+ * the engine waited for Redis. */
+static cs_err_t cs_engine_transact(cs_engine_t *e, cs_engine_txn_t *t,
+                                   cs_backoff_t *backoff, int *waited, char *errstr,
+                                   size_t errstr_size)
+{
+    enum { TODO, WRITING, DONE };
+    size_t nchunks = (t->n + CS_ENGINE_CHUNK - 1) / CS_ENGINE_CHUNK;
+    char *chunk = calloc(nchunks ? nchunks : 1, 1); /* TODO, WRITING or DONE */
+    cs_redis_pipe_t *p = cs_redis_pipe_new();
+    const char *unwatch[] = {"UNWATCH"};
+    cs_err_t rc = chunk && p ? CS_OK : CS_ERR_NOMEM;
+    long pending = -1; /* the chunk whose write goes with the next chunk's read */
+    int aborts_in_row = 0;
+    while (!rc) {
+        long cur = -1;
+        for (size_t k = 0; k < nchunks && cur < 0; k++)
+            if (chunk[k] == TODO)
+                cur = (long)k;
+        if (cur < 0 && pending < 0)
+            break;
+        size_t from = (size_t)cur * CS_ENGINE_CHUNK, to = from + CS_ENGINE_CHUNK;
+        size_t pfrom = (size_t)pending * CS_ENGINE_CHUNK, pto = pfrom + CS_ENGINE_CHUNK;
+        to = to < t->n ? to : t->n;
+        pto = pto < t->n ? pto : t->n;
+        cs_redis_pipe_reset(p);
+        memcpy(t->absent_w, t->absent, sizeof(t->absent)); /* pending was read last */
+        if ((pending >= 0 && (rc = cs_engine_add_write(t, pfrom, pto, p))))
+            break;
+        size_t nwrite = cs_redis_pipe_count(p);
+        if (cur >= 0 && (rc = cs_engine_add_reads(t, from, to, p)))
+            break;
+        const char *why = NULL;
+        rc = cs_redis_pipe_exec(e->redis, p, errstr, errstr_size);
+        if (rc == CS_ERR_RETRY) {
+            /* nothing is known of this pipeline: both chunks again, from their reads */
+            why = errstr;
+            rc = CS_OK;
+        } else if (rc) {
+            break;
+        } else {
+            if (pending >= 0) {
+                cs_err_t w =
+                    cs_engine_check_exec_at(t, pfrom, pto, p, nwrite, errstr, errstr_size);
+                if (w == CS_ERR_FATAL) {
+                    rc = w;
+                    break;
+                }
+                chunk[pending] = w == CS_OK ? DONE : TODO;
+                pending = -1;
+                aborts_in_row = w == CS_OK ? 0 : aborts_in_row + 1;
+                if (w == CS_ENGINE_AGAIN) {
+                    /* a value moved under us: that chunk again */
+                    e->conflicts++;
+                    if (!(*t->aborts)++ || *t->aborts % 100 == 0)
+                        cs_log_warn("a state value changed while the batch was "
+                                    "computed: reading it again",
+                                    "{s:I}", "count", (json_int_t)*t->aborts);
+                    if (aborts_in_row > 3)
+                        why = "state values keep changing while the batch is computed";
+                }
+            }
+            if (cur >= 0) {
+                const redisReply *watch = cs_redis_pipe_reply(p, nwrite);
+                if (!watch || watch->type != REDIS_REPLY_STATUS) {
+                    snprintf(errstr, errstr_size, "redis refused WATCH: %.200s",
+                             watch && watch->type == REDIS_REPLY_ERROR ? watch->str
+                                                                       : "unexpected reply");
+                    rc = CS_ERR_FATAL;
+                    break;
+                }
+                const redisReply *got = cs_redis_pipe_reply(p, nwrite + 1);
+                for (size_t c = from; c < to; c++)
+                    t->absent[c - from] = got && got->type == REDIS_REPLY_ARRAY &&
+                                          got->elements == to - from &&
+                                          got->element[c - from]->type == REDIS_REPLY_NIL;
+                t->compute(e, t->ctx, from, to, p, nwrite + 1);
+                chunk[cur] = WRITING;
+                pending = cur;
+            }
+        }
+        if (!why)
+            continue;
+        if (pending >= 0) {
+            /* never wait with a chunk read and not written: its values go stale */
+            chunk[pending] = TODO;
+            pending = -1;
+            cs_redis_pipe_reset(p);
+            if (!cs_redis_pipe_add(p, 1, unwatch, NULL))
+                cs_redis_pipe_exec(e->redis, p, errstr, errstr_size);
+        }
+        if (cs_engine_wait(e, backoff, why, !*waited)) {
+            rc = CS_ERR_RETRY;
+            break;
+        }
+        *waited = 1;
+        if (!cs_redis_connected(e->redis))
+            cs_redis_connect(e->redis, errstr, errstr_size);
+    }
+    cs_redis_pipe_destroy(p);
+    free(chunk);
+    return rc;
+}
+
+static void cs_engine_compute_states(cs_engine_t *e, void *ctx, size_t from, size_t to,
+                                     const cs_redis_pipe_t *p, size_t first)
+{
+    cs_engine_outcomes(e, ctx, from, to, p, first);
+}
+
+/* A subject's state not written: its call failed, as the function's would have */
+static void cs_engine_refused_state(void *ctx, size_t c, const char *why)
+{
+    cs_engine_batch_t *b = ctx;
+    cs_score_outcome_release(&b->outs[c]);
+    b->bad[c] = 1;
+    if (!b->failure[0])
+        snprintf(b->failure, sizeof(b->failure), "%s: CS_STATE %s",
+                 b->items[b->starts[c]].subject, why);
+}
+
+/* Computing here: the batch's states (cs_engine_transact), then the positions, after
+ * every write they cover, on the same connection. */
 static cs_err_t cs_engine_run_here(cs_engine_t *e, cs_engine_batch_t *b, char *errstr,
                                    size_t errstr_size)
 {
     cs_backoff_t backoff;
     cs_backoff_init(&backoff, CS_BACKOFF_STORE_INITIAL_MS, CS_BACKOFF_STORE_MAX_MS);
-    cs_redis_pipe_t *w = cs_redis_pipe_new();
-    if (!w)
-        return CS_ERR_NOMEM;
-    cs_err_t rc;
+    cs_engine_txn_t t = {b->ncalls, b->keys, b->values, b->value_lens,
+                         cs_engine_compute_states, b, &b->aborts, cs_engine_refused_state,
+                         "", ""};
+    cs_err_t rc = CS_OK;
     int waited = 0;
     for (int attempt = 0;; attempt++) {
-        cs_redis_pipe_reset(w);
-        if ((rc = cs_engine_exec(e, b->pipe, errstr, errstr_size)))
+        b->failure[0] = '\0';
+        if ((rc = cs_engine_transact(e, &t, &backoff, &waited, errstr, errstr_size)))
             break;
-        const redisReply *watch = cs_redis_pipe_reply(b->pipe, 0);
-        if (!watch || watch->type != REDIS_REPLY_STATUS) {
-            snprintf(errstr, errstr_size, "redis refused WATCH: %.200s",
-                     watch && watch->type == REDIS_REPLY_ERROR ? watch->str
-                                                               : "unexpected reply");
-            rc = CS_ERR_FATAL;
+        /* as the function's calls: every call failing, failures running on, means the
+         * state fails for everyone — wait and retry the batch (failed calls wrote
+         * nothing) rather than dead-letter the stream */
+        size_t nbad = 0;
+        for (size_t c = 0; c < b->ncalls; c++)
+            nbad += b->bad[c] != 0;
+        if (!cs_engine_systemic(e, b, nbad))
             break;
-        }
-        const char *why = NULL;
-        if (cs_engine_systemic(e, b, cs_engine_outcomes(e, b))) {
-            cs_log_error("the state fails for every subject: waiting, then retrying the "
-                         "batch",
-                         "{s:s, s:i}", "error", b->failure, "attempt", attempt + 1);
-            const char *unwatch[] = {"UNWATCH"};
-            rc = cs_redis_pipe_add(w, 1, unwatch, NULL);
-            if (!rc)
-                cs_redis_pipe_exec(e->redis, w, errstr, errstr_size);
-            why = b->failure;
-        } else {
-            const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"};
-            rc = cs_redis_pipe_add(w, 1, multi, NULL);
-            for (size_t c = 0; !rc && c < b->ncalls; c++) {
-                if (!b->values[c])
-                    continue;
-                const char *set[] = {"SET", b->keys[c], (const char *)b->values[c]};
-                size_t lens[] = {3, strlen(b->keys[c]), b->value_lens[c]};
-                rc = cs_redis_pipe_add(w, 3, set, lens);
-            }
-            if (!rc)
-                rc = cs_engine_add_positions(e, b, w);
-            if (!rc)
-                rc = cs_redis_pipe_add(w, 1, exec, NULL);
-            if (rc)
-                break;
-            rc = cs_redis_pipe_exec(e->redis, w, errstr, errstr_size);
-            if (rc == CS_OK && (rc = cs_engine_check_exec(w, errstr, errstr_size)) == CS_OK)
-                break;
-            if (rc == CS_ERR_FATAL)
-                break;
-            if (rc == CS_ENGINE_AGAIN) {
-                /* a value moved under us: read again at once, then back off */
-                e->conflicts++;
-                if (!b->aborts++ || b->aborts % 100 == 0)
-                    cs_log_warn("a state value changed while the batch was computed: "
-                                "reading it again",
-                                "{s:I}", "count", (json_int_t)b->aborts);
-                if (attempt < 3)
-                    continue;
-                why = "state values keep changing while the batch is computed";
-            } else {
-                why = errstr;
-            }
-        }
-        if (cs_engine_wait(e, &backoff, why, !waited)) {
+        cs_log_error("the state fails for every subject: waiting, then retrying the batch",
+                     "{s:s, s:i}", "error", b->failure, "attempt", attempt + 1);
+        if (cs_engine_wait(e, &backoff, b->failure, !waited)) {
             rc = CS_ERR_RETRY;
             break;
         }
         waited = 1;
-        if (!cs_redis_connected(e->redis))
-            cs_redis_connect(e->redis, errstr, errstr_size);
     }
-    cs_redis_pipe_destroy(w);
+    cs_redis_pipe_t *p = rc || !b->positions ? NULL : cs_redis_pipe_new();
+    if (!rc && b->positions && !p)
+        rc = CS_ERR_NOMEM;
+    if (p && !(rc = cs_engine_add_positions(e, b, p)) && cs_redis_pipe_count(p) &&
+        !(rc = cs_engine_exec(e, p, errstr, errstr_size)))
+        rc = cs_engine_check_positions(p, 0, errstr, errstr_size);
+    cs_redis_pipe_destroy(p);
     if (rc == CS_OK && waited)
         rc = CS_ENGINE_AGAIN;
     return rc;
@@ -535,6 +737,7 @@ cs_err_t cs_engine_execute(cs_engine_t *e, cs_engine_batch_t *b, cs_engine_resul
     if (b->n == 0)
         return CS_OK;
     cs_redis_pipe_t *rank = cs_redis_pipe_new();
+    char(*scores)[40] = NULL;
     if (!rank)
         return CS_ERR_NOMEM;
     cs_err_t rc = b->compute ? cs_engine_run_here(e, b, errstr, errstr_size)
@@ -548,7 +751,6 @@ cs_err_t cs_engine_execute(cs_engine_t *e, cs_engine_batch_t *b, cs_engine_resul
         goto done;
 
     for (size_t c = 0; c < b->ncalls; c++) {
-        const cs_score_input_t *in = &b->inputs[b->starts[c]];
         cs_score_outcome_t *o = &b->outs[c];
         if (b->bad[c]) {
             e->fail_run++;
@@ -562,29 +764,25 @@ cs_err_t cs_engine_execute(cs_engine_t *e, cs_engine_batch_t *b, cs_engine_resul
         out->redeliveries += o->redeliveries;
         out->regressions += o->regressions;
         out->nreemitted += o->nreemitted;
-        rc = cs_engine_keep_alerts(b, o);
-        /* after a redelivery too: a crash between the calls and the rank update would
-         * otherwise leave the subject's rank stale until its next event */
-        if (!rc && (o->applied || o->redeliveries)) {
-            char key[256], score[40];
-            cs_scorer_rank_key(e->scorer, in[0].ev->subject_kind, key, sizeof(key));
-            double r = cs_scorer_rank_value(e->scorer, o->score, o->as_of);
-            snprintf(score, sizeof(score), isinf(r) ? "-inf" : "%.17g", r);
-            const char *argv[] = {"ZADD", key, score, b->items[b->starts[c]].subject};
-            rc = cs_redis_pipe_add(rank, 4, argv, NULL);
-        }
-        if (rc)
+        if ((rc = cs_engine_keep_alerts(b, o)))
             goto done;
     }
     /* the rank sets are eventually consistent: computed from this batch's replies */
+    size_t members[CS_SUBJECT_COUNT];
+    if (!(scores = malloc((b->ncalls ? b->ncalls : 1) * sizeof(*scores))) ||
+        (rc = cs_engine_add_ranks(e, b, scores, rank, members))) {
+        rc = rc ? rc : CS_ERR_NOMEM;
+        goto done;
+    }
     if (cs_redis_pipe_count(rank) && !(rc = cs_engine_exec(e, rank, errstr, errstr_size)))
-        cs_engine_check_rank(e, rank);
+        cs_engine_check_rank(e, rank, members);
     out->alerts = b->alerts;
     out->nalerts = b->nalerts;
     out->failed = b->failed;
     out->nfailed = b->nfailed;
     out->failure = b->failure;
 done:
+    free(scores);
     cs_redis_pipe_destroy(rank);
     return rc;
 }
@@ -603,11 +801,86 @@ cs_err_t cs_engine_apply(cs_engine_t *e, const cs_engine_event_t *events, size_t
     return cs_engine_execute(e, e->last, out, errstr, errstr_size);
 }
 
+/* Computing here, the acknowledgement of a batch's alerts: per subject with alerts, its
+ * state key and its alerts (b->alerts[start[c]] .. [start[c + 1] - 1]) */
+typedef struct cs_engine_acks {
+    const cs_engine_batch_t *b;
+    cs_engine_txn_t *t; /* the transaction they are written in */
+    size_t *start;
+    char why[256]; /* the first state the acknowledgement could not be computed in */
+} cs_engine_acks_t;
+
+static void cs_engine_compute_acks(cs_engine_t *e, void *ctx, size_t from, size_t to,
+                                   const cs_redis_pipe_t *p, size_t first)
+{
+    cs_engine_acks_t *a = ctx;
+    cs_engine_txn_t *t = a->t;
+    for (size_t c = from; c < to; c++) {
+        char why[256] = "no reply";
+        const redisReply *r = cs_engine_value_read(p, first, from, to, c);
+        int removed;
+        free(t->values[c]);
+        t->values[c] = NULL;
+        if ((!r || cs_scorer_compute_ack(e->scorer, r, &a->b->alerts[a->start[c]],
+                                         a->start[c + 1] - a->start[c], &t->values[c],
+                                         &t->lens[c], &removed, why, sizeof(why))) &&
+            !a->why[0])
+            snprintf(a->why, sizeof(a->why), "%s", why);
+    }
+}
+
+/* Computing here: the acknowledgements under WATCH and MULTI/EXEC, as the states */
+static cs_err_t cs_engine_ack_here(cs_engine_t *e, cs_engine_batch_t *b, char *errstr,
+                                   size_t errstr_size)
+{
+    cs_engine_acks_t a = {b, NULL, calloc((size_t)b->nalerts + 1, sizeof(size_t)), ""};
+    cs_engine_txn_t t = {0, calloc((size_t)b->nalerts, 256),
+                         calloc((size_t)b->nalerts, sizeof(unsigned char *)),
+                         calloc((size_t)b->nalerts, sizeof(size_t)), cs_engine_compute_acks,
+                         &a, &b->aborts, NULL, "", ""};
+    cs_err_t rc = a.start && t.keys && t.values && t.lens ? CS_OK : CS_ERR_NOMEM;
+    for (int i = 0; !rc && i < b->nalerts; t.n++) {
+        char subject[CS_SUBJECT_KEY_MAX];
+        const cs_alert_t *al = &b->alerts[i];
+        a.start[t.n] = (size_t)i;
+        cs_subject_key(al->subject_kind, al->subject_id, subject, sizeof(subject));
+        cs_scorer_state_key(e->scorer, subject, t.keys[t.n], sizeof(t.keys[t.n]));
+        while (++i < b->nalerts && b->alerts[i].subject_kind == al->subject_kind &&
+               !strcmp(b->alerts[i].subject_id, al->subject_id))
+            ;
+    }
+    if (!rc) {
+        a.start[t.n] = (size_t)b->nalerts;
+        cs_backoff_t backoff;
+        cs_backoff_init(&backoff, CS_BACKOFF_STORE_INITIAL_MS, CS_BACKOFF_STORE_MAX_MS);
+        int waited = 0;
+        a.t = &t;
+        rc = cs_engine_transact(e, &t, &backoff, &waited, errstr, errstr_size);
+        if (!rc && waited && e->back)
+            e->back(e->opaque);
+    }
+    /* as a refused acknowledgement: the alert would stay pending */
+    if (!rc && a.why[0]) {
+        snprintf(errstr, errstr_size, "redis refused an alert acknowledgement: %.200s",
+                 a.why);
+        rc = CS_ERR_FATAL;
+    }
+    for (size_t c = 0; t.values && c < t.n; c++)
+        free(t.values[c]);
+    free(t.values);
+    free(t.keys);
+    free(t.lens);
+    free(a.start);
+    return rc;
+}
+
 cs_err_t cs_engine_ack_batch(cs_engine_t *e, cs_engine_batch_t *b, char *errstr,
                              size_t errstr_size)
 {
     if (!b || b->nalerts == 0)
         return CS_OK;
+    if (b->compute)
+        return cs_engine_ack_here(e, b, errstr, errstr_size);
     cs_redis_pipe_t *p = cs_redis_pipe_new();
     cs_err_t rc = p ? CS_OK : CS_ERR_NOMEM;
     /* alerts come subject by subject: one acknowledgement call per subject */

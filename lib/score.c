@@ -218,6 +218,22 @@ cs_err_t cs_scorer_compute(const cs_scorer_t *s, const redisReply *state,
     return cs_v2_compute(s, state, in, n, value, value_len, out, errstr, errstr_size);
 }
 
+cs_err_t cs_scorer_compute_ack(const cs_scorer_t *s, const redisReply *state,
+                               const cs_alert_t *alerts, size_t n, unsigned char **value,
+                               size_t *value_len, int *removed, char *errstr,
+                               size_t errstr_size)
+{
+    *value = NULL;
+    *value_len = 0;
+    *removed = 0;
+    if (s->layout != 2) {
+        snprintf(errstr, errstr_size, "only layout 2 is computed in the scorer");
+        return CS_ERR_INVALID_ARG;
+    }
+    return cs_v2_compute_ack(state, alerts, n, value, value_len, removed, errstr,
+                             errstr_size);
+}
+
 /* ------------------------------------------------------------------ namespaces */
 
 static void cs_layout_key(const cs_scorer_t *s, char *out, size_t size)

@@ -54,4 +54,9 @@ cs_err_t cs_v2_compute(const cs_scorer_t *s, const redisReply *state,
                        size_t *value_len, cs_score_outcome_t *out, char *errstr,
                        size_t errstr_size);
 
+/* lib/score_v2_compute.c: cs_scorer_compute_ack for layout 2 */
+cs_err_t cs_v2_compute_ack(const redisReply *state, const cs_alert_t *alerts, size_t n,
+                           unsigned char **value, size_t *value_len, int *removed,
+                           char *errstr, size_t errstr_size);
+
 #endif

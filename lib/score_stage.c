@@ -63,7 +63,8 @@ struct cs_score_stage {
     cs_score_stage_stats_t st;
     struct {
         cs_series_t *applied, *duplicates, *redeliveries, *regressions, *reemitted,
-            *redis_retries, *last_event, *batch, *pipeline, *ack, *alerts_produced;
+            *redis_retries, *last_event, *batch, *pipeline, *ack, *alerts_produced,
+            *conflicts;
         /* by kind, level and subject kind: every combination made at start, so each
          * series exists from the first scrape and an alert takes no lock */
         cs_series_t *alerts[CS_ALERT_KIND_COUNT][CS_LEVEL_COUNT][CS_SUBJECT_COUNT];
@@ -102,6 +103,11 @@ static void cs_stage_metrics_init(cs_score_stage_t *s)
                   "attempts repeated after a retriable failure, by what was retried",
                   "what"),
         "redis");
+    s->mx.conflicts = cs_metric_at(cs_metric(
+        CS_METRIC_COUNTER, "caresignal_state_conflicts_total",
+        "state writes not done because the value changed after it was read (state.engine="
+        "scorer): another writer of the subject; read and computed again",
+        NULL));
     s->mx.last_event = cs_metric_at(cs_metric(CS_METRIC_GAUGE,
                                               "caresignal_last_event_time_seconds",
                                               "occurred_at of the last event applied",
@@ -169,6 +175,7 @@ static void *cs_stage_worker(void *arg)
         pthread_mutex_unlock(&s->mu);
         b->errstr[0] = '\0';
         int64_t t0 = cs_mono_ms();
+        long conflicts = cs_engine_conflicts(s->engine);
         if (b->kind == CS_JOB_APPLY)
             b->rc = cs_engine_execute(s->engine, b->eb, &b->res, b->errstr,
                                       sizeof(b->errstr));
@@ -177,6 +184,7 @@ static void *cs_stage_worker(void *arg)
         /* a wait for Redis is in there too: the histogram shows an outage as such */
         cs_series_observe(b->kind == CS_JOB_APPLY ? s->mx.pipeline : s->mx.ack,
                           (double)(cs_mono_ms() - t0) / 1000.0);
+        cs_series_add(s->mx.conflicts, (double)(cs_engine_conflicts(s->engine) - conflicts));
         if (!b->rc)
             cs_health_set(CS_HEALTH_REDIS, 1);
         pthread_mutex_lock(&s->mu);

@@ -1045,3 +1045,60 @@ cs_err_t cs_v2_compute(const cs_scorer_t *s, const redisReply *state,
     cs_v2_state_free(&st);
     return err;
 }
+
+/* risk_v2.lua's ack: the pending alerts whose identity (kind, level, triggered_by) is
+ * among the delivered ones leave the state; the rest of the value is kept byte for
+ * byte. */
+cs_err_t cs_v2_compute_ack(const redisReply *state, const cs_alert_t *alerts, size_t n,
+                           unsigned char **value, size_t *value_len, int *removed,
+                           char *errstr, size_t errstr_size)
+{
+    *value = NULL;
+    *value_len = 0;
+    *removed = 0;
+    cs_v2_state_t st;
+    memset(&st, 0, sizeof(st));
+    int rc = cs_v2_load(&st, state);
+    if (!rc && state->type == REDIS_REPLY_STRING && st.raw_alerts_len)
+        rc = cs_v2_decode_alerts(&st);
+    int keep = 0;
+    for (int i = 0; !rc && i < st.npending0; i++) {
+        const cs_v2_alert_t *al = &st.pending0[i];
+        int delivered = 0;
+        for (size_t k = 0; k < n && !delivered; k++)
+            delivered = al->kind == (unsigned)alerts[k].kind &&
+                        al->level == (unsigned)alerts[k].level &&
+                        !strcmp(al->triggered_by, alerts[k].triggered_by);
+        if (!delivered) {
+            if (keep != i) {
+                cs_v2_alert_t t = st.pending0[keep];
+                st.pending0[keep] = st.pending0[i];
+                st.pending0[i] = t;
+            }
+            keep++;
+        }
+    }
+    cs_buf_t v = {0};
+    if (!rc && keep != st.npending0) {
+        *removed = st.npending0 - keep;
+        size_t head = state->len - st.raw_alerts_len;
+        rc = cs_v2_encode_alerts(&st, st.has_last0 ? &st.last0 : NULL, st.pending0, keep,
+                                 NULL, 0, &st.alerts) ||
+             cs_buf_add(&v, (const unsigned char *)state->str, head) ||
+             cs_buf_add(&v, st.alerts.p, st.alerts.len);
+        if (rc && !st.why[0])
+            cs_v2_bad(&st, "out of memory");
+    }
+    cs_err_t err = CS_OK;
+    if (rc) {
+        snprintf(errstr, errstr_size, "CS_STATE %s", st.why[0] ? st.why : "malformed");
+        free(v.p);
+        *removed = 0;
+        err = CS_ERR_REDIS;
+    } else {
+        *value = v.p;
+        *value_len = v.len;
+    }
+    cs_v2_state_free(&st);
+    return err;
+}

@@ -106,6 +106,9 @@ cs_err_t cs_engine_ack_batch(cs_engine_t *e, cs_engine_batch_t *b, char *errstr,
 /** @returns how many events the batch holds. */
 size_t cs_engine_batch_events(const cs_engine_batch_t *b);
 
+/** @returns how many subject calls the batch makes (one per subject). */
+size_t cs_engine_batch_calls(const cs_engine_batch_t *b);
+
 void cs_engine_batch_free(cs_engine_batch_t *b);
 
 /** @returns how many rank-set updates Redis refused (logged; scoring goes on). */

@@ -126,6 +126,18 @@ cs_err_t cs_scorer_compute(const cs_scorer_t *s, const redisReply *state,
                            size_t errstr_size);
 
 /**
+ * Acknowledges \p n delivered alerts of ONE subject in its state value \p state (a GET
+ * reply), as the acknowledgement function would: the pending alerts with the same kind,
+ * level and triggered_by leave it. \p value (malloc'd) is the value to store, NULL when
+ * none was pending; \p removed how many left.
+ * @returns CS_OK, or CS_ERR_REDIS with \p errstr (a value that is not this layout's).
+ */
+cs_err_t cs_scorer_compute_ack(const cs_scorer_t *s, const redisReply *state,
+                               const cs_alert_t *alerts, size_t n, unsigned char **value,
+                               size_t *value_len, int *removed, char *errstr,
+                               size_t errstr_size);
+
+/**
  * One alert of a reply (JSON, numbers as "%.17g" strings) into \p a, of subject
  * \p subject_kind / \p subject_id; routing attributes from the triggering event among
  * \p in (\p n may be 0: none); id and rules version set.

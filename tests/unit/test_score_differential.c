@@ -232,15 +232,34 @@ static void ack_both(cs_scorer_t *v2, cs_scorer_t *v1, const cs_alert_t *alerts,
     if (!n)
         return;
     cs_redis_pipe_t *p = cs_redis_pipe_new();
+    char subject[CS_SUBJECT_KEY_MAX], key3[256];
+    cs_subject_key(alerts[0].subject_kind, alerts[0].subject_id, subject, sizeof(subject));
+    cs_scorer_state_key(v3, subject, key3, sizeof(key3));
+    const char *get[] = {"GET", key3};
     assert_int_equal(cs_scorer_add_ack(v2, p, alerts, n), CS_OK);
     assert_int_equal(cs_scorer_add_ack(v1, p, alerts, n), CS_OK);
-    assert_int_equal(cs_scorer_add_ack(v3, p, alerts, n), CS_OK);
+    assert_int_equal(cs_redis_pipe_add(p, 2, get, NULL), CS_OK);
     assert_int_equal(cs_redis_pipe_exec(redis, p, errstr, sizeof(errstr)), CS_OK);
     const redisReply *r2 = cs_redis_pipe_reply(p, 0), *r1 = cs_redis_pipe_reply(p, 1);
-    const redisReply *r3 = cs_redis_pipe_reply(p, 2);
     assert_int_equal(r2->type, REDIS_REPLY_INTEGER);
     assert_int_equal(r2->integer, r1->integer);
-    assert_int_equal(r3->integer, r1->integer);
+    /* computed in the scorer: the acknowledgement too, from the value read */
+    unsigned char *value;
+    size_t len;
+    int removed;
+    if (cs_scorer_compute_ack(v3, cs_redis_pipe_reply(p, 2), alerts, n, &value, &len,
+                              &removed, errstr, sizeof(errstr)))
+        fail_msg("%s", errstr);
+    assert_int_equal(removed, r1->integer);
+    assert_true((value != NULL) == (removed > 0));
+    if (value) {
+        cs_redis_pipe_reset(p);
+        const char *set[] = {"SET", key3, (const char *)value};
+        size_t lens[] = {3, strlen(key3), len};
+        assert_int_equal(cs_redis_pipe_add(p, 3, set, lens), CS_OK);
+        assert_int_equal(cs_redis_pipe_exec(redis, p, errstr, sizeof(errstr)), CS_OK);
+        free(value);
+    }
     cs_redis_pipe_destroy(p);
 }
 
@@ -461,7 +480,7 @@ typedef struct writer {
     cs_scorer_t *scorer;
     const message_t *msgs;
     int n, batch;
-    long conflicts;
+    long conflicts, alerts;
     char errstr[512];
     int failed;
 } writer_t;
@@ -484,7 +503,9 @@ static void *write_feed(void *arg)
         cs_engine_result_t res;
         w->failed = cs_engine_apply(e, ev, (size_t)n, 1, &res, w->errstr,
                                     sizeof(w->errstr)) != CS_OK ||
-                    res.nfailed;
+                    res.nfailed ||
+                    cs_engine_ack(e, w->errstr, sizeof(w->errstr)) != CS_OK;
+        w->alerts += res.nalerts;
     }
     w->conflicts = e ? cs_engine_conflicts(e) : 0;
     free(ev);
@@ -530,7 +551,7 @@ static void test_two_writers_fenced(void **state)
         snprintf(msgs[N + i].ev.event_key + len, sizeof(msgs[i].ev.event_key) - len, "-z");
         msgs[N + i].partition = 1;
     }
-    writer_t a = {both, msgs, N, 7, 0, "", 0}, b = {both, msgs + N, N, 3, 0, "", 0};
+    writer_t a = {both, msgs, N, 7, 0, 0, "", 0}, b = {both, msgs + N, N, 3, 0, 0, "", 0};
     pthread_t ta, tb;
     assert_int_equal(pthread_create(&ta, NULL, write_feed, &a), 0);
     assert_int_equal(pthread_create(&tb, NULL, write_feed, &b), 0);
@@ -539,7 +560,7 @@ static void test_two_writers_fenced(void **state)
     if (a.failed || b.failed)
         fail_msg("%s%s", a.errstr, b.errstr);
     long conflicts = a.conflicts + b.conflicts;
-    writer_t ref = {once, msgs, 2 * N, 5, 0, "", 0};
+    writer_t ref = {once, msgs, 2 * N, 5, 0, 0, "", 0};
     write_feed(&ref);
     assert_false(ref.failed);
     cs_subject_view_t x[NSUBJECTS], y[NSUBJECTS];
@@ -554,7 +575,8 @@ static void test_two_writers_fenced(void **state)
         int same = x[k].events_total == y[k].events_total &&
                    x[k].duplicates == y[k].duplicates &&
                    x[k].assurance == y[k].assurance && x[k].as_of == y[k].as_of &&
-                   x[k].nmonths == y[k].nmonths &&
+                   x[k].nmonths == y[k].nmonths && x[k].npending == 0 &&
+                   y[k].npending == 0 &&
                    fabs(x[k].score - y[k].score) <= 1e-9 * fabs(y[k].score);
         for (int i = 0; same && i < x[k].nmonths; i++)
             same = x[k].months[i].event_keys == y[k].months[i].event_keys;
@@ -566,12 +588,60 @@ static void test_two_writers_fenced(void **state)
         cs_subject_view_release(&y[k]);
     }
     print_message("two writers, %d events each: %ld writes refused and computed again; "
-                  "every event held once\n",
-                  N, conflicts);
+                  "every event held once; %ld alerts, every one acknowledged\n",
+                  N, conflicts, a.alerts + b.alerts);
     assert_true(conflicts > 0);
+    assert_true(a.alerts + b.alerts > 0);
     free(msgs);
     cs_scorer_destroy(both);
     cs_scorer_destroy(once);
+    cs_rules_destroy(rules);
+}
+
+/* Computing in the scorer, a subject whose state key holds another type (a layout 1
+ * hash, say): its events fail as the function's call would (dead-lettered by the
+ * scorer), the key is left as it was, and the other subjects of the batch are applied */
+static void test_state_key_of_another_type(void **state)
+{
+    (void)state;
+    char path[512];
+    snprintf(path, sizeof(path), "%s/deploy/config/rules.json", cs_test_source_dir());
+    cs_rules_t *rules = cs_rules_load(path, errstr, sizeof(errstr));
+    assert_non_null(rules);
+    cs_scorer_t *sc = cs_scorer_new_layout(rules, "othertype", 2, errstr, sizeof(errstr));
+    assert_non_null(sc);
+    assert_int_equal(cs_scorer_set_compute(sc, 1, errstr, sizeof(errstr)), CS_OK);
+    assert_int_equal(cs_scorer_claim(sc, redis, errstr, sizeof(errstr)), CS_OK);
+    char key[256];
+    cs_scorer_state_key(sc, subjects[1], key, sizeof(key));
+    cs_redis_pipe_t *p = cs_redis_pipe_new();
+    const char *hset[] = {"HSET", key, "score", "1"}, *type[] = {"TYPE", key};
+    assert_int_equal(cs_redis_pipe_add(p, 4, hset, NULL), CS_OK);
+    assert_int_equal(cs_redis_pipe_exec(redis, p, errstr, sizeof(errstr)), CS_OK);
+    cs_engine_t *e = cs_engine_new(sc, redis, NULL, NULL, NULL);
+    feed_opts_t o = {.seed = 5};
+    int64_t clock[NSUBJECTS] = {T0, T0, T0, T0};
+    message_t msgs[6];
+    cs_engine_event_t ev[6];
+    rng_state = 5;
+    for (int i = 0; i < 6; i++) {
+        make_event(rules, &o, i % 3, &clock[i % 3], msgs, i, &msgs[i].ev);
+        ev[i] = (cs_engine_event_t){msgs[i].ev, "intel.events", 0, i};
+    }
+    cs_engine_result_t res;
+    assert_int_equal(cs_engine_apply(e, ev, 6, 1, &res, errstr, sizeof(errstr)), CS_OK);
+    assert_int_equal(res.nfailed, 2); /* subject 1's two events */
+    assert_int_equal(res.applied + res.duplicates, 4);
+    for (size_t i = 0; i < res.nfailed; i++)
+        assert_int_equal(res.failed[i] % 3, 1);
+    assert_non_null(strstr(res.failure, "another type"));
+    cs_redis_pipe_reset(p);
+    assert_int_equal(cs_redis_pipe_add(p, 2, type, NULL), CS_OK);
+    assert_int_equal(cs_redis_pipe_exec(redis, p, errstr, sizeof(errstr)), CS_OK);
+    assert_string_equal(cs_redis_pipe_reply(p, 0)->str, "hash");
+    cs_redis_pipe_destroy(p);
+    cs_engine_destroy(e);
+    cs_scorer_destroy(sc);
     cs_rules_destroy(rules);
 }
 
@@ -611,6 +681,7 @@ int main(void)
         cmocka_unit_test(test_random_feeds_small_list),
         cmocka_unit_test(test_random_feeds_many_organisations),
         cmocka_unit_test(test_two_writers_fenced),
+        cmocka_unit_test(test_state_key_of_another_type),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
