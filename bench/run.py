@@ -34,6 +34,7 @@ import ctypes
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import statistics
@@ -321,6 +322,15 @@ class Bench:
             self.redis_port, self.redis_pid = saved
             self.stop(p)
 
+    def setting(self, key, default):
+        """The value of \p key among the command line's --set (the last wins)"""
+        value = default
+        for kv in self.args.set or ():
+            k, _, v = kv.partition("=")
+            if k.strip() == key:
+                value = v.strip()
+        return value
+
     def program(self, name, sets, stdout=None):
         """Starts a consumer with the stack's configuration plus \\p sets, on the broker in
         use (the stack's, or a fresh one); its log is kept."""
@@ -528,7 +538,9 @@ class Bench:
         calls2 = command_calls(r)
         own = self.tool_json(self.bin("bench_redis"), "--port", str(self.redis_port),
                              "--from-topic", topic, "--bootstrap", self.bootstrap, "--namespace",
-                             "bench-own-%s-r%d" % (tag, run), "--only", "subject", "--json")
+                             "bench-own-%s-r%d" % (tag, run), "--only", "subject",
+                             "--layout", self.setting("state.layout", "1"),
+                             "--engine", self.setting("state.engine", "redis"), "--json")
         # Redis CPU per event in both runs: the same work, whatever else the machine ran
         own["redis_cpu_us_per_event"] = round(1e6 * (cpu_seconds(self.redis_pid) - redis0) / n, 1)
         calls3 = command_calls(r)
@@ -536,9 +548,9 @@ class Bench:
         # how the two cut the same events into commands (the scorer's batches are what
         # its polls return, up to score.batch.max)
         own["commands_per_event_e2e"] = {k: round((calls1.get(k, 0) - calls0.get(k, 0)) / max(1, n - n0), 3)
-                                         for k in ("fcall", "set", "zadd")}
+                                         for k in ("fcall", "exec", "set", "zadd")}
         own["commands_per_event_alone"] = {k: round((calls3.get(k, 0) - calls2.get(k, 0)) / n, 3)
-                                           for k in ("fcall", "set", "zadd")}
+                                           for k in ("fcall", "exec", "set", "zadd")}
         own["redis_cpu_us_per_event_e2e"] = round(1e6 * share["redis-server"] * (t1 - t0) / max(1, n - n0), 1)
         own["redis_busy_e2e"] = share["redis-server"]
         own["cpu_share_e2e"] = share
@@ -568,6 +580,46 @@ class Bench:
                  % (busy_lo, busy_hi), busy, "", "1.0 if Redis bounds it",
                  key="score_redis_busy_%s" % tag)
         return per
+
+    def replays(self, section, tag, topic, n, alone):
+        """caresignal-replay rebuild and whatif (the same rules both sides) over \p topic's
+        \p n events, each on an emptied Redis, beside Redis alone for the same calls
+        (\p alone events/s; what-if makes every call twice, once per side, so its Redis
+        alone is half that). The rate is the replay's own (its final progress line: from
+        the first read to the last event applied and acknowledged)."""
+        rules = "deploy/config/rules.json"  # the default, then the stack's, then --set's
+        for line in open(self.config):
+            k, _, v = line.partition("=")
+            if k.strip() == "rules.file":
+                rules = v.strip()
+        rules = self.setting("rules.file", rules)
+        for what in ("rebuild", "whatif"):
+            r = cstest.Redis(self.redis_port)
+            r.cmd("FLUSHALL")
+            r.close()
+            cmd = [self.bin("caresignal-replay"), "--config", self.config, "--set",
+                   "topic.events=" + topic, "--set", "state.namespace=bench-live-" + tag]
+            for kv in self.args.set or ():
+                cmd += ["--set", kv]
+            if what == "rebuild":
+                cmd += ["rebuild", "--namespace", "bench-rebuild-" + tag, "--execute"]
+            else:
+                cmd += ["whatif", "--rules", rules, "--execute"]
+            p = subprocess.run(cmd, cwd=TOP, capture_output=True, timeout=1800,
+                               preexec_fn=_die_with_parent)
+            err = p.stderr.decode(errors="replace")
+            m = re.findall(r"^%s: (\d+)/\d+ \S+ ([\d.]+)/s done$" % what, err, re.M)
+            if p.returncode or not m:
+                raise RuntimeError("caresignal-replay %s exited with %d:\n%s"
+                                   % (what, p.returncode, err[-3000:]))
+            done, rate = int(m[-1][0]), float(m[-1][1])
+            if done != n:
+                raise RuntimeError("caresignal-replay %s read %d of %d events" % (what, done, n))
+            limit = alone if what == "rebuild" else alone / 2
+            self.row(section, "%s, %d events (Redis alone for its calls: %.0f/s)"
+                     % ("rebuild" if what == "rebuild" else "what-if, both sides", n, limit),
+                     rate, "events/s", ">= 0.90 of Redis alone", rate / limit,
+                     key="%s_per_s_%s" % (what, tag))
 
     def score_alerts(self, n, subjects, runs):
         """Score with alerts: canonical events over \\p subjects locations, one in ten a
@@ -898,52 +950,65 @@ class Bench:
             split[h] = {"p50": round(p50, 1), "p99": round(p99, 1)}
         return split
 
+    # the ways of keeping state the engine part compares: (key suffix, label, layout, engine)
+    ENGINES = (("layout1", "layout 1", 1, "redis"), ("layout2", "layout 2", 2, "redis"),
+               ("scorer", "layout 2 computed in the scorer", 2, "scorer"))
+    # what Redis runs per subject and batch, by engine (INFO commandstats)
+    ENGINE_COMMANDS = {"redis": ("fcall",), "scorer": ("watch", "mget", "multi", "set", "exec")}
+
     def engine(self):
-        """The two state layouts (docs/contract/redis-layout.md) on the same calls, each on
-        a fresh Redis: Redis CPU per applied event (the server's CPU time over the run,
-        which includes the positions, rank updates and acknowledgements the scorer also
-        sends) and the function's own time (INFO commandstats), at ~1 and ~5 events per
-        call over typical 90-day subjects and at ~1 per call over heavy subjects; then
-        callgrind's count of redis-server's instructions per event (deterministic)."""
+        """The state layouts (docs/contract/redis-layout.md) and layout 2 computed in the
+        scorer (state.engine=scorer), on the same calls, each on a fresh Redis: Redis CPU per
+        applied event (the server's CPU time over the run, which includes the positions,
+        rank updates and acknowledgements the scorer also sends) and the per-subject
+        commands' own time (INFO commandstats: the FCALL, or the WATCH, MGET, MULTI, SETs
+        and EXEC), at ~1 and ~5 events per call over typical 90-day subjects and at ~1 per
+        call over heavy subjects; then callgrind's count of redis-server's instructions per
+        event (deterministic)."""
         n = 2000 if self.smoke else 50000
         heavy = 1000 if self.smoke else 20000
         shapes = [("~1 event per call", n, 3000, 500, 90),
                   ("~5 events per call", n, 3000, 15000, 90),
                   ("heavy subjects (2,000 events over 396 days each), ~1 per call",
                    heavy, max(1, heavy // 2000), max(1, heavy // 2000), 396)]
-        log("state layouts 1 and 2: Redis CPU per event")
+        log("state layouts and engines: Redis CPU per event")
         for tag, (what, events, subjects, batch, days) in enumerate(shapes):
             per = {}
-            for layout in (1, 2):
-                with self.fresh_redis("layout %d" % layout):
+            for name, label, layout, eng in self.ENGINES:
+                with self.fresh_redis(label):
                     r = cstest.Redis(self.redis_port)
                     r.cmd("CONFIG", "RESETSTAT")
                     cpu0 = cpu_seconds(self.redis_pid)
                     out = self.tool_json(
                         self.bin("bench_redis"), "--port", str(self.redis_port), "--events",
                         str(events), "--subjects", str(subjects), "--batch", str(batch),
-                        "--days", str(days), "--namespace", "eng%d" % layout, "--only",
-                        "subject", "--layout", str(layout), "--json")
+                        "--days", str(days), "--namespace", "eng-" + name, "--only",
+                        "subject", "--layout", str(layout), "--engine", eng, "--json")
                     cpu = cpu_seconds(self.redis_pid) - cpu0
                     stats = r.cmd("INFO", "commandstats").decode()
                     r.close()
-                fcall = [l for l in stats.splitlines() if l.startswith("cmdstat_fcall:")]
-                usec = float(fcall[0].split("usec_per_call=")[1].split(",")[0]) if fcall else 0
-                per[layout] = (1e6 * cpu / events, usec, out["per_subject_calls"])
-            for layout in (1, 2):
-                cpu_us, usec, calls = per[layout]
-                self.row("state layouts", "layout %d, %s: Redis CPU per applied event"
-                         % (layout, what), cpu_us, "us", "<= 10" if layout == 2 else None,
-                         10.0 / cpu_us if layout == 2 else None,
-                         key="redis_cpu_us_per_event_layout%d_%d" % (layout, tag))
-                self.row("state layouts", "  its function, per call (%.1f events a call)"
-                         % (events / calls), usec, "us",
-                         key="fcall_us_layout%d_%d" % (layout, tag))
+                usec = 0.0
+                for line in stats.splitlines():
+                    cmd = line.split(":", 1)[0][len("cmdstat_"):]
+                    if cmd in self.ENGINE_COMMANDS[eng]:
+                        usec += float(line.split(",usec=")[1].split(",")[0])
+                calls = out["per_subject_calls"]
+                per[name] = 1e6 * cpu / events
+                self.row("state layouts", "%s, %s: Redis CPU per applied event"
+                         % (label, what), per[name], "us", "<= 10" if eng == "scorer" else None,
+                         10.0 / per[name] if eng == "scorer" else None,
+                         key="redis_cpu_us_per_event_%s_%d" % (name, tag))
+                self.row("state layouts", "  its %s, per call (%.1f events a call)"
+                         % ("function" if eng == "redis" else "transactions' commands",
+                            events / calls), usec / calls, "us",
+                         key="per_call_us_%s_%d" % (name, tag))
             self.row("state layouts", "  layout 2 / layout 1, Redis CPU per event",
-                     per[2][0] / per[1][0], "", key="layout_cpu_ratio_%d" % tag)
+                     per["layout2"] / per["layout1"], "", key="layout_cpu_ratio_%d" % tag)
+            self.row("state layouts", "  computed in the scorer / layout 1, Redis CPU per event",
+                     per["scorer"] / per["layout1"], "", key="scorer_cpu_ratio_%d" % tag)
         if not shutil.which("valgrind"):
             raise RuntimeError("valgrind is not installed (deploy/dev/install-deps.sh)")
-        log("state layouts 1 and 2: callgrind instructions per event")
+        log("state layouts and engines: callgrind instructions per event")
         # subjects with ~17 events of state first (not counted), then the counted calls:
         # batches of 500 (~1 event a call) or one batch of 5 events a subject
         subjects = 60 if self.smoke else 1000
@@ -951,17 +1016,20 @@ class Bench:
                                               ("~5 events per call", 5 * subjects)]):
             counted = (100 if self.smoke else 2000) if tag == 0 else 5 * subjects
             ir = {}
-            for layout in (1, 2):
-                ir[layout] = self.callgrind_redis(17 * subjects, counted, subjects, batch,
-                                                  layout)
-                self.row("state layouts", "layout %d, %s: redis-server instructions per "
-                         "event (callgrind, %d events)" % (layout, what, counted),
-                         ir[layout], "instr",
-                         key="redis_instr_per_event_layout%d_%d" % (layout, tag))
+            for name, label, layout, eng in self.ENGINES:
+                ir[name] = self.callgrind_redis(17 * subjects, counted, subjects, batch,
+                                                layout, eng)
+                self.row("state layouts", "%s, %s: redis-server instructions per "
+                         "event (callgrind, %d events)" % (label, what, counted),
+                         ir[name], "instr",
+                         key="redis_instr_per_event_%s_%d" % (name, tag))
             self.row("state layouts", "  layout 2 / layout 1, instructions per event",
-                     ir[2] / ir[1], "", key="layout_instr_ratio_%d" % tag)
+                     ir["layout2"] / ir["layout1"], "", key="layout_instr_ratio_%d" % tag)
+            self.row("state layouts", "  computed in the scorer / layout 1, instructions per "
+                     "event", ir["scorer"] / ir["layout1"], "",
+                     key="scorer_instr_ratio_%d" % tag)
 
-    def callgrind_redis(self, populate, events, subjects, batch, layout):
+    def callgrind_redis(self, populate, events, subjects, batch, layout, eng="redis"):
         """redis-server under callgrind, counting only while bench_redis applies \p events
         (callgrind_control -i) after \p populate uncounted ones over the same subjects:
         its instructions per event, everything included."""
@@ -987,7 +1055,7 @@ class Bench:
                     return None
             self.wait_for(up, 120, "redis-server under callgrind")
             common = ("--port", str(port), "--subjects", str(subjects), "--namespace", "cg",
-                      "--only", "subject", "--layout", str(layout), "--json")
+                      "--only", "subject", "--layout", str(layout), "--engine", eng, "--json")
             self.run(self.bin("bench_redis"), "--events", str(populate), "--batch", "500",
                      *common, timeout=1800)
             self.run("callgrind_control", "-i", "on", str(p.pid))
@@ -1153,7 +1221,11 @@ class Bench:
                 if fmt == "json":
                     events_topic = topic
             log("score at %dx: %d runs end to end and of Redis alone" % (scale, runs))
-            self.score_runs(section, "x%d" % scale, events_topic, n, runs, "%d events" % n)
+            per = self.score_runs(section, "x%d" % scale, events_topic, n, runs,
+                                  "%d events" % n)
+            log("rebuild and what-if at %dx" % scale)
+            self.replays(section, "x%d" % scale, events_topic, n,
+                         statistics.median([o for _, o, _ in per]))
 
     # ------------------------------------------------------------------ report
     def machine(self):
