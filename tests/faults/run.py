@@ -18,9 +18,13 @@ Invariants, checked after the run:
   - the dead-letter topic holds exactly the feed's malformed messages, with their reasons.
 
   tests/faults/run.sh [--kills N] [--seed S] [--build DIR] [--out FILE] [--keep]
+                     [--set KEY=VALUE ...]
 
---kills N: at least N kill -9 of each consumer (default: the CI size, 3). The last line
-is "faults: PASS ..." or "faults: FAIL ..."; the exit status says the same.
+--kills N: at least N kill -9 of each consumer (default: the CI size, 3). --set: a
+configuration setting for every consumer under faults (repeatable), e.g. --set
+state.layout=2 --set state.engine=scorer; the fault-free reference run keeps the
+defaults, so the two are compared across engines and layouts (through --show). The last
+line is "faults: PASS ..." or "faults: FAIL ..."; the exit status says the same.
 """
 import argparse
 import csv
@@ -267,6 +271,10 @@ class Run:
                 "page.retry.backoff.ms": "200", "page.retry.max.ms": "120000",
                 "page.dedupe.wait.ms": "120000"}),
         }
+        for kv in args.set or ():
+            k, _, v = kv.partition("=")
+            for cfg in self.configs.values():
+                cfg[k.strip()] = v.strip()
         self.procs = {name: None for name in self.configs}
         self.pager_outputs = []
         self.extra_scorers = []
@@ -454,8 +462,8 @@ class Run:
         r = self.stack.redis()
         for key in r.scan_keys(ns + ":*"):
             rest = key[len(ns) + 1:]
-            if rest.startswith(("pos:", "paged:", "redriven:", "{")):
-                continue
+            if rest.startswith(("pos:", "paged:", "redriven:", "{")) or rest == "layout":
+                continue  # (the layout record: the reference may run another, --set)
             t = r.cmd("TYPE", key)
             if t == "zset":
                 v = [x.decode() for x in r.cmd("ZRANGE", key, 0, -1, "WITHSCORES")]
@@ -594,7 +602,8 @@ class Run:
         applied = sum(len(s.seen) for s in model.subjects.values())
         got_applied = sum(int(state.get("subject " + k, {}).get("events_total", 0)) for k in model.subjects)
         result = {
-            "seed": args.seed, "events": len(feed.messages), "malformed": len(feed.malformed),
+            "seed": args.seed, "settings": args.set or [],
+            "events": len(feed.messages), "malformed": len(feed.malformed),
             "subjects": len(model.subjects), "alerts_expected": len(expected),
             "faults": self.counts, "seconds": round(time.monotonic() - t0),
             "events_lost": max(0, applied - got_applied), "double_counted": max(0, got_applied - applied),
@@ -627,6 +636,9 @@ def main():
     ap.add_argument("--gap", type=float, default=1.2, help="mean seconds between faults")
     ap.add_argument("--out", help="write the result as JSON here")
     ap.add_argument("--keep", action="store_true", help="keep the working directory")
+    ap.add_argument("--set", action="append", metavar="KEY=VALUE",
+                    help="a setting for every consumer under faults (repeatable); the "
+                    "reference run keeps the defaults")
     args = ap.parse_args()
     if not args.events:
         args.events = 2500 if args.kills <= 5 else 400 * args.kills
