@@ -1,5 +1,6 @@
 /* caresignal-replay: what rebuild and whatif share — replaying topic.events through
  * scoring engines into namespaces of their own, and handling those namespaces. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,6 +129,122 @@ long replay_describe_range(const replay_ctx_t *ctx, int64_t from_ms)
     return total;
 }
 
+/* The replay reads and decodes the next batch while the engines apply this one (as the
+ * scorer polls while its worker executes): two slots, filled in turn by the reading
+ * thread, applied and emptied in turn by the caller. */
+typedef struct replay_slot {
+    rd_kafka_message_t **msgs;
+    cs_engine_event_t *events;
+    int got; /* messages read */
+    size_t n; /* events decoded */
+    long undecodable;
+    int full;
+} replay_slot_t;
+
+typedef struct replay_feed {
+    cs_reader_t *rd;
+    cs_event_codec_t *codec;
+    const char *topic;
+    int batch_max;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    replay_slot_t slot[2];
+    int stop; /* the caller stops reading */
+    int finished; /* the reader read its last batch (the range's end, or a signal) */
+} replay_feed_t;
+
+static void replay_feed_fill(replay_feed_t *f, replay_slot_t *sl)
+{
+    sl->got = cs_reader_next(f->rd, sl->msgs, f->batch_max, 1000);
+    sl->n = 0;
+    sl->undecodable = 0;
+    for (int i = 0; i < sl->got; i++) {
+        cs_error_t err;
+        cs_engine_event_t *e = &sl->events[sl->n];
+        if (cs_event_decode(f->codec, sl->msgs[i]->payload, sl->msgs[i]->len, &e->ev, &err)) {
+            sl->undecodable++;
+            continue;
+        }
+        e->topic = f->topic;
+        e->partition = sl->msgs[i]->partition;
+        e->offset = sl->msgs[i]->offset;
+        sl->n++;
+    }
+}
+
+static void *replay_feed_run(void *arg)
+{
+    replay_feed_t *f = arg;
+    for (int i = 0;; i ^= 1) {
+        pthread_mutex_lock(&f->mu);
+        while (f->slot[i].full && !f->stop)
+            pthread_cond_wait(&f->cv, &f->mu);
+        int stop = f->stop;
+        pthread_mutex_unlock(&f->mu);
+        if (stop)
+            break;
+        do {
+            if (cs_reader_done(f->rd) || !cs_running()) {
+                pthread_mutex_lock(&f->mu);
+                f->finished = 1;
+                pthread_cond_broadcast(&f->cv);
+                pthread_mutex_unlock(&f->mu);
+                return NULL;
+            }
+            replay_feed_fill(f, &f->slot[i]);
+        } while (f->slot[i].got == 0);
+        pthread_mutex_lock(&f->mu);
+        f->slot[i].full = 1;
+        pthread_cond_broadcast(&f->cv);
+        pthread_mutex_unlock(&f->mu);
+    }
+    return NULL;
+}
+
+/* Slot \p i once it is full: NULL once the reader has finished with nothing more */
+static replay_slot_t *replay_feed_take(replay_feed_t *f, int i)
+{
+    pthread_mutex_lock(&f->mu);
+    while (!f->slot[i].full && !f->finished)
+        pthread_cond_wait(&f->cv, &f->mu);
+    replay_slot_t *sl = f->slot[i].full ? &f->slot[i] : NULL;
+    pthread_mutex_unlock(&f->mu);
+    return sl;
+}
+
+static void replay_slot_empty(replay_feed_t *f, replay_slot_t *sl)
+{
+    for (int i = 0; i < sl->got; i++)
+        rd_kafka_message_destroy(sl->msgs[i]);
+    sl->got = 0;
+    pthread_mutex_lock(&f->mu);
+    sl->full = 0;
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+}
+
+/* Applies one batch to every target: @returns 0, or -1 (logged) */
+static int replay_apply(replay_target_t *targets, int ntargets, const replay_slot_t *sl)
+{
+    char errstr[512];
+    for (int t = 0; t < ntargets; t++) {
+        cs_engine_result_t res;
+        if (cs_engine_apply(targets[t].engine, sl->events, sl->n, targets[t].positions, &res,
+                            errstr, sizeof(errstr)) ||
+            cs_engine_ack(targets[t].engine, errstr, sizeof(errstr))) {
+            cs_log_error("replay failed", "{s:s, s:s}", "namespace", targets[t].ns, "error",
+                         errstr);
+            return -1;
+        }
+        targets[t].applied += res.applied;
+        targets[t].duplicates += res.duplicates;
+        targets[t].alerts += res.nalerts;
+        if (targets[t].on_alerts && res.nalerts)
+            targets[t].on_alerts(targets[t].opaque, res.alerts, res.nalerts);
+    }
+    return 0;
+}
+
 long replay_events(const replay_ctx_t *ctx, cs_registry_t *reg, int64_t from_ms,
                    replay_target_t *targets, int ntargets, int positions,
                    const char *what, long *undecodable)
@@ -144,64 +261,67 @@ long replay_events(const replay_ctx_t *ctx, cs_registry_t *reg, int64_t from_ms,
             cs_log_error("cannot replay", "{s:s}", "error", errstr);
             return -1;
         }
+        targets[t].positions = positions;
     }
-    cs_reader_t *rd =
-        cs_reader_new(ctx->cfg, ctx->cfg->topic_events, from_ms, errstr, sizeof(errstr));
-    cs_event_codec_t *codec = cs_event_codec_new(reg, errstr, sizeof(errstr));
-    if (!rd || !codec) {
+    replay_feed_t f = {
+        .rd = cs_reader_new(ctx->cfg, ctx->cfg->topic_events, from_ms, errstr, sizeof(errstr)),
+        .topic = ctx->cfg->topic_events,
+        .batch_max = (int)ctx->cfg->score_batch_max};
+    f.codec = f.rd ? cs_event_codec_new(reg, errstr, sizeof(errstr)) : NULL;
+    int ok = f.rd && f.codec;
+    if (!ok)
         cs_log_error("cannot replay", "{s:s}", "error", errstr);
-        cs_reader_destroy(rd);
-        cs_event_codec_destroy(codec);
-        return -1;
+    for (int i = 0; i < 2 && ok; i++) {
+        f.slot[i].msgs = calloc((size_t)f.batch_max, sizeof(*f.slot[i].msgs));
+        f.slot[i].events = calloc((size_t)f.batch_max, sizeof(*f.slot[i].events));
+        if (!f.slot[i].msgs || !f.slot[i].events) {
+            cs_log_error("cannot replay", "{s:s}", "error", "out of memory");
+            ok = 0;
+        }
     }
-    int batch_max = (int)ctx->cfg->score_batch_max;
-    rd_kafka_message_t **msgs = calloc((size_t)batch_max, sizeof(*msgs));
-    cs_engine_event_t *events = calloc((size_t)batch_max, sizeof(*events));
-    cs_progress_t *progress = cs_progress_new(what, cs_reader_total(rd));
-    long read = 0, failed = 0;
+    pthread_t reader;
+    if (ok) {
+        pthread_mutex_init(&f.mu, NULL);
+        pthread_cond_init(&f.cv, NULL);
+        if (pthread_create(&reader, NULL, replay_feed_run, &f)) {
+            cs_log_error("cannot replay", "{s:s}", "error", "cannot start the reading thread");
+            pthread_mutex_destroy(&f.mu);
+            pthread_cond_destroy(&f.cv);
+            ok = 0;
+        }
+    }
+    long read = 0;
+    int failed = !ok;
     *undecodable = 0;
-    while (!cs_reader_done(rd) && cs_running() && !failed) {
-        int got = cs_reader_next(rd, msgs, batch_max, 1000);
-        size_t n = 0;
-        for (int i = 0; i < got; i++) {
-            cs_error_t err;
-            if (cs_event_decode(codec, msgs[i]->payload, msgs[i]->len, &events[n].ev,
-                                &err)) {
-                (*undecodable)++;
-                continue;
-            }
-            events[n].topic = ctx->cfg->topic_events;
-            events[n].partition = msgs[i]->partition;
-            events[n].offset = msgs[i]->offset;
-            n++;
+    if (ok) {
+        cs_progress_t *progress = cs_progress_new(what, cs_reader_total(f.rd));
+        replay_slot_t *sl;
+        for (int i = 0; !failed && (sl = replay_feed_take(&f, i)); i ^= 1) {
+            failed = replay_apply(targets, ntargets, sl) != 0;
+            *undecodable += sl->undecodable;
+            read += sl->got;
+            replay_slot_empty(&f, sl);
+            cs_progress_update(progress, read);
         }
-        for (int t = 0; t < ntargets && !failed; t++) {
-            cs_engine_result_t res;
-            if (cs_engine_apply(targets[t].engine, events, n, positions, &res, errstr,
-                                sizeof(errstr)) ||
-                cs_engine_ack(targets[t].engine, errstr, sizeof(errstr))) {
-                cs_log_error("replay failed", "{s:s, s:s}", "namespace", targets[t].ns,
-                             "error", errstr);
-                failed = 1;
-                break;
-            }
-            targets[t].applied += res.applied;
-            targets[t].duplicates += res.duplicates;
-            targets[t].alerts += res.nalerts;
-            if (targets[t].on_alerts && res.nalerts)
-                targets[t].on_alerts(targets[t].opaque, res.alerts, res.nalerts);
-        }
-        for (int i = 0; i < got; i++)
-            rd_kafka_message_destroy(msgs[i]);
-        read += got;
-        cs_progress_update(progress, read);
+        cs_progress_finish(progress);
+        pthread_mutex_lock(&f.mu);
+        f.stop = 1;
+        pthread_cond_broadcast(&f.cv);
+        pthread_mutex_unlock(&f.mu);
+        pthread_join(reader, NULL);
+        pthread_mutex_destroy(&f.mu);
+        pthread_cond_destroy(&f.cv);
     }
-    cs_progress_finish(progress);
-    free(msgs);
-    free(events);
-    cs_event_codec_destroy(codec);
-    cs_reader_destroy(rd);
-    if (!cs_running() && !failed) {
+    for (int i = 0; i < 2; i++) {
+        for (int m = 0; m < f.slot[i].got; m++)
+            rd_kafka_message_destroy(f.slot[i].msgs[m]);
+        free(f.slot[i].msgs);
+        free(f.slot[i].events);
+    }
+    int done = f.rd && cs_reader_done(f.rd);
+    cs_event_codec_destroy(f.codec);
+    cs_reader_destroy(f.rd);
+    if (ok && !failed && !done) {
         cs_log_warn("replay interrupted", "{s:i}", "events", (int)read);
         return -1;
     }

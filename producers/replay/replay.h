@@ -40,6 +40,7 @@ typedef struct replay_target {
     void (*on_alerts)(void *opaque, const cs_alert_t *alerts, int n);
     void *opaque;
     long applied, duplicates, alerts;
+    int positions; /**< set by replay_events: whether its batches record positions */
 } replay_target_t;
 
 /** Loads the scorer's Redis function for \p t (rules, namespace) on \p redis. Exit 2 on a
