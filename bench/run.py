@@ -595,8 +595,9 @@ class Bench:
         """caresignal-replay rebuild and whatif (the same rules both sides) over \p topic's
         \p n events, each on an emptied Redis, beside Redis alone for the same calls
         (\p alone events/s; what-if makes every call twice, once per side, so its Redis
-        alone is half that). The rate is the replay's own (its final progress line: from
-        the first read to the last event applied and acknowledged)."""
+        alone is half that). The rate is the replay's own (its log line "replayed": from
+        its first batch to the last event applied and acknowledged, as the scorer's is
+        timed from its first batch)."""
         rules = "deploy/config/rules.json"  # the default, then the stack's, then --set's
         for line in open(self.config):
             k, _, v = line.partition("=")
@@ -622,7 +623,11 @@ class Bench:
             if p.returncode or not m:
                 raise RuntimeError("caresignal-replay %s exited with %d:\n%s"
                                    % (what, p.returncode, err[-3000:]))
-            done, rate = int(m[-1][0]), float(m[-1][1])
+            done = int(m[-1][0])
+            # its rate from its first batch, as the scorer's (the log line "replayed")
+            logged = [json.loads(l) for l in err.splitlines() if l.startswith("{")]
+            logged = [l for l in logged if l.get("msg") == "replayed"]
+            rate = float(logged[-1]["events_per_s"]) if logged else float(m[-1][1])
             if done != n:
                 raise RuntimeError("caresignal-replay %s read %d of %d events" % (what, done, n))
             limit = alone if what == "rebuild" else alone / 2
