@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "caresignal/alert.h"
+
 typedef struct cs_rctx {
     const char *name;
     char *errstr;
@@ -385,7 +387,9 @@ static int cs_rrisk(cs_rctx_t *c, const json_t *risk, cs_rules_t *r)
     r->events_max = (int)n;
     if (!(y = cs_rget(c, p, x, "recent", q, sizeof(q))) || cs_rint(c, q, y, 0, 1000, &n))
         return -1;
-    r->recent_max = (int)n;
+    /* an alert carries at most CS_ALERT_RECENT_MAX: what a state would keep beyond that
+     * is never read (and layout 2 counts its list in one byte) */
+    r->recent_max = n > CS_ALERT_RECENT_MAX ? CS_ALERT_RECENT_MAX : (int)n;
     if (!(y = cs_rget(c, p, x, "seen_ttl_days", q, sizeof(q))) ||
         cs_rint(c, q, y, 1, 36500, &n))
         return -1;

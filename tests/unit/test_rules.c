@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "caresignal/alert.h"
 #include "caresignal/normalise.h"
 #include "caresignal/registry.h"
 #include "caresignal/rules.h"
@@ -162,6 +163,15 @@ static void test_parse_and_digest(void **state)
     cs_rules_destroy(a);
     cs_rules_destroy(b);
     cs_rules_destroy(c);
+    free(text);
+    /* risk.events.recent above what an alert carries is capped where it is read */
+    json_object_set_new(json_object_get(json_object_get(root, "risk"), "events"), "recent",
+                        json_integer(1000));
+    text = json_dumps(root, 0);
+    cs_rules_t *d = cs_rules_parse(text, strlen(text), "mem3", errstr, sizeof(errstr));
+    assert_non_null(d);
+    assert_int_equal(d->recent_max, CS_ALERT_RECENT_MAX);
+    cs_rules_destroy(d);
     free(text);
     json_decref(root);
 }
