@@ -113,7 +113,7 @@ static double run(cs_redis_t *redis, cs_scorer_t *scorer, const cs_intel_event_t
                         k++;
                     }
                 cs_scorer_add_call(scorer, p, &in[starts[ncalls]],
-                                (size_t)k - starts[ncalls]);
+                                   (size_t)k - starts[ncalls]);
                 ncalls++;
             }
             starts[ncalls] = (size_t)k;
@@ -254,7 +254,8 @@ int main(int argc, char **argv)
             fprintf(
                 stderr,
                 "usage: bench_redis --port P [--events N] [--subjects S] [--batch B]\n"
-                "  [--namespace NS] [--only event|subject] [--layout 1|2] [--engine redis|scorer]\n"
+                "  [--namespace NS] [--only event|subject] [--layout 1|2] [--engine "
+                "redis|scorer]\n"
                 "  [--key-base K]\n"
                 "  [--json]\n"
                 "  [--from-topic T --bootstrap B]\n");
@@ -271,8 +272,8 @@ int main(int argc, char **argv)
     char ns_e[128], ns_s[128];
     snprintf(ns_e, sizeof(ns_e), "%s-e", ns);
     snprintf(ns_s, sizeof(ns_s), "%s-s", ns);
-    cs_scorer_t *per_event = cs_scorer_new_layout(rules, ns_e, layout, errstr,
-                                                  sizeof(errstr));
+    cs_scorer_t *per_event =
+        cs_scorer_new_layout(rules, ns_e, layout, errstr, sizeof(errstr));
     cs_scorer_t *per_subject =
         per_event ? cs_scorer_new_layout(rules, ns_s, layout, errstr, sizeof(errstr))
                   : NULL;

@@ -40,11 +40,11 @@ struct cs_engine_batch {
     char *bad;
     cs_redis_pipe_t *pipe; /* the function calls (or, computing here, the reads) */
     int positions;
-    int compute;          /* the scorer computes, Redis stores (cs_scorer_computes) */
-    char (*keys)[256];    /* computing here: each call's state key */
+    int compute;            /* the scorer computes, Redis stores (cs_scorer_computes) */
+    char (*keys)[256];      /* computing here: each call's state key */
     unsigned char **values; /* computing here: each call's new value (NULL: unchanged) */
     size_t *value_lens;
-    long aborts;          /* computing here: writes refused because a value moved */
+    long aborts; /* computing here: writes refused because a value moved */
     cs_alert_t *alerts;
     int nalerts, alerts_cap;
     size_t *failed; /* indexes of events whose subject's call failed */
@@ -170,8 +170,8 @@ static cs_err_t cs_engine_keep_failed(cs_engine_batch_t *e, size_t from, size_t 
     return CS_OK;
 }
 
-/* Every reply of the positions must be +OK: without them the recovery rule (docs/contract/redis-layout.md)
- * has nothing to resume from. */
+/* Every reply of the positions must be +OK: without them the recovery rule
+ * (docs/contract/redis-layout.md) has nothing to resume from. */
 static cs_err_t cs_engine_check_positions(const cs_redis_pipe_t *pipe, size_t from,
                                           char *errstr, size_t errstr_size)
 {
@@ -424,7 +424,8 @@ fail:
 
 /* Do \p nbad failed calls of \p b mean the function fails for everyone? (every call
  * failed, and failures have run on: CS_ENGINE_SYSTEMIC_RUN) */
-static int cs_engine_systemic(const cs_engine_t *e, const cs_engine_batch_t *b, size_t nbad)
+static int cs_engine_systemic(const cs_engine_t *e, const cs_engine_batch_t *b,
+                              size_t nbad)
 {
     return nbad && nbad == b->ncalls && e->fail_run + (int)nbad >= CS_ENGINE_SYSTEMIC_RUN;
 }
@@ -476,8 +477,8 @@ typedef struct cs_engine_txn {
     cs_engine_compute_fn *compute;
     void *ctx;
     long *aborts; /* writes refused because a value moved, for the warning */
-    cs_engine_refused_fn *refused; /* entry c's write refused (\p why); may be NULL */
-    char absent[CS_ENGINE_CHUNK]; /* of the chunk read last: entry read as nil */
+    cs_engine_refused_fn *refused;  /* entry c's write refused (\p why); may be NULL */
+    char absent[CS_ENGINE_CHUNK];   /* of the chunk read last: entry read as nil */
     char absent_w[CS_ENGINE_CHUNK]; /* of the chunk being written */
 } cs_engine_txn_t;
 
@@ -516,8 +517,8 @@ static cs_err_t cs_engine_add_write(const cs_engine_txn_t *t, size_t from, size_
  * of another type: t->refused. @returns CS_OK (written), CS_ENGINE_AGAIN (a watched
  * value moved: nothing was written), CS_ERR_FATAL (Redis refused a write). */
 static cs_err_t cs_engine_check_exec_at(const cs_engine_txn_t *t, size_t from, size_t to,
-                                        const cs_redis_pipe_t *w, size_t end, char *errstr,
-                                        size_t errstr_size)
+                                        const cs_redis_pipe_t *w, size_t end,
+                                        char *errstr, size_t errstr_size)
 {
     const redisReply *r = cs_redis_pipe_reply(w, end - 1);
     if (r && r->type == REDIS_REPLY_NIL)
@@ -554,7 +555,6 @@ static cs_err_t cs_engine_check_exec_at(const cs_engine_txn_t *t, size_t from, s
     snprintf(errstr, errstr_size, "redis refused a state write: %.200s", why);
     return CS_ERR_FATAL;
 }
-
 
 /* Chunk after chunk of CS_ENGINE_CHUNK keys: read them under WATCH, compute, write every
  * changed value in one MULTI/EXEC on the same connection — that write pipelined with the
@@ -605,8 +605,8 @@ static cs_err_t cs_engine_transact(cs_engine_t *e, cs_engine_txn_t *t,
             break;
         } else {
             if (pending >= 0) {
-                cs_err_t w =
-                    cs_engine_check_exec_at(t, pfrom, pto, p, nwrite, errstr, errstr_size);
+                cs_err_t w = cs_engine_check_exec_at(t, pfrom, pto, p, nwrite, errstr,
+                                                     errstr_size);
                 if (w == CS_ERR_FATAL) {
                     rc = w;
                     break;
@@ -629,8 +629,9 @@ static cs_err_t cs_engine_transact(cs_engine_t *e, cs_engine_txn_t *t,
                 const redisReply *watch = cs_redis_pipe_reply(p, nwrite);
                 if (!watch || watch->type != REDIS_REPLY_STATUS) {
                     snprintf(errstr, errstr_size, "redis refused WATCH: %.200s",
-                             watch && watch->type == REDIS_REPLY_ERROR ? watch->str
-                                                                       : "unexpected reply");
+                             watch && watch->type == REDIS_REPLY_ERROR
+                                 ? watch->str
+                                 : "unexpected reply");
                     rc = CS_ERR_FATAL;
                     break;
                 }
@@ -691,9 +692,16 @@ static cs_err_t cs_engine_run_here(cs_engine_t *e, cs_engine_batch_t *b, char *e
 {
     cs_backoff_t backoff;
     cs_backoff_init(&backoff, CS_BACKOFF_STORE_INITIAL_MS, CS_BACKOFF_STORE_MAX_MS);
-    cs_engine_txn_t t = {b->ncalls, b->keys, b->values, b->value_lens,
-                         cs_engine_compute_states, b, &b->aborts, cs_engine_refused_state,
-                         "", ""};
+    cs_engine_txn_t t = {b->ncalls,
+                         b->keys,
+                         b->values,
+                         b->value_lens,
+                         cs_engine_compute_states,
+                         b,
+                         &b->aborts,
+                         cs_engine_refused_state,
+                         "",
+                         ""};
     cs_err_t rc = CS_OK;
     int waited = 0;
     for (int attempt = 0;; attempt++) {
@@ -708,8 +716,9 @@ static cs_err_t cs_engine_run_here(cs_engine_t *e, cs_engine_batch_t *b, char *e
             nbad += b->bad[c] != 0;
         if (!cs_engine_systemic(e, b, nbad))
             break;
-        cs_log_error("the state fails for every subject: waiting, then retrying the batch",
-                     "{s:s, s:i}", "error", b->failure, "attempt", attempt + 1);
+        cs_log_error(
+            "the state fails for every subject: waiting, then retrying the batch",
+            "{s:s, s:i}", "error", b->failure, "attempt", attempt + 1);
         if (cs_engine_wait(e, &backoff, b->failure, !waited)) {
             rc = CS_ERR_RETRY;
             break;
@@ -834,10 +843,16 @@ static cs_err_t cs_engine_ack_here(cs_engine_t *e, cs_engine_batch_t *b, char *e
                                    size_t errstr_size)
 {
     cs_engine_acks_t a = {b, NULL, calloc((size_t)b->nalerts + 1, sizeof(size_t)), ""};
-    cs_engine_txn_t t = {0, calloc((size_t)b->nalerts, 256),
+    cs_engine_txn_t t = {0,
+                         calloc((size_t)b->nalerts, 256),
                          calloc((size_t)b->nalerts, sizeof(unsigned char *)),
-                         calloc((size_t)b->nalerts, sizeof(size_t)), cs_engine_compute_acks,
-                         &a, &b->aborts, NULL, "", ""};
+                         calloc((size_t)b->nalerts, sizeof(size_t)),
+                         cs_engine_compute_acks,
+                         &a,
+                         &b->aborts,
+                         NULL,
+                         "",
+                         ""};
     cs_err_t rc = a.start && t.keys && t.values && t.lens ? CS_OK : CS_ERR_NOMEM;
     for (int i = 0; !rc && i < b->nalerts; t.n++) {
         char subject[CS_SUBJECT_KEY_MAX];

@@ -10,8 +10,8 @@
 #include "score_internal.h"
 
 /* the functions of the two layouts, embedded at build time */
-extern const char cs_risk_lua[];    /* lib/risk.lua: layout 1 */
-extern const char cs_risk_v2_lua[]; /* lib/risk_v2.lua: layout 2 */
+extern const char cs_risk_lua[];        /* lib/risk.lua: layout 1 */
+extern const char cs_risk_v2_lua[];     /* lib/risk_v2.lua: layout 2 */
 extern const char cs_risk_common_lua[]; /* lib/risk_common.lua: what both share */
 
 /* A growing text buffer for the generated prelude. */
@@ -177,7 +177,8 @@ cs_err_t cs_scorer_add_call(cs_scorer_t *s, cs_redis_pipe_t *pipe,
 {
     if (n == 0)
         return CS_OK;
-    return s->layout == 2 ? cs_v2_add_call(s, pipe, in, n) : cs_v1_add_call(s, pipe, in, n);
+    return s->layout == 2 ? cs_v2_add_call(s, pipe, in, n)
+                          : cs_v1_add_call(s, pipe, in, n);
 }
 
 int cs_scorer_layout(const cs_scorer_t *s)
@@ -254,7 +255,8 @@ static cs_err_t cs_layout_recorded(const cs_scorer_t *s, cs_redis_t *redis, int 
     cs_err_t err = CS_OK;
     if (r->type == REDIS_REPLY_NIL)
         *had = 0;
-    else if (r->type == REDIS_REPLY_STRING && (!strcmp(r->str, "1") || !strcmp(r->str, "2")))
+    else if (r->type == REDIS_REPLY_STRING &&
+             (!strcmp(r->str, "1") || !strcmp(r->str, "2")))
         *had = r->str[0] - '0';
     else {
         snprintf(errstr, errstr_size, "%s: %s", key,
@@ -321,10 +323,11 @@ cs_err_t cs_scorer_claim(const cs_scorer_t *s, cs_redis_t *redis, char *errstr,
         return cs_scorer_claim(s, redis, errstr, errstr_size);
     }
     if (had != s->layout) {
-        snprintf(errstr, errstr_size,
-                 "config key 'state.layout': namespace '%s' holds layout %d state, not %d: "
-                 "rebuild it into a new namespace to change layouts (README)",
-                 s->ns, had, s->layout);
+        snprintf(
+            errstr, errstr_size,
+            "config key 'state.layout': namespace '%s' holds layout %d state, not %d: "
+            "rebuild it into a new namespace to change layouts (README)",
+            s->ns, had, s->layout);
         return CS_ERR_INVALID_ARG;
     }
     return CS_OK;
@@ -520,7 +523,7 @@ cs_err_t cs_scorer_parse_reply(const cs_scorer_t *s, const redisReply *reply,
         const redisReply *r = reply->element[HEAD + i];
         if (r->type != REDIS_REPLY_STRING ||
             cs_scorer_parse_alert(s, r->str, r->len, in[0].ev->subject_kind,
-                           in[0].ev->subject_id, in, n, &out->alerts[i])) {
+                                  in[0].ev->subject_id, in, n, &out->alerts[i])) {
             cs_score_outcome_release(out);
             goto malformed;
         }

@@ -58,7 +58,7 @@ struct cs_score_stage {
     int executing; /* the worker is running a job */
     int stopping, started;
     pthread_t worker;
-    atomic_int waiting; /* the worker waits for Redis */
+    atomic_int waiting;   /* the worker waits for Redis */
     cs_backoff_t backoff; /* the worker's */
     cs_score_stage_stats_t st;
     struct {
@@ -93,11 +93,11 @@ static void cs_stage_metrics_init(cs_score_stage_t *s)
                 s->mx.alerts[k][l][sk] =
                     cs_metric_at(alerts, cs_alert_kind_names[k], cs_level_names[l],
                                  cs_subject_kind_names[sk]);
-    s->mx.reemitted = cs_metric_at(cs_metric(CS_METRIC_COUNTER,
-                                             "caresignal_alerts_reemitted_total",
-                                             "alerts published again: their first "
-                                             "publication was not acknowledged",
-                                             NULL));
+    s->mx.reemitted =
+        cs_metric_at(cs_metric(CS_METRIC_COUNTER, "caresignal_alerts_reemitted_total",
+                               "alerts published again: their first "
+                               "publication was not acknowledged",
+                               NULL));
     s->mx.redis_retries = cs_metric_at(
         cs_metric(CS_METRIC_COUNTER, "caresignal_retries_total",
                   "attempts repeated after a retriable failure, by what was retried",
@@ -108,10 +108,9 @@ static void cs_stage_metrics_init(cs_score_stage_t *s)
         "state writes not done because the value changed after it was read (state.engine="
         "scorer): another writer of the subject; read and computed again",
         NULL));
-    s->mx.last_event = cs_metric_at(cs_metric(CS_METRIC_GAUGE,
-                                              "caresignal_last_event_time_seconds",
-                                              "occurred_at of the last event applied",
-                                              NULL));
+    s->mx.last_event =
+        cs_metric_at(cs_metric(CS_METRIC_GAUGE, "caresignal_last_event_time_seconds",
+                               "occurred_at of the last event applied", NULL));
     s->mx.batch = cs_metric_at(cs_metric_histogram(
         "caresignal_batch_duration_seconds",
         "a batch from its first event to its end (applied, alerts delivered and "
@@ -184,7 +183,8 @@ static void *cs_stage_worker(void *arg)
         /* a wait for Redis is in there too: the histogram shows an outage as such */
         cs_series_observe(b->kind == CS_JOB_APPLY ? s->mx.pipeline : s->mx.ack,
                           (double)(cs_mono_ms() - t0) / 1000.0);
-        cs_series_add(s->mx.conflicts, (double)(cs_engine_conflicts(s->engine) - conflicts));
+        cs_series_add(s->mx.conflicts,
+                      (double)(cs_engine_conflicts(s->engine) - conflicts));
         if (!b->rc)
             cs_health_set(CS_HEALTH_REDIS, 1);
         pthread_mutex_lock(&s->mu);
@@ -242,7 +242,8 @@ static void cs_stage_batch_abandon(cs_stage_batch_t *b)
 
 static void cs_stage_batch_finish(cs_stage_batch_t *b)
 {
-    cs_series_observe(b->stage->mx.batch, (double)(cs_mono_ms() - b->started_ms) / 1000.0);
+    cs_series_observe(b->stage->mx.batch,
+                      (double)(cs_mono_ms() - b->started_ms) / 1000.0);
     for (size_t i = 0; i < b->n; i++)
         cs_rt_release(b->msgs[i]);
     cs_stage_batch_free(b);
@@ -286,8 +287,8 @@ static void cs_stage_alert_reported(void *opaque, const rd_kafka_message_t *rec)
     if (!rec->err)
         cs_series_add(b->stage->mx.alerts_produced, 1);
     if (rec->err && b->deliveries.failed == 1)
-        cs_log_fatal("alerts not delivered: stopping without storing offsets",
-                     "{s:s}", "error", rd_kafka_err2str(rec->err));
+        cs_log_fatal("alerts not delivered: stopping without storing offsets", "{s:s}",
+                     "error", rd_kafka_err2str(rec->err));
     cs_stage_deliveries_settle(b);
 }
 
@@ -341,7 +342,8 @@ static void cs_stage_applied(cs_score_stage_t *s, cs_stage_batch_t *b)
     cs_series_add(s->mx.regressions, (double)res->regressions);
     cs_series_add(s->mx.reemitted, (double)res->nreemitted);
     if (res->applied && b->n)
-        cs_series_set(s->mx.last_event, (double)b->events[b->n - 1].ev.occurred_at / 1000.0);
+        cs_series_set(s->mx.last_event,
+                      (double)b->events[b->n - 1].ev.occurred_at / 1000.0);
     if (res->regressions)
         cs_log_warn("events applied at or below their subject's last offset: "
                     "intel.events was recreated or migrated",
@@ -498,11 +500,11 @@ static void cs_stage_on_flush(void *opaque, const rd_kafka_topic_partition_list_
     cs_stage_seal(opaque);
 }
 
-/* Where to resume a partition (docs/contract/redis-layout.md): the lowest of the position recorded in
- * Redis after the last applied batch and the committed offset, so a Redis that lost
- * its last writes is brought back by re-reading; the function makes the overlap a
- * no-op. No recorded position (a new namespace, or a Redis that lost everything):
- * from the beginning. */
+/* Where to resume a partition (docs/contract/redis-layout.md): the lowest of the position
+ * recorded in Redis after the last applied batch and the committed offset, so a Redis
+ * that lost its last writes is brought back by re-reading; the function makes the overlap
+ * a no-op. No recorded position (a new namespace, or a Redis that lost everything): from
+ * the beginning. */
 static cs_err_t cs_stage_on_assign(void *opaque, rd_kafka_t *rk,
                                    rd_kafka_topic_partition_list_t *parts)
 {
@@ -573,26 +575,24 @@ static void cs_stage_on_stats(void *opaque)
     cs_score_stage_get_stats(s, &c);
     cs_runtime_stats_t rs;
     cs_runtime_get_stats(s->rt, &rs);
-    cs_log_info("score totals",
-                "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
-                "events", (json_int_t)c.events, "applied", (json_int_t)c.applied,
-                "duplicates", (json_int_t)c.duplicates, "redeliveries",
-                (json_int_t)c.redeliveries, "offset_regressions",
-                (json_int_t)c.regressions, "alerts", (json_int_t)c.alerts,
-                "alerts_reemitted", (json_int_t)c.reemitted, "dead_letters",
-                (json_int_t)c.dead_letters, "offset_resets",
-                (json_int_t)cs_kafka_offset_resets(), "positions_refused",
-                (json_int_t)cs_kafka_positions_refused(), "batches",
-                (json_int_t)c.batches, "in_flight", (json_int_t)rs.in_flight, "pauses",
-                (json_int_t)rs.pauses, "full_turns", (json_int_t)rs.full_turns);
+    cs_log_info(
+        "score totals",
+        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+        "events", (json_int_t)c.events, "applied", (json_int_t)c.applied, "duplicates",
+        (json_int_t)c.duplicates, "redeliveries", (json_int_t)c.redeliveries,
+        "offset_regressions", (json_int_t)c.regressions, "alerts", (json_int_t)c.alerts,
+        "alerts_reemitted", (json_int_t)c.reemitted, "dead_letters",
+        (json_int_t)c.dead_letters, "offset_resets", (json_int_t)cs_kafka_offset_resets(),
+        "positions_refused", (json_int_t)cs_kafka_positions_refused(), "batches",
+        (json_int_t)c.batches, "in_flight", (json_int_t)rs.in_flight, "pauses",
+        (json_int_t)rs.pauses, "full_turns", (json_int_t)rs.full_turns);
 }
 
 /* ------------------------------------------------------------------ life cycle */
 
 cs_score_stage_t *cs_score_stage_new(const cs_config_t *cfg, cs_registry_t *reg,
                                      cs_scorer_t *scorer, cs_redis_t *store,
-                                     cs_redis_t *reader, char *errstr,
-                                     size_t errstr_size)
+                                     cs_redis_t *reader, char *errstr, size_t errstr_size)
 {
     cs_score_stage_t *s = calloc(1, sizeof(*s));
     if (!s) {

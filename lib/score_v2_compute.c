@@ -14,9 +14,9 @@
 #include "caresignal/timeutil.h"
 #include "score_internal.h"
 
-#define CS_V2_VERSION 2
-#define CS_V2_HDR 102            /* struct.size of risk_v2.lua's HDR */
-#define CS_V2_NEVER (1LL << 46)  /* prune_at when no month is kept */
+#define CS_V2_VERSION     2
+#define CS_V2_HDR         102         /* struct.size of risk_v2.lua's HDR */
+#define CS_V2_NEVER       (1LL << 46) /* prune_at when no month is kept */
 #define CS_V2_TRIGGER_MAX 512
 
 /* ------------------------------------------------------------------ bytes */
@@ -229,7 +229,8 @@ static int cs_v2_load(cs_v2_state_t *st, const redisReply *r)
         return cs_v2_bad(st, "the state value is truncated");
     st->has_imm = flags & 1;
     st->has_pos = (flags & 2) != 0;
-    if (cs_buf_set(&st->pre, v + at, np) || cs_buf_set(&st->dir, v + dir_at, dig_at - dir_at) ||
+    if (cs_buf_set(&st->pre, v + at, np) ||
+        cs_buf_set(&st->dir, v + dir_at, dig_at - dir_at) ||
         cs_buf_set(&st->dig, v + dig_at, list_at - dig_at) ||
         cs_buf_set(&st->list, v + list_at, nl))
         return cs_v2_bad(st, "out of memory");
@@ -246,9 +247,8 @@ static int cs_v2_ptab(cs_v2_state_t *st)
     memset(st->phave, 0, sizeof(st->phave));
     size_t p = 0;
     while (p < st->pre.len) {
-        const unsigned char *nul = st->pre.p[p] == 0
-                                       ? memchr(st->pre.p + p + 1, 0, st->pre.len - p - 1)
-                                       : NULL;
+        const unsigned char *nul =
+            st->pre.p[p] == 0 ? memchr(st->pre.p + p + 1, 0, st->pre.len - p - 1) : NULL;
         size_t end = nul ? (size_t)(nul - st->pre.p) : 0;
         if (!nul || end + 1 >= st->pre.len || st->pre.p[end + 1] == 0)
             return cs_v2_bad(st, "the state's prefix table is malformed");
@@ -659,8 +659,9 @@ static int cs_v2_seen_add(cs_v2_state_t *st, const cs_v2_event_t *ev, int64_t tt
     }
     if (off * 8 > st->dig.len)
         return cs_v2_bad(st, "the de-duplication record is malformed");
-    return cs_buf_splice(&st->dig, off * 8, 0, ev->digest, 8) ? cs_v2_bad(st, "out of memory")
-                                                               : 0;
+    return cs_buf_splice(&st->dig, off * 8, 0, ev->digest, 8)
+               ? cs_v2_bad(st, "out of memory")
+               : 0;
 }
 
 /* Forgets the months that ended before as_of - seen_ttl */
@@ -671,7 +672,8 @@ static void cs_v2_seen_prune(cs_v2_state_t *st, int64_t ttl)
     int k = 0;
     size_t drop = 0;
     while (k < st->nm &&
-           cs_v2_month_start((int)cs_le_get(st->dir.p + 5 * k, 2) + 1) + ttl <= st->as_of) {
+           cs_v2_month_start((int)cs_le_get(st->dir.p + 5 * k, 2) + 1) + ttl <=
+               st->as_of) {
         drop += cs_le_get(st->dir.p + 5 * k + 2, 3);
         k++;
     }
@@ -685,7 +687,8 @@ static void cs_v2_seen_prune(cs_v2_state_t *st, int64_t ttl)
 /* ------------------------------------------------------------------ apply */
 
 /* Level after applying an event, with hysteresis (risk_common.lua's threshold_level) */
-static int cs_v2_threshold_level(const cs_rules_levels_t *L, int level, double s, int hold)
+static int cs_v2_threshold_level(const cs_rules_levels_t *L, int level, double s,
+                                 int hold)
 {
     int up = CS_LEVEL_NONE;
     if (s >= L->inspect_raise)
@@ -717,19 +720,21 @@ static int cs_v2_reemit(cs_v2_state_t *st, const char *ekey)
     }
     for (int i = 0; i <= st->npending0; i++) {
         const cs_v2_alert_t *al = i < st->npending0 ? &st->pending0[i]
-                                  : st->has_last0    ? &st->last0
-                                                     : NULL;
+                                  : st->has_last0   ? &st->last0
+                                                    : NULL;
         if (!al || strcmp(al->triggered_by, ekey))
             continue;
         int again = 0;
         for (int k = 0; k < st->nreemit && !again; k++)
-            again = st->reemit[k]->kind == al->kind && st->reemit[k]->level == al->level &&
+            again = st->reemit[k]->kind == al->kind &&
+                    st->reemit[k]->level == al->level &&
                     !strcmp(st->reemit[k]->triggered_by, al->triggered_by);
         if (again)
             continue;
         if (st->nreemit == st->reemit_cap) {
             int cap = st->reemit_cap ? st->reemit_cap * 2 : 4;
-            const cs_v2_alert_t **grown = realloc(st->reemit, (size_t)cap * sizeof(*grown));
+            const cs_v2_alert_t **grown =
+                realloc(st->reemit, (size_t)cap * sizeof(*grown));
             if (!grown)
                 return cs_v2_bad(st, "out of memory");
             st->reemit = grown;
@@ -794,7 +799,8 @@ static int cs_v2_apply_one(const cs_scorer_t *s, cs_v2_state_t *st, int kind,
     if (ev->t >= cutoff) {
         pi = cs_v2_prefix_of(st, ev);
         if (pi == -1)
-            return cs_v2_bad(st, "more than 255 partner organisations in the 90-day list");
+            return cs_v2_bad(st,
+                             "more than 255 partner organisations in the 90-day list");
         if (pi < 0)
             return -1;
         size_t len = 11 + ev->ref_len;
@@ -846,7 +852,8 @@ static int cs_v2_apply_one(const cs_scorer_t *s, cs_v2_state_t *st, int kind,
     if (pi < 0) {
         pi = cs_v2_prefix_of(st, ev);
         if (pi == -1)
-            return cs_v2_bad(st, "more than 255 partner organisations in the 90-day list");
+            return cs_v2_bad(st,
+                             "more than 255 partner organisations in the 90-day list");
         if (pi < 0)
             return -1;
     }
@@ -952,9 +959,9 @@ static int cs_v2_outcome(const cs_scorer_t *s, cs_v2_state_t *st,
     if (!out->alerts)
         return cs_v2_bad(st, "out of memory");
     for (int i = 0; i < out->nalerts; i++)
-        if (cs_v2_outcome_alert(s, st,
-                                i < st->nfresh ? &st->fresh[i] : st->reemit[i - st->nfresh],
-                                in, n, &out->alerts[i]))
+        if (cs_v2_outcome_alert(
+                s, st, i < st->nfresh ? &st->fresh[i] : st->reemit[i - st->nfresh], in, n,
+                &out->alerts[i]))
             return -1;
     return 0;
 }
@@ -1010,13 +1017,13 @@ cs_err_t cs_v2_compute(const cs_scorer_t *s, const redisReply *state,
                 st.alerts_set = 1;
             }
             cs_v2_header(&st, h);
-            if (!rc && (cs_buf_add(&v, h, sizeof(h)) ||
-                        cs_buf_add(&v, st.pre.p, st.pre.len) ||
-                        cs_buf_add(&v, st.dir.p, st.dir.len) ||
-                        cs_buf_add(&v, st.dig.p, st.dig.len) ||
-                        cs_buf_add(&v, st.list.p, st.list.len) ||
-                        cs_buf_add(&v, st.alerts_set ? st.alerts.p : st.raw_alerts,
-                                   st.alerts_set ? st.alerts.len : st.raw_alerts_len)))
+            if (!rc &&
+                (cs_buf_add(&v, h, sizeof(h)) || cs_buf_add(&v, st.pre.p, st.pre.len) ||
+                 cs_buf_add(&v, st.dir.p, st.dir.len) ||
+                 cs_buf_add(&v, st.dig.p, st.dig.len) ||
+                 cs_buf_add(&v, st.list.p, st.list.len) ||
+                 cs_buf_add(&v, st.alerts_set ? st.alerts.p : st.raw_alerts,
+                            st.alerts_set ? st.alerts.len : st.raw_alerts_len)))
                 rc = cs_v2_bad(&st, "out of memory");
         } else {
             /* partner duplicates only: the counters and the position, the rest as it

@@ -135,7 +135,7 @@ long replay_describe_range(const replay_ctx_t *ctx, int64_t from_ms)
 typedef struct replay_slot {
     rd_kafka_message_t **msgs;
     cs_engine_event_t *events;
-    int got; /* messages read */
+    int got;  /* messages read */
     size_t n; /* events decoded */
     long undecodable;
     int full;
@@ -149,7 +149,7 @@ typedef struct replay_feed {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     replay_slot_t slot[2];
-    int stop; /* the caller stops reading */
+    int stop;     /* the caller stops reading */
     int finished; /* the reader read its last batch (the range's end, or a signal) */
 } replay_feed_t;
 
@@ -161,7 +161,8 @@ static void replay_feed_fill(replay_feed_t *f, replay_slot_t *sl)
     for (int i = 0; i < sl->got; i++) {
         cs_error_t err;
         cs_engine_event_t *e = &sl->events[sl->n];
-        if (cs_event_decode(f->codec, sl->msgs[i]->payload, sl->msgs[i]->len, &e->ev, &err)) {
+        if (cs_event_decode(f->codec, sl->msgs[i]->payload, sl->msgs[i]->len, &e->ev,
+                            &err)) {
             sl->undecodable++;
             continue;
         }
@@ -229,11 +230,11 @@ static int replay_apply(replay_target_t *targets, int ntargets, const replay_slo
     char errstr[512];
     for (int t = 0; t < ntargets; t++) {
         cs_engine_result_t res;
-        if (cs_engine_apply(targets[t].engine, sl->events, sl->n, targets[t].positions, &res,
-                            errstr, sizeof(errstr)) ||
+        if (cs_engine_apply(targets[t].engine, sl->events, sl->n, targets[t].positions,
+                            &res, errstr, sizeof(errstr)) ||
             cs_engine_ack(targets[t].engine, errstr, sizeof(errstr))) {
-            cs_log_error("replay failed", "{s:s, s:s}", "namespace", targets[t].ns, "error",
-                         errstr);
+            cs_log_error("replay failed", "{s:s, s:s}", "namespace", targets[t].ns,
+                         "error", errstr);
             return -1;
         }
         targets[t].applied += res.applied;
@@ -253,8 +254,8 @@ long replay_events(const replay_ctx_t *ctx, cs_registry_t *reg, int64_t from_ms,
     /* the namespaces record the layout they are written in (once the replay has checked
      * that they are fresh) */
     for (int t = 0; t < ntargets; t++) {
-        cs_err_t err = cs_scorer_claim(targets[t].scorer, targets[t].redis, errstr,
-                                       sizeof(errstr));
+        cs_err_t err =
+            cs_scorer_claim(targets[t].scorer, targets[t].redis, errstr, sizeof(errstr));
         if (err == CS_ERR_INVALID_ARG)
             cs_cli_fail(ctx->spec, "%s", errstr);
         if (err) {
@@ -263,10 +264,10 @@ long replay_events(const replay_ctx_t *ctx, cs_registry_t *reg, int64_t from_ms,
         }
         targets[t].positions = positions;
     }
-    replay_feed_t f = {
-        .rd = cs_reader_new(ctx->cfg, ctx->cfg->topic_events, from_ms, errstr, sizeof(errstr)),
-        .topic = ctx->cfg->topic_events,
-        .batch_max = (int)ctx->cfg->score_batch_max};
+    replay_feed_t f = {.rd = cs_reader_new(ctx->cfg, ctx->cfg->topic_events, from_ms,
+                                           errstr, sizeof(errstr)),
+                       .topic = ctx->cfg->topic_events,
+                       .batch_max = (int)ctx->cfg->score_batch_max};
     f.codec = f.rd ? cs_event_codec_new(reg, errstr, sizeof(errstr)) : NULL;
     int ok = f.rd && f.codec;
     if (!ok)
@@ -284,7 +285,8 @@ long replay_events(const replay_ctx_t *ctx, cs_registry_t *reg, int64_t from_ms,
         pthread_mutex_init(&f.mu, NULL);
         pthread_cond_init(&f.cv, NULL);
         if (pthread_create(&reader, NULL, replay_feed_run, &f)) {
-            cs_log_error("cannot replay", "{s:s}", "error", "cannot start the reading thread");
+            cs_log_error("cannot replay", "{s:s}", "error",
+                         "cannot start the reading thread");
             pthread_mutex_destroy(&f.mu);
             pthread_cond_destroy(&f.cv);
             ok = 0;
@@ -311,8 +313,8 @@ long replay_events(const replay_ctx_t *ctx, cs_registry_t *reg, int64_t from_ms,
          * the scorer's from its first batch */
         double secs = first < 0 ? 0 : (double)(cs_mono_ms() - first) / 1000.0;
         cs_log_info("replayed", "{s:s, s:I, s:f, s:f}", "what", what, "events",
-                    (json_int_t)read, "seconds", secs,
-                    "events_per_s", secs > 0 ? (double)read / secs : 0.0);
+                    (json_int_t)read, "seconds", secs, "events_per_s",
+                    secs > 0 ? (double)read / secs : 0.0);
         pthread_mutex_lock(&f.mu);
         f.stop = 1;
         pthread_cond_broadcast(&f.cv);

@@ -112,6 +112,13 @@ static void print_brief(char sign, const brief_t *b)
            b->score, cs_reason_names[b->reason], b->triggered_by, b->alert_id);
 }
 
+/* (a side that raised no alerts has no array: qsort must not be given NULL) */
+static void briefs_sort(briefs_t *b, int (*cmp)(const void *, const void *))
+{
+    if (b->n)
+        qsort(b->v, b->n, sizeof(brief_t), cmp);
+}
+
 /* The comparison, matched by (subject, triggering event): an alert only the new rules
  * raise is added, one only the live rules raise removed, and one both raise at the same
  * event but differently (kind, level or reason) changed. A pair that differs only in
@@ -119,8 +126,8 @@ static void print_brief(char sign, const brief_t *b)
 static void report(briefs_t *live, briefs_t *fresh, int as_json, const char *file,
                    const cs_rules_t *live_rules, const cs_rules_t *new_rules)
 {
-    qsort(live->v, live->n, sizeof(brief_t), brief_cmp);
-    qsort(fresh->v, fresh->n, sizeof(brief_t), brief_cmp);
+    briefs_sort(live, brief_cmp);
+    briefs_sort(fresh, brief_cmp);
     /* changed alerts as (live, new) pairs, copied: both lists are re-sorted below */
     brief_t(*changed)[2] = calloc(fresh->n ? fresh->n : 1, sizeof(*changed));
     if (!changed) {
@@ -131,7 +138,8 @@ static void report(briefs_t *live, briefs_t *fresh, int as_json, const char *fil
     long counts[3][CS_LEVEL_COUNT] = {{0}}; /* added, removed, changed */
     for (size_t i = 0; i < fresh->n; i++) {
         brief_t *b = &fresh->v[i];
-        brief_t *a = bsearch(b, live->v, live->n, sizeof(brief_t), brief_cmp);
+        brief_t *a =
+            live->n ? bsearch(b, live->v, live->n, sizeof(brief_t), brief_cmp) : NULL;
         if (!a) {
             nadded++;
             counts[0][b->level]++;
@@ -150,8 +158,8 @@ static void report(briefs_t *live, briefs_t *fresh, int as_json, const char *fil
             counts[1][live->v[i].level]++;
         }
     /* for reading: each subject's alerts in time order */
-    qsort(live->v, live->n, sizeof(brief_t), brief_time_cmp);
-    qsort(fresh->v, fresh->n, sizeof(brief_t), brief_time_cmp);
+    briefs_sort(live, brief_time_cmp);
+    briefs_sort(fresh, brief_time_cmp);
     if (as_json) {
         json_t *added = json_array(), *removed = json_array(), *ch = json_array();
         for (size_t k = 0; k < fresh->n; k++)

@@ -1,6 +1,7 @@
-/* Unit tests of the rules file (docs/contract/canonical-event.md mapping, docs/contract/risk-model.md risk model): the shipped file's
- * values, weights and immediate rules, and a table of broken files (the shipped JSON
- * mutated with jansson) that must each fail with the exact JSON path. */
+/* Unit tests of the rules file (docs/contract/canonical-event.md mapping,
+ * docs/contract/risk-model.md risk model): the shipped file's values, weights and
+ * immediate rules, and a table of broken files (the shipped JSON mutated with jansson)
+ * that must each fail with the exact JSON path. */
 #include "testenv.h"
 
 #include <jansson.h>
@@ -85,8 +86,8 @@ static void test_shipped_values(void **state)
         [CS_SIGNAL_COMPLAINT] = 5,           [CS_SIGNAL_POSITIVE_FEEDBACK] = 0};
     for (int s = 0; s < CS_SIGNAL_COUNT; s++)
         if (r->base[s] != base[s])
-            fail_msg("base[%s] = %g, the contract says %g", cs_signal_names[s], r->base[s],
-                     base[s]);
+            fail_msg("base[%s] = %g, the contract says %g", cs_signal_names[s],
+                     r->base[s], base[s]);
     static const double mult[CS_SEVERITY_COUNT] = {0, 0.5, 1, 2, 4};
     for (int s = 0; s < CS_SEVERITY_COUNT; s++)
         if (r->multiplier[s] != mult[s])
@@ -165,8 +166,8 @@ static void test_parse_and_digest(void **state)
     cs_rules_destroy(c);
     free(text);
     /* risk.events.recent above what an alert carries is capped where it is read */
-    json_object_set_new(json_object_get(json_object_get(root, "risk"), "events"), "recent",
-                        json_integer(1000));
+    json_object_set_new(json_object_get(json_object_get(root, "risk"), "events"),
+                        "recent", json_integer(1000));
     text = json_dumps(root, 0);
     cs_rules_t *d = cs_rules_parse(text, strlen(text), "mem3", errstr, sizeof(errstr));
     assert_non_null(d);
@@ -205,8 +206,8 @@ static void test_weight(void **state)
     cs_rules_destroy(r);
 }
 
-/* docs/contract/risk-model.md: any CRITICAL event in PROTECTION_FROM_ABUSE or SAFE_CARE, and any
- * NEVER_EVENT, is immediate; nothing else. Checked over every combination. */
+/* docs/contract/risk-model.md: any CRITICAL event in PROTECTION_FROM_ABUSE or SAFE_CARE,
+ * and any NEVER_EVENT, is immediate; nothing else. Checked over every combination. */
 static void test_is_immediate(void **state)
 {
     (void)state;

@@ -21,7 +21,7 @@
 #include "testenv.h"
 
 #define DAY 86400000LL
-#define T0 1790000000000LL
+#define T0  1790000000000LL
 
 static cs_test_redis_t server;
 static cs_redis_t *redis;
@@ -59,9 +59,9 @@ static int group_teardown(void **state)
 }
 
 enum { NSUBJECTS = 4, POOL = 400, MAXCALL = 6, MAXMSG = 4000 };
-static const char *const subjects[NSUBJECTS] = {"LOCATION:1-100000001", "LOCATION:1-100000002",
-                                                "LOCATION:1-100000003",
-                                                "LOCAL_AREA:E09000001"};
+static const char *const subjects[NSUBJECTS] = {
+    "LOCATION:1-100000001", "LOCATION:1-100000002", "LOCATION:1-100000003",
+    "LOCAL_AREA:E09000001"};
 
 typedef struct message {
     cs_intel_event_t ev;
@@ -84,7 +84,8 @@ static void make_event(cs_rules_t *rules, const feed_opts_t *o, int k, int64_t *
 {
     memset(e, 0, sizeof(*e));
     static const char *const prefixes[] = {"NHSE:RXQ:", "CCG:15E:", "NHSE:R1H:"};
-    static const char *const refs[] = {"%d", "B-%07d", "INC/%d:x", "%d-a-much-longer-ref"};
+    static const char *const refs[] = {"%d", "B-%07d", "INC/%d:x",
+                                       "%d-a-much-longer-ref"};
     int pick = below(POOL);
     char ref[64];
     snprintf(ref, sizeof(ref), refs[pick % 4], pick);
@@ -98,10 +99,11 @@ static void make_event(cs_rules_t *rules, const feed_opts_t *o, int k, int64_t *
     snprintf(e->subject_id, sizeof(e->subject_id), "%s", strchr(subjects[k], ':') + 1);
     e->signal = (cs_signal_t)below(CS_SIGNAL_COUNT);
     /* mostly INFO and LOW, so that levels rise and fall */
-    static const cs_severity_t sevs[50] = {
-        [0 ... 24] = CS_SEVERITY_INFO, [25 ... 39] = CS_SEVERITY_LOW,
-        [40 ... 45] = CS_SEVERITY_MEDIUM, [46 ... 48] = CS_SEVERITY_HIGH,
-        [49] = CS_SEVERITY_CRITICAL};
+    static const cs_severity_t sevs[50] = {[0 ... 24] = CS_SEVERITY_INFO,
+                                           [25 ... 39] = CS_SEVERITY_LOW,
+                                           [40 ... 45] = CS_SEVERITY_MEDIUM,
+                                           [46 ... 48] = CS_SEVERITY_HIGH,
+                                           [49] = CS_SEVERITY_CRITICAL};
     e->severity = sevs[below(50)];
     e->area = rules->area_of_signal[e->signal];
     int r = below(20);
@@ -129,7 +131,8 @@ static char *outcome_text(const cs_score_outcome_t *o)
              o->redeliveries, o->regressions, o->nalerts, o->nreemitted);
     json_t *j = json_pack("{s:s, s:[]}", "head", head, "alerts");
     for (int i = 0; i < o->nalerts; i++)
-        json_array_append_new(json_object_get(j, "alerts"), cs_alert_to_json(&o->alerts[i]));
+        json_array_append_new(json_object_get(j, "alerts"),
+                              cs_alert_to_json(&o->alerts[i]));
     char *text = json_dumps(j, JSON_SORT_KEYS);
     json_decref(j);
     return text;
@@ -148,7 +151,8 @@ static char *view_text(const cs_subject_view_t *v)
 }
 
 /* Two texts that differ, whole, into files (a failure message cuts them short) */
-static void keep_texts(const char *path_a, const char *a, const char *path_b, const char *b)
+static void keep_texts(const char *path_a, const char *a, const char *path_b,
+                       const char *b)
 {
     const char *paths[] = {path_a, path_b}, *texts[] = {a, b};
     for (int i = 0; i < 2; i++) {
@@ -166,23 +170,28 @@ static cs_engine_t *engine3;
 
 /* The same call through the engine computing in the scorer: the same counts and alerts
  * as \p want (the functions' outcome) */
-static void call_here(const cs_score_input_t *in, size_t n, const cs_score_outcome_t *want)
+static void call_here(const cs_score_input_t *in, size_t n,
+                      const cs_score_outcome_t *want)
 {
     cs_engine_event_t ev[MAXCALL];
     for (size_t i = 0; i < n; i++)
-        ev[i] = (cs_engine_event_t){*in[i].ev, "intel.events", in[i].partition,
-                                    in[i].offset};
+        ev[i] =
+            (cs_engine_event_t){*in[i].ev, "intel.events", in[i].partition, in[i].offset};
     cs_engine_result_t r;
     if (cs_engine_apply(engine3, ev, n, 0, &r, errstr, sizeof(errstr)))
         fail_msg("%s", errstr);
     if (r.nfailed)
         fail_msg("computed in the scorer: %s", r.failure);
-    cs_score_outcome_t got = {.score = want->score, .as_of = want->as_of,
-                              .level = want->level, .applied = (int)r.applied,
+    cs_score_outcome_t got = {.score = want->score,
+                              .as_of = want->as_of,
+                              .level = want->level,
+                              .applied = (int)r.applied,
                               .duplicates = (int)r.duplicates,
                               .redeliveries = (int)r.redeliveries,
-                              .regressions = (int)r.regressions, .nalerts = r.nalerts,
-                              .nreemitted = r.nreemitted, .alerts = r.alerts};
+                              .regressions = (int)r.regressions,
+                              .nalerts = r.nalerts,
+                              .nreemitted = r.nreemitted,
+                              .alerts = r.alerts};
     char *a = outcome_text(&got), *b = outcome_text(want);
     if (strcmp(a, b)) {
         keep_texts("/tmp/diff-here.json", a, "/tmp/diff-v1.json", b);
@@ -203,8 +212,8 @@ static int by_position(const void *a, const void *b)
 
 /* Applies \p in (sorted as the engine does) with every engine; asserts the same
  * outcome. */
-static void call_both(cs_scorer_t *v2, cs_scorer_t *v1, const cs_score_input_t *in, size_t n,
-                      cs_score_outcome_t *out)
+static void call_both(cs_scorer_t *v2, cs_scorer_t *v1, const cs_score_input_t *in,
+                      size_t n, cs_score_outcome_t *out)
 {
     qsort((void *)in, n, sizeof(*in), by_position);
     cs_redis_pipe_t *p = cs_redis_pipe_new();
@@ -233,7 +242,8 @@ static void ack_both(cs_scorer_t *v2, cs_scorer_t *v1, const cs_alert_t *alerts,
         return;
     cs_redis_pipe_t *p = cs_redis_pipe_new();
     char subject[CS_SUBJECT_KEY_MAX], key3[256];
-    cs_subject_key(alerts[0].subject_kind, alerts[0].subject_id, subject, sizeof(subject));
+    cs_subject_key(alerts[0].subject_kind, alerts[0].subject_id, subject,
+                   sizeof(subject));
     cs_scorer_state_key(v3, subject, key3, sizeof(key3));
     const char *get[] = {"GET", key3};
     assert_int_equal(cs_scorer_add_ack(v2, p, alerts, n), CS_OK);
@@ -292,13 +302,12 @@ static void compare_views(cs_scorer_t *v2, cs_scorer_t *v1, int step)
 {
     compare_values(v2, step);
     cs_subject_view_t a[NSUBJECTS];
-    assert_int_equal(cs_scorer_read(v2, redis, subjects, NSUBJECTS, a, errstr,
-                                    sizeof(errstr)),
-                     CS_OK);
+    assert_int_equal(
+        cs_scorer_read(v2, redis, subjects, NSUBJECTS, a, errstr, sizeof(errstr)), CS_OK);
     cs_subject_view_t bs[NSUBJECTS];
-    assert_int_equal(cs_scorer_read(v1, redis, subjects, NSUBJECTS, bs, errstr,
-                                    sizeof(errstr)),
-                     CS_OK);
+    assert_int_equal(
+        cs_scorer_read(v1, redis, subjects, NSUBJECTS, bs, errstr, sizeof(errstr)),
+        CS_OK);
     for (int k = 0; k < NSUBJECTS; k++) {
         cs_subject_view_t b = bs[k];
         char *ta = view_text(&a[k]), *tb = view_text(&b);
@@ -373,7 +382,8 @@ static void run_feed(const feed_opts_t *o)
     /* the calls made, for redelivery: first message index and count */
     int *call_first = calloc((size_t)o->calls, sizeof(int));
     int *call_n = calloc((size_t)o->calls, sizeof(int));
-    int ncalls = 0, alerts = 0, reemitted = 0, dups = 0, redeliveries = 0, regressions = 0;
+    int ncalls = 0, alerts = 0, reemitted = 0, dups = 0, redeliveries = 0,
+        regressions = 0;
     for (int step = 0; step < o->calls; step++) {
         cs_score_input_t in[MAXCALL];
         size_t n = 0;
@@ -399,13 +409,14 @@ static void run_feed(const feed_opts_t *o)
                 int same = -1;
                 if (below(8) == 0)
                     for (int j = nmsgs - 1; j >= 0 && j > nmsgs - 200; j--)
-                        if (!strcmp(msgs[j].ev.subject_id, strchr(subjects[k], ':') + 1)) {
+                        if (!strcmp(msgs[j].ev.subject_id,
+                                    strchr(subjects[k], ':') + 1)) {
                             same = j;
                             break;
                         }
                 if (same >= 0) {
                     m->ev = msgs[same].ev; /* a partner duplicate, at a new offset */
-                    if (below(3) == 0) { /* or resent with a date in another month */
+                    if (below(3) == 0) {   /* or resent with a date in another month */
                         int64_t moved = (31 + below(40)) * DAY;
                         if (below(2) && m->ev.occurred_at + moved < T0 + 390 * DAY)
                             m->ev.occurred_at += moved;
@@ -548,7 +559,8 @@ static void test_two_writers_fenced(void **state)
         msgs[i].offset = i;
         msgs[N + i] = msgs[i];
         size_t len = strlen(msgs[i].ev.event_key);
-        snprintf(msgs[N + i].ev.event_key + len, sizeof(msgs[i].ev.event_key) - len, "-z");
+        snprintf(msgs[N + i].ev.event_key + len, sizeof(msgs[i].ev.event_key) - len,
+                 "-z");
         msgs[N + i].partition = 1;
     }
     writer_t a = {both, msgs, N, 7, 0, 0, "", 0}, b = {both, msgs + N, N, 3, 0, 0, "", 0};
@@ -564,12 +576,12 @@ static void test_two_writers_fenced(void **state)
     write_feed(&ref);
     assert_false(ref.failed);
     cs_subject_view_t x[NSUBJECTS], y[NSUBJECTS];
-    assert_int_equal(cs_scorer_read(both, redis, subjects, NSUBJECTS, x, errstr,
-                                    sizeof(errstr)),
-                     CS_OK);
-    assert_int_equal(cs_scorer_read(once, redis, subjects, NSUBJECTS, y, errstr,
-                                    sizeof(errstr)),
-                     CS_OK);
+    assert_int_equal(
+        cs_scorer_read(both, redis, subjects, NSUBJECTS, x, errstr, sizeof(errstr)),
+        CS_OK);
+    assert_int_equal(
+        cs_scorer_read(once, redis, subjects, NSUBJECTS, y, errstr, sizeof(errstr)),
+        CS_OK);
     for (int k = 0; k < NSUBJECTS; k++) {
         char *tx = view_text(&x[k]), *ty = view_text(&y[k]);
         int same = x[k].events_total == y[k].events_total &&
@@ -658,8 +670,8 @@ static void test_random_feeds_small_list(void **state)
 {
     (void)state;
     for (uint64_t seed = 101; seed <= 106; seed++)
-        run_feed(&(feed_opts_t){.seed = seed, .calls = 400, .events_max = 6,
-                                .recent_max = 3});
+        run_feed(
+            &(feed_opts_t){.seed = seed, .calls = 400, .events_max = 6, .recent_max = 3});
     assert_exercised();
 }
 
@@ -669,8 +681,8 @@ static void test_random_feeds_many_organisations(void **state)
 {
     (void)state;
     for (uint64_t seed = 201; seed <= 203; seed++)
-        run_feed(&(feed_opts_t){.seed = seed, .calls = 600, .events_max = 6,
-                                .many_orgs = 1});
+        run_feed(
+            &(feed_opts_t){.seed = seed, .calls = 600, .events_max = 6, .many_orgs = 1});
     assert_exercised();
 }
 
