@@ -569,9 +569,9 @@ static cs_err_t cs_engine_transact(cs_engine_t *e, cs_engine_txn_t *t,
                                    cs_backoff_t *backoff, int *waited, char *errstr,
                                    size_t errstr_size)
 {
-    enum { TODO, WRITING, DONE };
+    enum { UNREAD, WRITING, DONE };
     size_t nchunks = (t->n + CS_ENGINE_CHUNK - 1) / CS_ENGINE_CHUNK;
-    char *chunk = calloc(nchunks ? nchunks : 1, 1); /* TODO, WRITING or DONE */
+    char *chunk = calloc(nchunks ? nchunks : 1, 1); /* UNREAD, WRITING or DONE */
     cs_redis_pipe_t *p = cs_redis_pipe_new();
     const char *unwatch[] = {"UNWATCH"};
     cs_err_t rc = chunk && p ? CS_OK : CS_ERR_NOMEM;
@@ -580,7 +580,7 @@ static cs_err_t cs_engine_transact(cs_engine_t *e, cs_engine_txn_t *t,
     while (!rc) {
         long cur = -1;
         for (size_t k = 0; k < nchunks && cur < 0; k++)
-            if (chunk[k] == TODO)
+            if (chunk[k] == UNREAD)
                 cur = (long)k;
         if (cur < 0 && pending < 0)
             break;
@@ -611,7 +611,7 @@ static cs_err_t cs_engine_transact(cs_engine_t *e, cs_engine_txn_t *t,
                     rc = w;
                     break;
                 }
-                chunk[pending] = w == CS_OK ? DONE : TODO;
+                chunk[pending] = w == CS_OK ? DONE : UNREAD;
                 pending = -1;
                 aborts_in_row = w == CS_OK ? 0 : aborts_in_row + 1;
                 if (w == CS_ENGINE_AGAIN) {
@@ -649,7 +649,7 @@ static cs_err_t cs_engine_transact(cs_engine_t *e, cs_engine_txn_t *t,
             continue;
         if (pending >= 0) {
             /* never wait with a chunk read and not written: its values go stale */
-            chunk[pending] = TODO;
+            chunk[pending] = UNREAD;
             pending = -1;
             cs_redis_pipe_reset(p);
             if (!cs_redis_pipe_add(p, 1, unwatch, NULL))
