@@ -29,6 +29,10 @@ static const cs_config_key_t cs_keys[] = {
      P_R, 0, CS_CFG_SECRET, "file holding redis.password (kept out of process listings)"},
     {"redis.timeout.ms", CS_CFG_INT, "2000", OFF(redis_timeout_ms), 10, 600000, NULL, P_R,
      0, 0, "connect and per-command timeout"},
+    {"redis.cluster.nodes", CS_CFG_NODES, NULL, OFF(redis_cluster_nodes), 0, 0, NULL, P_R,
+     0, 0,
+     "seed nodes host:port,... of a Redis Cluster (unset: the single node "
+     "redis.host:redis.port, which it replaces)"},
     {"state.namespace", CS_CFG_STRING, "cs", OFF(state_namespace), 0, 0, NULL, P_R, 0, 0,
      "Redis key prefix of the risk state (a rebuild writes a new one)"},
     {"state.layout", CS_CFG_INT, "1", OFF(state_layout), 1, 2, NULL,
@@ -256,6 +260,27 @@ int cs_config_parse_listen(const char *s, char *host, size_t host_size, int *por
     return 0;
 }
 
+/* 0 when \p value is one or more comma-separated host:port, none empty */
+static int cs_config_check_nodes(const char *value)
+{
+    if (!*value)
+        return -1;
+    for (const char *at = value;;) {
+        size_t n = strcspn(at, ",");
+        char one[300], host[256];
+        int port;
+        if (n == 0 || n >= sizeof(one))
+            return -1;
+        memcpy(one, at, n);
+        one[n] = '\0';
+        if (cs_config_parse_listen(one, host, sizeof(host), &port) || !host[0] || port < 1)
+            return -1;
+        if (!at[n])
+            return 0;
+        at += n + 1;
+    }
+}
+
 static cs_err_t cs_config_apply(cs_config_t *cfg, const cs_config_key_t *k,
                                 const char *value, char *errstr, size_t errstr_size)
 {
@@ -293,6 +318,13 @@ static cs_err_t cs_config_apply(cs_config_t *cfg, const cs_config_key_t *k,
                     k->name, value);
             return CS_ERR_CONFIG;
         }
+    }
+    if (k->type == CS_CFG_NODES && cs_config_check_nodes(value)) {
+        cs_errf(errstr, errstr_size,
+                "config key '%s': expected host:port[,host:port...] (port 1-65535, an IPv6 "
+                "host in brackets), got '%s'",
+                k->name, value);
+        return CS_ERR_CONFIG;
     }
     if (k->type == CS_CFG_CHOICE && !cs_choice_ok(k->choices, value)) {
         cs_errf(errstr, errstr_size, "config key '%s': expected one of %s, got '%s'",

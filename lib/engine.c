@@ -61,6 +61,19 @@ struct cs_engine_batch {
  * callback is due); a watched value moved (read again). */
 #define CS_ENGINE_AGAIN ((cs_err_t)1)
 
+cs_err_t cs_engine_check(const cs_scorer_t *scorer, const cs_redis_t *redis, char *errstr,
+                         size_t errstr_size)
+{
+    if (cs_scorer_computes(scorer) && cs_redis_is_cluster(redis)) {
+        snprintf(errstr, errstr_size,
+                 "config key 'state.engine': 'scorer' needs a single Redis node (its "
+                 "transactions span slots, which a Redis Cluster refuses); with "
+                 "redis.cluster.nodes use state.engine=redis");
+        return CS_ERR_CONFIG;
+    }
+    return CS_OK;
+}
+
 cs_engine_t *cs_engine_new(cs_scorer_t *scorer, cs_redis_t *redis,
                            cs_engine_waiting_cb *waiting, cs_engine_back_cb *back,
                            void *opaque)
@@ -260,10 +273,23 @@ static cs_err_t cs_engine_add_ranks(cs_engine_t *e, const cs_engine_batch_t *b,
     const char **argv = malloc((2 * b->ncalls + 2) * sizeof(*argv));
     if (!argv)
         return CS_ERR_NOMEM;
-    for (int kind = 0; kind < CS_SUBJECT_COUNT && !rc; kind++) {
+    /* on a cluster, one per kind and shard (CS_RANK_SHARDS), spread over the masters */
+    int shards = cs_redis_is_cluster(e->redis) ? CS_RANK_SHARDS : 1;
+    unsigned char *shard_of = malloc(b->ncalls ? b->ncalls : 1);
+    if (!shard_of) {
+        free(argv);
+        return CS_ERR_NOMEM;
+    }
+    for (size_t c = 0; c < b->ncalls; c++)
+        shard_of[c] = (unsigned char)(shards > 1 ? cs_scorer_rank_shard(
+                                                       b->items[b->starts[c]].subject)
+                                                 : 0);
+    for (int set = 0; set < CS_SUBJECT_COUNT * shards && !rc; set++) {
+        int kind = set / shards, shard = shards > 1 ? set % shards : -1;
         char key[256];
         int argc = 2;
-        cs_scorer_rank_key(e->scorer, (cs_subject_kind_t)kind, key, sizeof(key));
+        cs_scorer_rank_key_shard(e->scorer, (cs_subject_kind_t)kind, shard, key,
+                                 sizeof(key));
         argv[0] = "ZADD";
         argv[1] = key;
         for (size_t c = 0; c < b->ncalls; c++) {
@@ -271,7 +297,8 @@ static cs_err_t cs_engine_add_ranks(cs_engine_t *e, const cs_engine_batch_t *b,
             /* after a redelivery too: a crash between the calls and the rank update
              * would otherwise leave the subject's rank stale until its next event */
             if (b->bad[c] || !(o->applied || o->redeliveries) ||
-                (int)b->inputs[b->starts[c]].ev->subject_kind != kind)
+                (int)b->inputs[b->starts[c]].ev->subject_kind != kind ||
+                (shard >= 0 && shard_of[c] != shard))
                 continue;
             double r = cs_scorer_rank_value(e->scorer, o->score, o->as_of);
             snprintf(scores[c], sizeof(scores[c]), isinf(r) ? "-inf" : "%.17g", r);
@@ -283,6 +310,7 @@ static cs_err_t cs_engine_add_ranks(cs_engine_t *e, const cs_engine_batch_t *b,
             rc = cs_redis_pipe_add(rank, argc, argv, NULL);
         }
     }
+    free(shard_of);
     free(argv);
     return rc;
 }
@@ -331,11 +359,13 @@ size_t cs_engine_batch_events(const cs_engine_batch_t *b)
 
 /* The position SETs of the batch's partitions (the next offset after its last event on
  * each): after the writes they cover, on the same connection, so the append-only file
- * has them after those writes (docs/contract/redis-layout.md) */
+ * has them after those writes (docs/contract/redis-layout.md). On a Redis Cluster, one
+ * per master, each under a tag of that master's lowest slot. */
 static cs_err_t cs_engine_add_positions(cs_engine_t *e, const cs_engine_batch_t *b,
                                         cs_redis_pipe_t *pipe)
 {
     const cs_engine_event_t *events = b->events;
+    size_t shards = cs_redis_is_cluster(e->redis) ? cs_redis_shards(e->redis) : 1;
     for (size_t i = 0; b->positions && i < b->n; i++) {
         int last = 1;
         for (size_t k = i + 1; k < b->n && last; k++)
@@ -343,15 +373,46 @@ static cs_err_t cs_engine_add_positions(cs_engine_t *e, const cs_engine_batch_t 
                      !strcmp(events[k].topic, events[i].topic));
         if (!last)
             continue;
-        char key[512], val[32];
-        cs_scorer_pos_key(e->scorer, events[i].topic, events[i].partition, key,
-                          sizeof(key));
-        snprintf(val, sizeof(val), "%" PRId64, events[i].offset + 1);
-        const char *argv[] = {"SET", key, val};
-        if (cs_redis_pipe_add(pipe, 3, argv, NULL))
-            return CS_ERR_NOMEM;
+        for (size_t m = 0; m < shards; m++) {
+            const char *tag = NULL;
+            if (cs_redis_is_cluster(e->redis) && !cs_redis_shard_tags(e->redis, m, &tag, 1))
+                continue;
+            char key[512], val[32];
+            cs_scorer_pos_key_on(e->scorer, tag, events[i].topic, events[i].partition, key,
+                                 sizeof(key));
+            snprintf(val, sizeof(val), "%" PRId64, events[i].offset + 1);
+            const char *argv[] = {"SET", key, val};
+            if (cs_redis_pipe_add(pipe, 3, argv, NULL))
+                return CS_ERR_NOMEM;
+        }
     }
     return CS_OK;
+}
+
+/* The positions in their own pipeline, after every write of the batch has been
+ * answered. On a Redis Cluster they cannot share the calls' pipeline: a call redirected
+ * (MOVED, ASK) runs in a later round, after its master had already recorded a position
+ * that covers it. The slot map is read first when it is stale, and again if slots moved
+ * during the write, so that each master gets its own position. */
+static cs_err_t cs_engine_write_positions(cs_engine_t *e, const cs_engine_batch_t *b,
+                                          char *errstr, size_t errstr_size)
+{
+    cs_err_t rc = CS_OK;
+    for (int attempt = 0; attempt < 4; attempt++) {
+        if (!cs_redis_connected(e->redis))
+            cs_redis_connect(e->redis, errstr, errstr_size);
+        cs_redis_pipe_t *p = cs_redis_pipe_new();
+        if (!p)
+            return CS_ERR_NOMEM;
+        if (!(rc = cs_engine_add_positions(e, b, p)) && cs_redis_pipe_count(p) &&
+            !(rc = cs_engine_exec(e, p, errstr, errstr_size)))
+            rc = cs_engine_check_positions(p, 0, errstr, errstr_size);
+        cs_redis_pipe_destroy(p);
+        /* connected again: no slot moved while they were written */
+        if (rc || !cs_redis_is_cluster(e->redis) || cs_redis_connected(e->redis))
+            break;
+    }
+    return rc;
 }
 
 /* The function calls, one per subject, then the positions */
@@ -361,7 +422,8 @@ static cs_err_t cs_engine_prepare_calls(cs_engine_t *e, cs_engine_batch_t *b)
         if (cs_scorer_add_call(e->scorer, b->pipe, &b->inputs[b->starts[c]],
                                b->starts[c + 1] - b->starts[c]))
             return CS_ERR_NOMEM;
-    return cs_engine_add_positions(e, b, b->pipe);
+    /* a cluster's positions: cs_engine_write_positions, once the calls have answered */
+    return cs_redis_is_cluster(e->redis) ? CS_OK : cs_engine_add_positions(e, b, b->pipe);
 }
 
 /* Computing here: each call's state key and room for its new value (the reads are made
@@ -446,8 +508,12 @@ static cs_err_t cs_engine_run_calls(cs_engine_t *e, cs_engine_batch_t *b, char *
             (rc = cs_engine_check_positions(b->pipe, b->ncalls, errstr, errstr_size)))
             return rc;
         b->failure[0] = '\0';
-        if (!cs_engine_systemic(e, b, cs_engine_outcomes(e, b, 0, b->ncalls, b->pipe, 0)))
+        if (!cs_engine_systemic(e, b, cs_engine_outcomes(e, b, 0, b->ncalls, b->pipe, 0))) {
+            if (b->positions && cs_redis_is_cluster(e->redis) &&
+                (rc = cs_engine_write_positions(e, b, errstr, errstr_size)))
+                return rc;
             return attempt ? CS_ENGINE_AGAIN : CS_OK;
+        }
         cs_log_error("the risk function fails for every subject: waiting, then retrying "
                      "the batch",
                      "{s:s, s:i}", "error", b->failure, "attempt", attempt + 1);
@@ -725,13 +791,8 @@ static cs_err_t cs_engine_run_here(cs_engine_t *e, cs_engine_batch_t *b, char *e
         }
         waited = 1;
     }
-    cs_redis_pipe_t *p = rc || !b->positions ? NULL : cs_redis_pipe_new();
-    if (!rc && b->positions && !p)
-        rc = CS_ERR_NOMEM;
-    if (p && !(rc = cs_engine_add_positions(e, b, p)) && cs_redis_pipe_count(p) &&
-        !(rc = cs_engine_exec(e, p, errstr, errstr_size)))
-        rc = cs_engine_check_positions(p, 0, errstr, errstr_size);
-    cs_redis_pipe_destroy(p);
+    if (!rc && b->positions)
+        rc = cs_engine_write_positions(e, b, errstr, errstr_size);
     if (rc == CS_OK && waited)
         rc = CS_ENGINE_AGAIN;
     return rc;
@@ -777,7 +838,7 @@ cs_err_t cs_engine_execute(cs_engine_t *e, cs_engine_batch_t *b, cs_engine_resul
             goto done;
     }
     /* the rank sets are eventually consistent: computed from this batch's replies */
-    size_t members[CS_SUBJECT_COUNT];
+    size_t members[CS_SUBJECT_COUNT * CS_RANK_SHARDS];
     if (!(scores = malloc((b->ncalls ? b->ncalls : 1) * sizeof(*scores))) ||
         (rc = cs_engine_add_ranks(e, b, scores, rank, members))) {
         rc = rc ? rc : CS_ERR_NOMEM;

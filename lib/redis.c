@@ -9,25 +9,7 @@
 #include "caresignal/backoff.h"
 #include "caresignal/log.h"
 #include "caresignal/signals.h"
-
-struct cs_redis {
-    char *host;
-    int port;
-    char *password;
-    int timeout_ms;
-    redisContext *c;
-    char **libs; /* Lua libraries to (re)load on every connect */
-    size_t nlibs;
-    int was_down; /* for logging the up/down transitions once */
-};
-
-struct cs_redis_pipe {
-    char **cmds; /* RESP-formatted commands */
-    size_t *lens;
-    size_t n, cap;
-    redisReply **replies;
-    size_t nreplies;
-};
+#include "redis_internal.h"
 
 cs_redis_t *cs_redis_new(const char *host, int port, const char *password, int timeout_ms)
 {
@@ -45,8 +27,27 @@ cs_redis_t *cs_redis_new(const char *host, int port, const char *password, int t
     return r;
 }
 
+cs_redis_t *cs_redis_new_cluster(const char *nodes, const char *password, int timeout_ms)
+{
+    /* host names the cluster in logs and errors: its seed list */
+    cs_redis_t *r = cs_redis_new(nodes, 0, password, timeout_ms);
+    if (r && !(r->cl = cs_cluster_new(nodes))) {
+        cs_redis_destroy(r);
+        return NULL;
+    }
+    return r;
+}
+
+int cs_redis_is_cluster(const cs_redis_t *r)
+{
+    return r->cl != NULL;
+}
+
 cs_redis_t *cs_redis_new_from_config(const cs_config_t *cfg)
 {
+    if (cfg->redis_cluster_nodes)
+        return cs_redis_new_cluster(cfg->redis_cluster_nodes, cfg->redis_password,
+                                    (int)cfg->redis_timeout_ms);
     return cs_redis_new(cfg->redis_host, (int)cfg->redis_port, cfg->redis_password,
                         (int)cfg->redis_timeout_ms);
 }
@@ -63,6 +64,7 @@ void cs_redis_destroy(cs_redis_t *r)
     if (!r)
         return;
     cs_redis_drop(r);
+    cs_cluster_destroy(r->cl);
     for (size_t i = 0; i < r->nlibs; i++)
         free(r->libs[i]);
     free(r->libs);
@@ -73,12 +75,14 @@ void cs_redis_destroy(cs_redis_t *r)
 
 int cs_redis_connected(const cs_redis_t *r)
 {
+    if (r->cl)
+        return cs_cluster_connected(r);
     return r->c && !r->c->err;
 }
 
 redisContext *cs_redis_context(cs_redis_t *r)
 {
-    return cs_redis_connected(r) ? r->c : NULL;
+    return !r->cl && cs_redis_connected(r) ? r->c : NULL;
 }
 
 /* Drops the connection and says why; every I/O failure goes through here. */
@@ -93,6 +97,8 @@ static cs_err_t cs_redis_io_error(cs_redis_t *r, char *errstr, size_t errstr_siz
 redisReply *cs_redis_command(cs_redis_t *r, int argc, const char **argv,
                              const size_t *argvlen, char *errstr, size_t errstr_size)
 {
+    if (r->cl)
+        return cs_cluster_command(r, argc, argv, argvlen, errstr, errstr_size);
     if (!cs_redis_connected(r)) {
         snprintf(errstr, errstr_size, "redis %s:%d: not connected", r->host, r->port);
         return NULL;
@@ -119,7 +125,23 @@ static cs_err_t cs_redis_load_one(cs_redis_t *r, const char *code, char *errstr,
     return err;
 }
 
+cs_err_t cs_redis_load_libs(cs_redis_t *r, char *errstr, size_t errstr_size)
+{
+    for (size_t i = 0; i < r->nlibs; i++) {
+        cs_err_t err = cs_redis_load_one(r, r->libs[i], errstr, errstr_size);
+        if (err)
+            return err;
+    }
+    return CS_OK;
+}
+
 cs_err_t cs_redis_connect(cs_redis_t *r, char *errstr, size_t errstr_size)
+{
+    return r->cl ? cs_cluster_connect(r, errstr, errstr_size)
+                 : cs_redis_node_connect(r, errstr, errstr_size);
+}
+
+cs_err_t cs_redis_node_connect(cs_redis_t *r, char *errstr, size_t errstr_size)
 {
     cs_redis_drop(r);
     struct timeval tv = {r->timeout_ms / 1000, (r->timeout_ms % 1000) * 1000};
@@ -152,14 +174,10 @@ cs_err_t cs_redis_connect(cs_redis_t *r, char *errstr, size_t errstr_size)
             return err;
         }
     }
-    for (size_t i = 0; i < r->nlibs; i++) {
-        cs_err_t err = cs_redis_load_one(r, r->libs[i], errstr, errstr_size);
-        if (err) {
-            cs_redis_drop(r);
-            return err;
-        }
-    }
-    return CS_OK;
+    cs_err_t err = cs_redis_load_libs(r, errstr, errstr_size);
+    if (err)
+        cs_redis_drop(r);
+    return err;
 }
 
 cs_err_t cs_redis_connect_retry(cs_redis_t *r, long max_wait_ms, char *errstr,
@@ -199,6 +217,8 @@ cs_err_t cs_redis_function_load(cs_redis_t *r, const char *code, char *errstr,
     if (!(r->libs[r->nlibs] = strdup(code)))
         return CS_ERR_NOMEM;
     r->nlibs++;
+    if (r->cl)
+        return cs_cluster_function_load(r, code, errstr, errstr_size);
     if (!cs_redis_connected(r))
         return cs_redis_connect(r, errstr, errstr_size);
     return cs_redis_load_one(r, code, errstr, errstr_size);
@@ -211,7 +231,7 @@ cs_redis_pipe_t *cs_redis_pipe_new(void)
     return calloc(1, sizeof(cs_redis_pipe_t));
 }
 
-static void cs_redis_pipe_free_replies(cs_redis_pipe_t *p)
+void cs_redis_pipe_free_replies(cs_redis_pipe_t *p)
 {
     for (size_t i = 0; i < p->nreplies; i++)
         if (p->replies[i])
@@ -291,7 +311,7 @@ int cs_redis_reply_retriable(const redisReply *reply)
     return 0;
 }
 
-static int cs_redis_missing_function(const redisReply *reply)
+int cs_redis_missing_function(const redisReply *reply)
 {
     return reply->type == REDIS_REPLY_ERROR && strstr(reply->str, "Function not found");
 }
@@ -333,6 +353,8 @@ static cs_err_t cs_redis_pipe_send(cs_redis_t *r, cs_redis_pipe_t *p, int *missi
 cs_err_t cs_redis_pipe_exec(cs_redis_t *r, cs_redis_pipe_t *p, char *errstr,
                             size_t errstr_size)
 {
+    if (r->cl)
+        return cs_cluster_pipe_exec(r, p, errstr, errstr_size);
     int missing = 0;
     cs_err_t err = cs_redis_pipe_send(r, p, &missing, errstr, errstr_size);
     if (err || !missing || !r->nlibs)
@@ -340,9 +362,8 @@ cs_err_t cs_redis_pipe_exec(cs_redis_t *r, cs_redis_pipe_t *p, char *errstr,
     /* Someone flushed or replaced the functions (FUNCTION FLUSH, a fresh replica):
      * load ours again and send once more; the calls are idempotent. */
     cs_log_warn("redis function missing: reloading", NULL);
-    for (size_t i = 0; i < r->nlibs; i++)
-        if ((err = cs_redis_load_one(r, r->libs[i], errstr, errstr_size)))
-            return err;
+    if ((err = cs_redis_load_libs(r, errstr, errstr_size)))
+        return err;
     missing = 0;
     return cs_redis_pipe_send(r, p, &missing, errstr, errstr_size);
 }
@@ -352,8 +373,21 @@ const redisReply *cs_redis_pipe_reply(const cs_redis_pipe_t *p, size_t i)
     return i < p->nreplies ? p->replies[i] : NULL;
 }
 
+static cs_err_t cs_redis_check_noeviction_one(cs_redis_t *r, void *arg, char *errstr,
+                                              size_t errstr_size);
+
 cs_err_t cs_redis_check_noeviction(cs_redis_t *r, char *errstr, size_t errstr_size)
 {
+    if (r->cl) /* every master holds a share of the state */
+        return cs_cluster_each_master(r, cs_redis_check_noeviction_one, NULL, errstr,
+                                      errstr_size);
+    return cs_redis_check_noeviction_one(r, NULL, errstr, errstr_size);
+}
+
+static cs_err_t cs_redis_check_noeviction_one(cs_redis_t *r, void *arg, char *errstr,
+                                              size_t errstr_size)
+{
+    (void)arg;
     /* INFO, not CONFIG GET: managed Redis services often rename or disable CONFIG */
     const char *argv[] = {"INFO", "memory"};
     redisReply *reply = cs_redis_command(r, 2, argv, NULL, errstr, errstr_size);

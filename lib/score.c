@@ -150,10 +150,107 @@ void cs_scorer_rank_key(const cs_scorer_t *s, cs_subject_kind_t kind, char *out,
     snprintf(out, size, "%s:rank:%s", s->ns, cs_subject_kind_names[kind]);
 }
 
+void cs_scorer_rank_key_shard(const cs_scorer_t *s, cs_subject_kind_t kind, int shard,
+                              char *out, size_t size)
+{
+    if (shard < 0)
+        cs_scorer_rank_key(s, kind, out, size);
+    else
+        snprintf(out, size, "%s:rank:{%s:%d}", s->ns, cs_subject_kind_names[kind], shard);
+}
+
+int cs_scorer_rank_shard(const char *subject_key)
+{
+    return (int)(cs_cluster_key_slot(subject_key, strlen(subject_key)) % CS_RANK_SHARDS);
+}
+
+typedef struct cs_ranked {
+    double rank;
+    char *subject;
+} cs_ranked_t;
+
+/* ZREVRANGE's order: rank high to low, then the member bytewise high to low */
+static int cs_ranked_cmp(const void *a, const void *b)
+{
+    const cs_ranked_t *x = a, *y = b;
+    if (x->rank != y->rank)
+        return x->rank > y->rank ? -1 : 1;
+    return -strcmp(x->subject, y->subject);
+}
+
+cs_err_t cs_scorer_top(const cs_scorer_t *s, cs_redis_t *redis, cs_subject_kind_t kind,
+                       long n, char ***subjects, size_t *count, char *errstr,
+                       size_t errstr_size)
+{
+    *subjects = NULL;
+    *count = 0;
+    int shards = cs_redis_is_cluster(redis) ? CS_RANK_SHARDS : 1;
+    cs_ranked_t *all = NULL;
+    size_t nall = 0;
+    cs_err_t err = CS_OK;
+    char last[32];
+    snprintf(last, sizeof(last), "%ld", n - 1);
+    for (int sh = 0; sh < shards && !err; sh++) {
+        char key[256];
+        cs_scorer_rank_key_shard(s, kind, shards > 1 ? sh : -1, key, sizeof(key));
+        const char *argv[] = {"ZREVRANGE", key, "0", last, "WITHSCORES"};
+        redisReply *r = cs_redis_command(redis, 5, argv, NULL, errstr, errstr_size);
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements % 2) {
+            if (r)
+                snprintf(errstr, errstr_size, "%s: %s", key,
+                         r->type == REDIS_REPLY_ERROR ? r->str : "not a sorted set");
+            err = r ? CS_ERR_REDIS : CS_ERR_RETRY;
+        } else {
+            cs_ranked_t *grown = realloc(all, (nall + r->elements / 2 + 1) * sizeof(*grown));
+            if (!grown) {
+                err = CS_ERR_NOMEM;
+            } else {
+                all = grown;
+                for (size_t i = 0; i + 1 < r->elements && !err; i += 2) {
+                    const char *sc = r->element[i + 1]->str;
+                    all[nall].rank = !strcmp(sc, "-inf") ? -INFINITY : strtod(sc, NULL);
+                    if (!(all[nall].subject = strdup(r->element[i]->str)))
+                        err = CS_ERR_NOMEM;
+                    else
+                        nall++;
+                }
+            }
+        }
+        if (r)
+            freeReplyObject(r);
+    }
+    if (!err && nall) {
+        qsort(all, nall, sizeof(*all), cs_ranked_cmp);
+        size_t keep = nall < (size_t)n ? nall : (size_t)n;
+        if (!(*subjects = calloc(keep, sizeof(**subjects)))) {
+            err = CS_ERR_NOMEM;
+        } else {
+            for (size_t i = 0; i < keep; i++) {
+                (*subjects)[i] = all[i].subject;
+                all[i].subject = NULL;
+            }
+            *count = keep;
+        }
+    }
+    for (size_t i = 0; i < nall; i++)
+        free(all[i].subject);
+    free(all);
+    return err;
+}
+
 void cs_scorer_pos_key(const cs_scorer_t *s, const char *topic, int32_t partition,
                        char *out, size_t size)
 {
     snprintf(out, size, "%s:pos:%s:%d", s->ns, topic, (int)partition);
+}
+
+void cs_scorer_pos_key_on(const cs_scorer_t *s, const char *tag, const char *topic,
+                          int32_t partition, char *out, size_t size)
+{
+    if (!tag)
+        cs_scorer_pos_key(s, topic, partition, out, size);
+    else
+        snprintf(out, size, "%s:pos:{%s}:%s:%d", s->ns, tag, topic, (int)partition);
 }
 
 double cs_scorer_rank_value(const cs_scorer_t *s, double score, int64_t as_of)

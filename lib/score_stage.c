@@ -505,45 +505,133 @@ static void cs_stage_on_flush(void *opaque, const rd_kafka_topic_partition_list_
  * that lost its last writes is brought back by re-reading; the function makes the overlap
  * a no-op. No recorded position (a new namespace, or a Redis that lost everything): from
  * the beginning. */
+/* The GETs of a partition's positions: one key on one node; on a Redis Cluster, per
+ * master the key under each of its slot ranges' tags (the lowest is where the scorer
+ * writes; the others may hold one from before a reshard). */
+#define CS_STAGE_TAGS 64
+static size_t cs_stage_add_position_reads(cs_score_stage_t *s, cs_redis_pipe_t *p,
+                                          const rd_kafka_topic_partition_t *tp,
+                                          size_t *shard_of, size_t at)
+{
+    size_t added = 0;
+    if (!cs_redis_is_cluster(s->reader)) {
+        char key[512];
+        cs_scorer_pos_key(s->scorer, tp->topic, tp->partition, key, sizeof(key));
+        const char *argv[] = {"GET", key};
+        cs_redis_pipe_add(p, 2, argv, NULL);
+        shard_of[at] = 0;
+        return 1;
+    }
+    for (size_t m = 0; m < cs_redis_shards(s->reader); m++) {
+        const char *tags[CS_STAGE_TAGS];
+        size_t ntags = cs_redis_shard_tags(s->reader, m, tags, CS_STAGE_TAGS);
+        for (size_t t = 0; t < ntags; t++) {
+            char key[512];
+            cs_scorer_pos_key_on(s->scorer, tags[t], tp->topic, tp->partition, key,
+                                 sizeof(key));
+            const char *argv[] = {"GET", key};
+            cs_redis_pipe_add(p, 2, argv, NULL);
+            shard_of[at + added++] = m;
+        }
+    }
+    return added;
+}
+
+/* The position a partition resumes from, out of its replies [from, to): on one node the
+ * one value; on a cluster the lowest over the masters of each master's highest (a master
+ * with none is left out: its lowest slot has just moved, or it holds nothing yet).
+ * @returns 1 with *pos set, 0 when no position is recorded, -1 (errstr) on a bad reply. */
+static int cs_stage_position(const cs_redis_pipe_t *p, size_t from, size_t to,
+                             const size_t *shard_of, size_t shards, int64_t *pos,
+                             const rd_kafka_topic_partition_t *tp, char *errstr,
+                             size_t errstr_size)
+{
+    int64_t best[64];
+    size_t nshards = shards < 64 ? shards : 64;
+    for (size_t m = 0; m < nshards; m++)
+        best[m] = -1;
+    for (size_t i = from; i < to; i++) {
+        const redisReply *r = cs_redis_pipe_reply(p, i);
+        char *end = NULL;
+        int64_t v = r && r->type == REDIS_REPLY_STRING ? strtoll(r->str, &end, 10) : -1;
+        if (!r || (r->type != REDIS_REPLY_NIL &&
+                   (r->type != REDIS_REPLY_STRING || *end || v < 0))) {
+            /* an error reply is not "no position": that would replay the partition from
+             * the beginning, or worse, hide a Redis that refuses us */
+            snprintf(errstr, errstr_size, "position of %s[%d]: %s", tp->topic,
+                     (int)tp->partition,
+                     r && r->type == REDIS_REPLY_ERROR ? r->str : "not an offset");
+            return -1;
+        }
+        size_t m = shard_of[i] < nshards ? shard_of[i] : 0;
+        if (v > best[m])
+            best[m] = v;
+    }
+    int found = 0;
+    size_t missing = 0;
+    for (size_t m = 0; m < nshards; m++) {
+        if (best[m] < 0) {
+            missing++;
+            continue;
+        }
+        if (!found || best[m] < *pos)
+            *pos = best[m];
+        found = 1;
+    }
+    if (found && missing)
+        cs_log_warn("no position on some redis cluster masters: resuming from the others'",
+                    "{s:s, s:i, s:i}", "topic", tp->topic, "partition", (int)tp->partition,
+                    "masters_without", (int)missing);
+    return found;
+}
+
+/* Where to resume a partition (docs/contract/redis-layout.md): the lowest of the position
+ * recorded in Redis after the last applied batch and the committed offset, so a Redis
+ * that lost its last writes is brought back by re-reading; the function makes the overlap
+ * a no-op. No recorded position (a new namespace, or a Redis that lost everything): from
+ * the beginning. On a Redis Cluster every master records it: the lowest of theirs. */
 static cs_err_t cs_stage_on_assign(void *opaque, rd_kafka_t *rk,
                                    rd_kafka_topic_partition_list_t *parts)
 {
     cs_score_stage_t *s = opaque;
     (void)rk;
     char errstr[512];
-    cs_redis_pipe_t *p = cs_redis_pipe_new();
-    for (int i = 0; i < parts->cnt; i++) {
-        char key[512];
-        cs_scorer_pos_key(s->scorer, parts->elems[i].topic, parts->elems[i].partition,
-                          key, sizeof(key));
-        const char *argv[] = {"GET", key};
-        cs_redis_pipe_add(p, 2, argv, NULL);
-    }
-    /* Redis may be restarting: wait for it (a while; the group waits for us too) */
-    cs_err_t err;
+    cs_err_t err = CS_OK;
     int64_t deadline = cs_mono_ms() + 60000;
-    while ((err = cs_redis_pipe_exec(s->reader, p, errstr, sizeof(errstr))) ==
-               CS_ERR_RETRY &&
+    /* Redis may be restarting: wait for it (a while; the group waits for us too). A
+     * cluster's masters must be known before their keys can be named. */
+    if (!cs_redis_connected(s->reader))
+        err = cs_redis_connect_retry(s->reader, 60000, errstr, sizeof(errstr));
+    size_t per = cs_redis_is_cluster(s->reader)
+                     ? cs_redis_shards(s->reader) * CS_STAGE_TAGS
+                     : 1;
+    size_t *shard_of = calloc((size_t)(parts->cnt ? parts->cnt : 1) * (per ? per : 1),
+                              sizeof(*shard_of));
+    size_t *starts = calloc((size_t)parts->cnt + 1, sizeof(*starts));
+    cs_redis_pipe_t *p = cs_redis_pipe_new();
+    if (!err && (!shard_of || !starts || !p)) {
+        snprintf(errstr, sizeof(errstr), "out of memory");
+        err = CS_ERR_NOMEM;
+    }
+    for (int i = 0; !err && i < parts->cnt; i++)
+        starts[i + 1] = starts[i] + cs_stage_add_position_reads(s, p, &parts->elems[i],
+                                                                shard_of, starts[i]);
+    while (!err && (err = cs_redis_pipe_exec(s->reader, p, errstr, sizeof(errstr))) ==
+                       CS_ERR_RETRY &&
            cs_running() && cs_mono_ms() < deadline)
         cs_redis_connect_retry(s->reader, deadline - cs_mono_ms(), errstr,
                                sizeof(errstr));
     for (int i = 0; !err && i < parts->cnt; i++) {
-        const redisReply *r = cs_redis_pipe_reply(p, (size_t)i);
         rd_kafka_topic_partition_t *tp = &parts->elems[i];
-        int64_t committed = tp->offset;
-        char *end = NULL;
-        int64_t pos = r && r->type == REDIS_REPLY_STRING ? strtoll(r->str, &end, 10) : -1;
-        if (!r || (r->type != REDIS_REPLY_NIL &&
-                   (r->type != REDIS_REPLY_STRING || *end || pos < 0))) {
-            /* an error reply is not "no position": that would replay the partition from
-             * the beginning, or worse, hide a Redis that refuses us */
-            snprintf(errstr, sizeof(errstr), "position of %s[%d]: %s", tp->topic,
-                     (int)tp->partition,
-                     r && r->type == REDIS_REPLY_ERROR ? r->str : "not an offset");
+        int64_t committed = tp->offset, pos = -1;
+        int found = cs_stage_position(p, starts[i], starts[i + 1], shard_of,
+                                      cs_redis_shards(s->reader), &pos, tp, errstr,
+                                      sizeof(errstr));
+        if (found < 0) {
             err = CS_ERR_REDIS;
             break;
         }
-        if (r->type == REDIS_REPLY_STRING) {
+        if (found) {
             if (committed >= 0 && pos < committed) {
                 tp->offset = pos;
                 cs_log_warn(
@@ -562,6 +650,8 @@ static cs_err_t cs_stage_on_assign(void *opaque, rd_kafka_t *rk,
         }
     }
     cs_redis_pipe_destroy(p);
+    free(shard_of);
+    free(starts);
     if (err)
         cs_log_fatal("cannot read positions from redis: no safe place to resume", "{s:s}",
                      "error", errstr);

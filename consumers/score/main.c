@@ -111,32 +111,28 @@ static int run_top(const cs_config_t *cfg, const cs_cli_t *cli, cs_rules_t *rule
     int as_json = cs_cli_get(cli, &spec, "json") != NULL;
     (void)cfg;
 
-    char errstr[512], key[256], count[32];
+    char errstr[512];
     if (cs_redis_connect(redis, errstr, sizeof(errstr))) {
         cs_log_fatal("redis unreachable", "{s:s}", "error", errstr);
         return 1;
     }
     /* the rank is decay-invariant (score_rank_value), so the sorted set's order is the
      * order of scores decayed to any "now" */
-    cs_scorer_rank_key(scorer, kind, key, sizeof(key));
-    snprintf(count, sizeof(count), "%ld", top - 1);
-    const char *argv[] = {"ZREVRANGE", key, "0", count};
-    redisReply *ids = cs_redis_command(redis, 4, argv, NULL, errstr, sizeof(errstr));
-    if (!ids || ids->type != REDIS_REPLY_ARRAY) {
-        cs_log_fatal("cannot read the rank", "{s:s}", "error", ids ? ids->str : errstr);
-        if (ids)
-            freeReplyObject(ids);
+    char **ids = NULL;
+    size_t nids = 0;
+    if (cs_scorer_top(scorer, redis, kind, top, &ids, &nids, errstr, sizeof(errstr))) {
+        cs_log_fatal("cannot read the rank", "{s:s}", "error", errstr);
         return 1;
     }
-    const char **subjects = calloc(ids->elements + 1, sizeof(*subjects));
-    cs_subject_view_t *views = calloc(ids->elements + 1, sizeof(*views));
+    const char **subjects = calloc(nids + 1, sizeof(*subjects));
+    cs_subject_view_t *views = calloc(nids + 1, sizeof(*views));
     if (!subjects || !views) {
         cs_log_fatal("out of memory", NULL);
         return 1;
     }
-    for (size_t i = 0; i < ids->elements; i++)
-        subjects[i] = ids->element[i]->str;
-    cs_err_t err = cs_scorer_read(scorer, redis, subjects, ids->elements, views, errstr,
+    for (size_t i = 0; i < nids; i++)
+        subjects[i] = ids[i];
+    cs_err_t err = cs_scorer_read(scorer, redis, subjects, nids, views, errstr,
                                   sizeof(errstr));
     if (err) {
         cs_log_fatal("cannot read the state", "{s:s}", "error", errstr);
@@ -150,7 +146,7 @@ static int run_top(const cs_config_t *cfg, const cs_cli_t *cli, cs_rules_t *rule
                "%8s %9s %9s  %s\n",
                cs_subject_kind_names[kind], when, "#", "subject", "level", "score",
                "safe_care", "staffing", "abuse", "assurance", "last events");
-    for (size_t i = 0; i < ids->elements; i++) {
+    for (size_t i = 0; i < nids; i++) {
         const cs_subject_view_t *sv = &views[i];
         if (!sv->exists)
             continue;
@@ -189,11 +185,13 @@ static int run_top(const cs_config_t *cfg, const cs_cli_t *cli, cs_rules_t *rule
         }
         json_decref(last);
     }
-    for (size_t i = 0; i < ids->elements; i++)
+    for (size_t i = 0; i < nids; i++) {
         cs_subject_view_release(&views[i]);
+        free(ids[i]);
+    }
+    free(ids);
     free(views);
     free(subjects);
-    freeReplyObject(ids);
     return 0;
 }
 
@@ -312,6 +310,10 @@ int main(int argc, char **argv)
                               sizeof(errstr)))
         cs_cli_fail(&spec, "%s", errstr);
     cs_redis_t *redis = cs_redis_new_from_config(&cfg);
+    if (!redis)
+        cs_cli_fail(&spec, "out of memory");
+    if (!top && !show && cs_engine_check(scorer, redis, errstr, sizeof(errstr)))
+        cs_cli_fail(&spec, "%s", errstr);
     cs_signals_install();
 
     int rc;

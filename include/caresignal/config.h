@@ -49,6 +49,7 @@ typedef struct cs_config {
     long redis_port;
     char *redis_password;
     long redis_timeout_ms;
+    char *redis_cluster_nodes; /* "host:port,..." seeds of a Redis Cluster, or NULL */
 
     char *state_namespace;
     int state_layout; /* of a new namespace's risk state: 1 or 2 */
@@ -102,6 +103,7 @@ typedef enum cs_config_type {
      */
     CS_CFG_SECRET_FILE,
     CS_CFG_LISTEN, /**< a string "host:port" (cs_config_parse_listen) */
+    CS_CFG_NODES,  /**< "host:port,host:port,...": one or more, port 1-65535 */
 } cs_config_type_t;
 
 enum {

@@ -25,8 +25,39 @@ typedef struct cs_redis cs_redis_t;
 cs_redis_t *cs_redis_new(const char *host, int port, const char *password,
                          int timeout_ms);
 
-/** cs_redis_new() from redis.host, redis.port, redis.password, redis.timeout.ms. */
+/**
+ * A handle for a Redis Cluster reached through \p nodes ("host:port,...", seeds: any
+ * reachable one gives the slot map). Every call is routed by the hash slot of its key
+ * (lib/cluster.c; docs/contract/redis-layout.md, "Redis Cluster"); the rest of this API
+ * is the same as for one node.
+ */
+cs_redis_t *cs_redis_new_cluster(const char *nodes, const char *password, int timeout_ms);
+
+/** cs_redis_new() from redis.host, redis.port, redis.password, redis.timeout.ms; or
+ *  cs_redis_new_cluster() when redis.cluster.nodes is set. */
 cs_redis_t *cs_redis_new_from_config(const cs_config_t *cfg);
+
+/** @returns non-zero for a Redis Cluster handle. */
+int cs_redis_is_cluster(const cs_redis_t *r);
+
+/** @returns how many masters hold the state: 1 for one node, else the cluster's masters
+ *  (as of the last connect; 0 before it). */
+size_t cs_redis_shards(const cs_redis_t *r);
+
+/**
+ * The hash tags (what goes between `{` and `}`) of keys that live on master \p shard: the
+ * tag of its lowest slot first, then of the start of each other slot range it holds.
+ * @returns how many were put in \p tags (0 on one node: no tag is needed).
+ */
+size_t cs_redis_shard_tags(const cs_redis_t *r, size_t shard, const char **tags,
+                           size_t max);
+
+/** The Redis Cluster hash slot of a key (CRC16 of its hash tag, or of the key). */
+unsigned cs_cluster_key_slot(const char *key, size_t len);
+
+/** A hash tag whose slot is \p slot: the smallest non-negative integer, in decimal,
+ *  that hashes to it (a fixed, documented choice: key names built with it are stable). */
+const char *cs_cluster_slot_tag(unsigned slot);
 
 /** Closes and frees. NULL is a no-op. */
 void cs_redis_destroy(cs_redis_t *r);

@@ -155,6 +155,27 @@ void cs_scorer_rank_key(const cs_scorer_t *s, cs_subject_kind_t kind, char *out,
 void cs_scorer_pos_key(const cs_scorer_t *s, const char *topic, int32_t partition,
                        char *out, size_t size);
 
+/** On a Redis Cluster each rank set is spread over this many keys (so that no master
+ *  holds the whole country's index), merged on read (cs_scorer_top). */
+#define CS_RANK_SHARDS 16
+/** The rank set shard \p shard of \p kind: `<ns>:rank:{<KIND>:<shard>}`; \p shard -1 is
+ *  the one key of a single node, `<ns>:rank:<KIND>`. */
+void cs_scorer_rank_key_shard(const cs_scorer_t *s, cs_subject_kind_t kind, int shard,
+                              char *out, size_t size);
+/** The shard of a subject's rank on a cluster: its key slot mod CS_RANK_SHARDS. */
+int cs_scorer_rank_shard(const char *subject_key);
+/**
+ * The \p n highest ranked subjects of \p kind, highest first, merged over the shards on a
+ * cluster: \p subjects gets \p count strings (free each and the array).
+ */
+cs_err_t cs_scorer_top(const cs_scorer_t *s, cs_redis_t *redis, cs_subject_kind_t kind,
+                       long n, char ***subjects, size_t *count, char *errstr,
+                       size_t errstr_size);
+/** A position key on a Redis Cluster master: `<ns>:pos:{<tag>}:<topic>:<partition>`, the
+ *  tag one of cs_redis_shard_tags(); \p tag NULL is cs_scorer_pos_key's (one node). */
+void cs_scorer_pos_key_on(const cs_scorer_t *s, const char *tag, const char *topic,
+                          int32_t partition, char *out, size_t size);
+
 /**
  * The rank of a subject in `<ns>:rank:<KIND>`: log2(S) + as_of / half-life. Ordering by
  * it is ordering by the score decayed to any common "now" (S(now) = S·2^-(now-as_of)/H),

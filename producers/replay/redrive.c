@@ -97,61 +97,95 @@ static const char *where_code(const replay_ctx_t *ctx)
     return code;
 }
 
-/* Which of the batch's members (\p ids) are in the re-driven set: \p seen[i] set. */
-static int already_redriven(redrive_t *rd, char ids[][48], int n, int *seen)
+/* The re-driven set a member ("partition:offset") is kept in: one per dead-letter topic
+ * on one node; on a Redis Cluster one per partition of it, so that no master holds the
+ * whole record. */
+static void set_key(const redrive_t *rd, const char *id, char *out, size_t size)
+{
+    if (!cs_redis_is_cluster(rd->redis))
+        snprintf(out, size, "%s", rd->setkey);
+    else
+        snprintf(out, size, "%s:redriven:{%s:%.*s}", rd->ctx->cfg->state_namespace,
+                 rd->ctx->cfg->topic_deadletter, (int)strcspn(id, ":"), id);
+}
+
+/* Sends \p cmd ("SMISMEMBER" or "SADD") for the members \p ids[i] with \p pick[i] set
+ * (all when NULL), one command per run of members in the same set. \p seen (SMISMEMBER):
+ * each member's answer. */
+static int members_command(redrive_t *rd, const char *cmd, char ids[][48], const int *pick,
+                           int n, int *seen)
 {
     char errstr[512];
     const char **argv = malloc(sizeof(*argv) * (size_t)(n + 2));
-    if (!argv)
-        return -1;
-    argv[0] = "SMISMEMBER";
-    argv[1] = rd->setkey;
+    char(*keys)[512] = malloc(sizeof(*keys) * (size_t)(n ? n : 1));
+    cs_redis_pipe_t *p = cs_redis_pipe_new();
+    int rc = -1, ncmds = 0;
+    if (!argv || !keys || !p)
+        goto done;
     for (int i = 0; i < n; i++)
-        argv[i + 2] = ids[i];
-    redisReply *r =
-        cs_redis_command(rd->redis, n + 2, argv, NULL, errstr, sizeof(errstr));
-    free(argv);
-    if (!r || r->type != REDIS_REPLY_ARRAY || (int)r->elements != n) {
-        fprintf(stderr, "caresignal-replay: redis: %s\n",
-                r ? (r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply")
-                  : errstr);
-        if (r)
-            freeReplyObject(r);
-        return -1;
+        set_key(rd, ids[i], keys[i], sizeof(keys[i]));
+    for (int i = 0; i < n;) {
+        int argc = 2;
+        argv[0] = cmd;
+        argv[1] = keys[i];
+        int j = i;
+        for (; j < n && !strcmp(keys[j], keys[i]); j++)
+            if (!pick || pick[j])
+                argv[argc++] = ids[j];
+        if (argc > 2) {
+            if (cs_redis_pipe_add(p, argc, argv, NULL))
+                goto done;
+            ncmds++;
+        }
+        i = j;
     }
-    for (int i = 0; i < n; i++)
-        seen[i] = r->element[i]->integer == 1;
-    freeReplyObject(r);
-    return 0;
+    if (!ncmds) {
+        rc = 0;
+        goto done;
+    }
+    if (cs_redis_pipe_exec(rd->redis, p, errstr, sizeof(errstr))) {
+        fprintf(stderr, "caresignal-replay: redis: %s: %s\n", cmd, errstr);
+        goto done;
+    }
+    for (int c = 0; c < ncmds; c++) {
+        const redisReply *r = cs_redis_pipe_reply(p, (size_t)c);
+        if (!r || r->type == REDIS_REPLY_ERROR ||
+            (seen && r->type != REDIS_REPLY_ARRAY) || (!seen && r->type != REDIS_REPLY_INTEGER)) {
+            fprintf(stderr, "caresignal-replay: redis: %s: %s\n", cmd,
+                    r && r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+            goto done;
+        }
+    }
+    /* the replies hold the members in the order they were sent */
+    for (int c = 0, i = 0; seen && c < ncmds; c++) {
+        const redisReply *r = cs_redis_pipe_reply(p, (size_t)c);
+        for (size_t k = 0; k < r->elements; k++, i++) {
+            while (i < n && pick && !pick[i])
+                i++;
+            if (i < n)
+                seen[i] = r->element[k]->integer == 1;
+        }
+    }
+    rc = 0;
+done:
+    cs_redis_pipe_destroy(p);
+    free(keys);
+    free(argv);
+    return rc;
+}
+
+/* Which of the batch's members (\p ids) are in the re-driven set: \p seen[i] set. */
+static int already_redriven(redrive_t *rd, char ids[][48], int n, int *seen)
+{
+    return members_command(rd, "SMISMEMBER", ids, NULL, n, seen);
 }
 
 /* Records the delivered re-drives of a batch. */
 static int record(redrive_t *rd, char ids[][48], const int *sent, int n)
 {
-    char errstr[512];
-    const char **argv = malloc(sizeof(*argv) * (size_t)(n + 2));
-    int argc = 2;
-    if (!argv)
-        return -1;
-    argv[0] = "SADD";
-    argv[1] = rd->setkey;
-    for (int i = 0; i < n; i++)
-        if (sent[i])
-            argv[argc++] = ids[i];
-    int rc = 0;
-    if (argc > 2) {
-        redisReply *r =
-            cs_redis_command(rd->redis, argc, argv, NULL, errstr, sizeof(errstr));
-        if (!r || r->type == REDIS_REPLY_ERROR) {
-            fprintf(stderr,
-                    "caresignal-replay: redis: recording re-driven dead letters: %s\n",
-                    r ? r->str : errstr);
-            rc = -1;
-        }
-        if (r)
-            freeReplyObject(r);
-    }
-    free(argv);
+    int rc = members_command(rd, "SADD", ids, sent, n, NULL);
+    if (rc)
+        fprintf(stderr, "caresignal-replay: redis: recording re-driven dead letters failed\n");
     return rc;
 }
 

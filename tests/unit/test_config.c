@@ -52,6 +52,12 @@ static void test_set_values(void **state)
                      CS_OK);
     assert_string_equal(cs_config_get_string(&cfg, "page.sink"), "webhook");
     assert_null(cs_config_get_string(&cfg, "redis.port"));
+    assert_null(cfg.redis_cluster_nodes);
+    assert_int_equal(cs_config_set(&cfg, "redis.cluster.nodes",
+                                   "10.0.0.1:7000,[::1]:7001,redis-2.local:7002", errstr,
+                                   sizeof(errstr)),
+                     CS_OK);
+    assert_string_equal(cfg.redis_cluster_nodes, "10.0.0.1:7000,[::1]:7001,redis-2.local:7002");
     assert_null(cs_config_get_string(&cfg, "no.such.key"));
     cs_config_clear(&cfg);
 }
@@ -80,6 +86,13 @@ static void test_bad_values_name_the_key(void **state)
          "config key 'kafka.no.such.property': No such configuration property"},
         {"kafka.acks", "banana", "config key 'kafka.acks':"},
         {"kafka.", "x", "config key 'kafka.': missing property name"},
+        {"redis.cluster.nodes", "", "config key 'redis.cluster.nodes': expected host:port"},
+        {"redis.cluster.nodes", "127.0.0.1", "config key 'redis.cluster.nodes'"},
+        {"redis.cluster.nodes", "127.0.0.1:7000,", "config key 'redis.cluster.nodes'"},
+        {"redis.cluster.nodes", "a:7000,,b:7001", "config key 'redis.cluster.nodes'"},
+        {"redis.cluster.nodes", "a:0", "config key 'redis.cluster.nodes'"},
+        {"redis.cluster.nodes", ":7000", "config key 'redis.cluster.nodes'"},
+        {"redis.cluster.nodes", "::1:7000", "config key 'redis.cluster.nodes'"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         cs_config_t cfg;
