@@ -4,6 +4,7 @@
  * refusals (TRYAGAIN, CLUSTERDOWN, LOADING, ...) handed to the caller's backoff.
  * docs/contract/redis-layout.md, "Redis Cluster", is the contract. */
 #include <ctype.h>
+#include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 typedef struct cs_range {
     unsigned start, end; /* inclusive */
     size_t node;
+    size_t replicas; /* the replicas CLUSTER SLOTS lists for it (it leaves out failed ones) */
 } cs_range_t;
 
 struct cs_cluster {
@@ -30,6 +32,8 @@ struct cs_cluster {
     cs_range_t *ranges;
     size_t nranges;
     int stale; /* a MOVED was seen: read the slot map again before the next call */
+    long redirects[2]; /* MOVED, ASK followed */
+    long lagging;      /* WAITs that timed out: a master without a replica keeping up */
 };
 
 /* ------------------------------------------------------------------ slots */
@@ -276,6 +280,7 @@ static cs_err_t cs_cluster_apply_slots(cs_redis_t *r, const cs_redis_t *via,
                                                                      : "";
         if (!*host || !strcmp(host, "?"))
             host = via->host; /* an unknown endpoint: the node that answered */
+        ranges[k].replicas = e->elements - 3;
         ranges[k].start = (unsigned)e->element[0]->integer & (CS_SLOTS - 1);
         ranges[k].end = (unsigned)e->element[1]->integer & (CS_SLOTS - 1);
         snprintf(addrs[k], sizeof(addrs[k]), strchr(host, ':') ? "[%s]:%lld" : "%s:%lld",
@@ -541,6 +546,7 @@ static cs_redirect_t cs_cluster_redirect(cs_redis_t *r, const redisReply *reply,
         *err = CS_ERR_RETRY;
         return kind;
     }
+    r->cl->redirects[kind == CS_REDIRECT_ASK]++;
     if (kind == CS_REDIRECT_MOVED) {
         r->cl->slot_node[slot] = (int16_t)cs_cluster_node_index(r->cl, *to);
         r->cl->stale = 1; /* read the whole map again before the next call */
@@ -856,4 +862,80 @@ cs_err_t cs_cluster_pipe_exec(cs_redis_t *r, cs_redis_pipe_t *p, char *errstr,
     }
     free(slot), free(ask), free(pending), free(sent), free(first);
     return err;
+}
+
+/* ------------------------------------------------------------------ durability */
+
+cs_err_t cs_redis_wait_replicas(cs_redis_t *r, char *errstr, size_t errstr_size)
+{
+    cs_cluster_t *cl = r->cl;
+    if (!cl)
+        return CS_OK;
+    /* WAIT on each master that has a replica, all sent before any answer is read. Its
+     * timeout is half the command timeout, so the socket never times out first. */
+    char timeout[32];
+    snprintf(timeout, sizeof(timeout), "%d", r->timeout_ms / 2 > 0 ? r->timeout_ms / 2 : 1);
+    char *waiting = calloc(cl->nmasters ? cl->nmasters : 1, 1);
+    if (!waiting)
+        return CS_ERR_NOMEM;
+    cs_err_t err = CS_OK;
+    for (size_t i = 0; i < cl->nranges; i++)
+        if (cl->ranges[i].replicas && cl->ranges[i].node < cl->nmasters)
+            waiting[cl->ranges[i].node] = 1;
+    for (size_t m = 0; m < cl->nmasters; m++) {
+        cs_redis_t *n = cl->nodes[m];
+        if (!waiting[m])
+            continue;
+        int done = 0;
+        if (!n->c || redisAppendCommand(n->c, "WAIT 1 %s", timeout) != REDIS_OK) {
+            waiting[m] = 0;
+            err = CS_ERR_RETRY;
+            continue;
+        }
+        while (n->c && !done)
+            if (redisBufferWrite(n->c, &done) != REDIS_OK)
+                cs_cluster_node_lost(n, errstr, errstr_size);
+        if (!n->c) {
+            waiting[m] = 0;
+            err = CS_ERR_RETRY;
+        }
+    }
+    for (size_t m = 0; m < cl->nmasters; m++) {
+        cs_redis_t *n = cl->nodes[m];
+        if (!waiting[m])
+            continue;
+        void *got = NULL;
+        if (redisGetReply(n->c, &got) != REDIS_OK || !got) {
+            cs_cluster_node_lost(n, errstr, errstr_size);
+            err = CS_ERR_RETRY;
+            continue;
+        }
+        redisReply *reply = got;
+        if (reply->type == REDIS_REPLY_INTEGER && reply->integer < 1) {
+            /* its replica is down or far behind: go on (waiting for it would stop the
+             * whole stream), say so, and read the map again, which leaves out a failed
+             * replica */
+            if (!cl->lagging++ || cl->lagging % 1000 == 0)
+                cs_log_warn("redis cluster master without a replica keeping up: a fail-over "
+                            "now could lose its last writes",
+                            "{s:s, s:i, s:I}", "host", n->host, "port", n->port, "count",
+                            (json_int_t)cl->lagging);
+            cl->stale = 1;
+        } else if (reply->type == REDIS_REPLY_ERROR) {
+            snprintf(errstr, errstr_size, "redis %s:%d: WAIT: %.200s", n->host, n->port,
+                     reply->str);
+            if (cs_redis_reply_retriable(reply))
+                err = CS_ERR_RETRY;
+        }
+        freeReplyObject(reply);
+    }
+    free(waiting);
+    return err;
+}
+
+void cs_redis_cluster_counts(const cs_redis_t *r, long *moved, long *ask, long *lagging)
+{
+    *moved = r->cl ? r->cl->redirects[0] : 0;
+    *ask = r->cl ? r->cl->redirects[1] : 0;
+    *lagging = r->cl ? r->cl->lagging : 0;
 }

@@ -60,6 +60,8 @@ struct cs_engine_batch {
 /* Besides cs_err_t's codes, within this file: done, after waiting for Redis (the back
  * callback is due); a watched value moved (read again). */
 #define CS_ENGINE_AGAIN ((cs_err_t)1)
+/* A cluster master was lost after the calls, before a replica had them (make them again) */
+#define CS_ENGINE_LOST ((cs_err_t)3)
 
 cs_err_t cs_engine_check(const cs_scorer_t *scorer, const cs_redis_t *redis, char *errstr,
                          size_t errstr_size)
@@ -415,6 +417,22 @@ static cs_err_t cs_engine_write_positions(cs_engine_t *e, const cs_engine_batch_
     return rc;
 }
 
+/* On a Redis Cluster, after the calls: the positions, then a replica of every master
+ * holding all of it (cs_redis_wait_replicas). Replication is asynchronous: a master that
+ * fails after answering loses what its replica had not received. A master lost before the
+ * WAIT answered may have lost the calls too: CS_ENGINE_LOST, and the batch is made again
+ * (every call is idempotent) on the replica that took over. */
+static cs_err_t cs_engine_settle_cluster(cs_engine_t *e, cs_engine_batch_t *b,
+                                         char *errstr, size_t errstr_size)
+{
+    cs_err_t rc = b->positions ? cs_engine_write_positions(e, b, errstr, errstr_size)
+                               : CS_OK;
+    if (rc)
+        return rc;
+    rc = cs_redis_wait_replicas(e->redis, errstr, errstr_size);
+    return rc == CS_ERR_RETRY ? CS_ENGINE_LOST : rc;
+}
+
 /* The function calls, one per subject, then the positions */
 static cs_err_t cs_engine_prepare_calls(cs_engine_t *e, cs_engine_batch_t *b)
 {
@@ -509,10 +527,15 @@ static cs_err_t cs_engine_run_calls(cs_engine_t *e, cs_engine_batch_t *b, char *
             return rc;
         b->failure[0] = '\0';
         if (!cs_engine_systemic(e, b, cs_engine_outcomes(e, b, 0, b->ncalls, b->pipe, 0))) {
-            if (b->positions && cs_redis_is_cluster(e->redis) &&
-                (rc = cs_engine_write_positions(e, b, errstr, errstr_size)))
-                return rc;
-            return attempt ? CS_ENGINE_AGAIN : CS_OK;
+            if (!cs_redis_is_cluster(e->redis))
+                return attempt ? CS_ENGINE_AGAIN : CS_OK;
+            rc = cs_engine_settle_cluster(e, b, errstr, errstr_size);
+            if (rc != CS_ENGINE_LOST)
+                return rc ? rc : attempt ? CS_ENGINE_AGAIN : CS_OK;
+            /* a master was lost before its replica had the calls: make them again */
+            if (cs_engine_wait(e, &backoff, errstr, attempt == 0))
+                return CS_ERR_RETRY;
+            continue;
         }
         cs_log_error("the risk function fails for every subject: waiting, then retrying "
                      "the batch",

@@ -64,7 +64,7 @@ struct cs_score_stage {
     struct {
         cs_series_t *applied, *duplicates, *redeliveries, *regressions, *reemitted,
             *redis_retries, *last_event, *batch, *pipeline, *ack, *alerts_produced,
-            *conflicts;
+            *conflicts, *redirects[2], *unreplicated;
         /* by kind, level and subject kind: every combination made at start, so each
          * series exists from the first scrape and an alert takes no lock */
         cs_series_t *alerts[CS_ALERT_KIND_COUNT][CS_LEVEL_COUNT][CS_SUBJECT_COUNT];
@@ -107,6 +107,18 @@ static void cs_stage_metrics_init(cs_score_stage_t *s)
         CS_METRIC_COUNTER, "caresignal_state_conflicts_total",
         "state writes not done because the value changed after it was read (state.engine="
         "scorer): another writer of the subject; read and computed again",
+        NULL));
+    cs_metric_t *redirects = cs_metric(
+        CS_METRIC_COUNTER, "caresignal_redis_redirects_total",
+        "Redis Cluster redirections followed, by kind: moved (the slot map had changed: read "
+        "again) or ask (a slot being moved to another master)",
+        "kind");
+    s->mx.redirects[0] = cs_metric_at(redirects, "moved");
+    s->mx.redirects[1] = cs_metric_at(redirects, "ask");
+    s->mx.unreplicated = cs_metric_at(cs_metric(
+        CS_METRIC_COUNTER, "caresignal_redis_unreplicated_total",
+        "batches after which a Redis Cluster master's replica did not confirm the writes in "
+        "time (WAIT): a fail-over then could lose them",
         NULL));
     s->mx.last_event =
         cs_metric_at(cs_metric(CS_METRIC_GAUGE, "caresignal_last_event_time_seconds",
@@ -174,7 +186,8 @@ static void *cs_stage_worker(void *arg)
         pthread_mutex_unlock(&s->mu);
         b->errstr[0] = '\0';
         int64_t t0 = cs_mono_ms();
-        long conflicts = cs_engine_conflicts(s->engine);
+        long conflicts = cs_engine_conflicts(s->engine), moved0, ask0, lag0, moved, ask, lag;
+        cs_redis_cluster_counts(s->store, &moved0, &ask0, &lag0);
         if (b->kind == CS_JOB_APPLY)
             b->rc = cs_engine_execute(s->engine, b->eb, &b->res, b->errstr,
                                       sizeof(b->errstr));
@@ -185,6 +198,10 @@ static void *cs_stage_worker(void *arg)
                           (double)(cs_mono_ms() - t0) / 1000.0);
         cs_series_add(s->mx.conflicts,
                       (double)(cs_engine_conflicts(s->engine) - conflicts));
+        cs_redis_cluster_counts(s->store, &moved, &ask, &lag);
+        cs_series_add(s->mx.redirects[0], (double)(moved - moved0));
+        cs_series_add(s->mx.redirects[1], (double)(ask - ask0));
+        cs_series_add(s->mx.unreplicated, (double)(lag - lag0));
         if (!b->rc)
             cs_health_set(CS_HEALTH_REDIS, 1);
         pthread_mutex_lock(&s->mu);

@@ -52,6 +52,19 @@ size_t cs_redis_shards(const cs_redis_t *r);
 size_t cs_redis_shard_tags(const cs_redis_t *r, size_t shard, const char **tags,
                            size_t max);
 
+/**
+ * On a Redis Cluster: waits (WAIT 1, half of redis.timeout.ms) until a replica of every
+ * master that has one holds everything this handle wrote, so that a fail-over cannot lose
+ * it. A replica that does not answer in time is logged and counted, not waited for. One
+ * node: nothing to do. @returns CS_OK, or CS_ERR_RETRY when a master was lost meanwhile
+ * (its writes may be lost too: write them again).
+ */
+cs_err_t cs_redis_wait_replicas(cs_redis_t *r, char *errstr, size_t errstr_size);
+
+/** Counters of a cluster handle: MOVED and ASK redirections followed, WAITs that timed
+ *  out (all 0 for one node). */
+void cs_redis_cluster_counts(const cs_redis_t *r, long *moved, long *ask, long *lagging);
+
 /** The Redis Cluster hash slot of a key (CRC16 of its hash tag, or of the key). */
 unsigned cs_cluster_key_slot(const char *key, size_t len);
 
