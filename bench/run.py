@@ -34,8 +34,10 @@ import ctypes
 import json
 import os
 import platform
+import random
 import re
 import shutil
+import socket
 import signal
 import statistics
 import subprocess
@@ -144,6 +146,21 @@ def redis_cpu_seconds(r):
     info = info.decode() if isinstance(info, bytes) else info
     f = dict(l.split(":", 1) for l in info.splitlines() if ":" in l)
     return float(f["used_cpu_user"]) + float(f["used_cpu_sys"])
+
+
+def cluster_port():
+    """A free loopback port for a cluster node: at most 55535 (its bus is the port +
+    10,000), with the bus port free too."""
+    for _ in range(200):
+        port = random.randint(20000, 50000)
+        try:
+            for p in (port, port + 10000):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", p))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no free port pair for a cluster node")
 
 
 def steady(n, n0, t0, t1, started):
@@ -332,6 +349,63 @@ class Bench:
             self.redis_port, self.redis_pid = saved
             self.stop(p)
 
+    @contextlib.contextmanager
+    def fresh_cluster(self, masters, what):
+        """A new Redis Cluster of \p masters masters and no replicas (a replica's
+        replication would cost CPU one node does not pay; the fail-over path is the
+        tests'), each redis-server as the stack's (AOF everysec). Inside the block the
+        consumers use it (redis.cluster.nodes) and self.cluster_ports lists its ports."""
+        d = tempfile.mkdtemp(prefix="cluster-", dir=self.dir)
+        ports, procs = [], []
+        for i in range(masters):
+            port = cluster_port()
+            nd = os.path.join(d, str(port))
+            os.makedirs(nd)
+            p = subprocess.Popen(
+                ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", nd,
+                 "--daemonize", "no", "--cluster-enabled", "yes", "--cluster-config-file",
+                 "nodes.conf", "--cluster-node-timeout", "5000", "--appendonly", "yes",
+                 "--appendfsync", "everysec", "--save", "", "--logfile",
+                 os.path.join(nd, "redis.log")],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent)
+            p.log_path, p.name = os.path.join(nd, "redis.log"), "redis-server (%s)" % what
+            self.procs.append(p)
+            procs.append(p)
+            ports.append(port)
+
+        def up(port):
+            try:
+                r = cstest.Redis(port)
+                r.cmd("PING")
+                r.close()
+                return True
+            except (OSError, cstest.RedisError):
+                return False
+        for port in ports:
+            self.wait_for(lambda: up(port), 30, "a cluster redis-server", procs)
+        self.run("redis-cli", "--cluster", "create",
+                 *["127.0.0.1:%d" % port for port in ports],
+                 "--cluster-replicas", "0", "--cluster-yes", timeout=120)
+
+        def ok():
+            for port in ports:
+                r = cstest.Redis(port)
+                info = r.cmd("CLUSTER", "INFO")
+                r.close()
+                info = info.decode() if isinstance(info, bytes) else info
+                if "cluster_state:ok" not in info:
+                    return False
+            return True
+        self.wait_for(ok, 60, "the cluster to be ok", procs)
+        self.cluster_ports, self.cluster_pids = ports, [p.pid for p in procs]
+        try:
+            yield procs
+        finally:
+            self.cluster_ports = self.cluster_pids = None
+            for p in procs:
+                self.stop(p)
+
     def setting(self, key, default):
         """The value of \p key among the command line's --set (the last wins)"""
         value = default
@@ -347,6 +421,9 @@ class Bench:
         cmd = [self.bin(name), "--config", self.config, "--set",
                "kafka.bootstrap.servers=" + self.bootstrap, "--set",
                "redis.port=%d" % self.redis_port]
+        if getattr(self, "cluster_ports", None):
+            cmd += ["--set", "redis.cluster.nodes=" +
+                    ",".join("127.0.0.1:%d" % port for port in self.cluster_ports)]
         for k, v in sets.items():
             cmd += ["--set", "%s=%s" % (k, v)]
         for kv in self.args.set or ():  # the command line's, for experiments: last wins
@@ -1242,6 +1319,128 @@ class Bench:
             self.replays(section, "x%d" % scale, events_topic, n,
                          statistics.median([o for _, o, _ in per]))
 
+    # ------------------------------------------------------------------ cluster
+    def cluster_applied(self, ns, topic):
+        """Events a scorer group has applied from \p topic on the cluster: each master's
+        positions summed (under the tag of its lowest slot: docs/contract/redis-layout.md),
+        the lowest over the masters."""
+        sums = []
+        for port in self.cluster_ports:
+            r = cstest.Redis(port)
+            try:
+                slots = r.cmd("CLUSTER", "SLOTS")
+                me = [e for e in slots if int(e[2][1]) == port]
+                low = min(int(e[0]) for e in me)
+                tag = cstest.slot_tag(low)[1:-1]  # the contract's tag, without braces
+                keys = ["%s:pos:{%s}:%s:%d" % (ns, tag, topic, p)
+                        for p in range(self.topics[topic])]
+                sums.append(sum(int(v) for v in r.cmd("MGET", *keys) if v is not None))
+            finally:
+                r.close()
+        return min(sums)
+
+    def cluster_redis_cpu(self):
+        total = 0.0
+        for port in self.cluster_ports:
+            r = cstest.Redis(port)
+            total += redis_cpu_seconds(r)
+            r.close()
+        return total
+
+    def score_group(self, tag, topic, n, scorers, on_cluster):
+        """\p scorers caresignal-score processes in one group over \p topic's \p n events,
+        on one node (a fresh redis-server) or on the cluster in use. @returns (events/s from
+        the first batch to the last, Redis CPU us per event summed over the nodes, the
+        CPU share of every process)."""
+        ns = "bench-cl-%s" % tag
+        sets = {"topic.events": topic, "state.namespace": ns, "group.id": "bench-cl-" + tag,
+                "topic.deadletter": "bench.dead", "topic.alerts": "bench.cl.alerts." + tag}
+        if on_cluster:
+            applied = lambda: self.cluster_applied(ns, topic)
+            rcpu = self.cluster_redis_cpu
+        else:
+            r = cstest.Redis(self.redis_port)
+            applied = lambda: self.positions(r, ns, topic)
+            rcpu = lambda: redis_cpu_seconds(r)
+        cpu0 = rcpu()  # Redis CPU per event: over all of the events
+        procs = [self.program("caresignal-score", sets) for _ in range(scorers)]
+        assigned = max(self.assigned_at(p) for p in procs)
+        # every scorer has its partitions: from then on the group's work is measured
+        if scorers > 1:
+            time.sleep(1.0)
+        n0 = self.wait_for(applied, 120, "the group's first batch", procs)
+        t0 = time.time()
+        pids = {"caresignal-score-%d" % i: p.pid for i, p in enumerate(procs)}
+        if on_cluster:
+            pids.update({"redis-server-%d" % i: pid for i, pid in enumerate(self.cluster_pids)})
+        share0 = self.cpu_start(pids)
+        self.wait_for(lambda: applied() >= n, 900, "the group to apply %d events" % n, procs)
+        t1 = time.time()
+        cpu1 = rcpu()
+        share = self.cpu_share(share0)
+        if not on_cluster:
+            r.close()
+        for p in procs:
+            self.stop(p)
+        t0s, n0s = steady(n, n0, t0, t1, assigned)
+        rate = (n - n0s) / (t1 - t0s)
+        return rate, 1e6 * (cpu1 - cpu0) / n, share
+
+    def cluster(self, n, subjects, masters=3):
+        """Score on one node and on a Redis Cluster of \p masters masters, with one and
+        with \p masters scorer processes: events/s, Redis CPU per event, and the ratio
+        to masters x one node's rate."""
+        log("cluster: %d events over %d locations, one node and %d masters" % (n, subjects, masters))
+        section = "redis cluster"
+        topic = "bench.cl.events"
+        directory = self.directory(100 + masters, subjects)
+        self.run(self.bin("bench_load"), "--bootstrap", self.bootstrap, "--topic", "bench.cl.raw",
+                 "--format", "avro", "--count", str(n), "--directory", directory)
+        p = self.program("caresignal-normalise", {
+            "topic.raw.nhse": "bench.cl.raw", "topic.raw.ccg": "bench.unused.ccg",
+            "topic.raw.ofsted-send": "bench.unused.ofsted", "topic.events": topic,
+            "topic.deadletter": "bench.dead", "directory.file": directory,
+            "group.id": "bench-cl-norm"})
+        self.until(topic, n)
+        self.stop(p)
+        got = {}
+        for scorers in (1, masters):
+            with self.fresh_redis("one node, %d scorers" % scorers):
+                got[("node", scorers)] = self.score_group("node%d" % scorers, topic, n,
+                                                          scorers, False)
+            with self.fresh_cluster(masters, "%d masters, %d scorers" % (masters, scorers)):
+                got[("cluster", scorers)] = self.score_group("cl%d" % scorers, topic, n,
+                                                             scorers, True)
+        self.results["cluster_runs"] = {"%s_%d" % k: {"events_per_s": round(v[0], 1),
+                                                      "redis_cpu_us_per_event": round(v[1], 2),
+                                                      "cpu_share": v[2]}
+                                        for k, v in got.items()}
+        one = max(got[("node", 1)][0], got[("node", masters)][0])
+        for (where, scorers), (rate, cpu, share) in sorted(got.items()):
+            label = "one node" if where == "node" else "%d masters" % masters
+            self.row(section, "score, %s, %d scorer%s" % (label, scorers, "s" * (scorers > 1)),
+                     rate, "events/s", key="cluster_%s_%d_per_s" % (where, scorers))
+            self.row(section, "  Redis CPU per event (summed over the nodes)", cpu, "us",
+                     key="cluster_%s_%d_redis_us" % (where, scorers))
+        best = max(got[("cluster", 1)][0], got[("cluster", masters)][0])
+        self.row(section, "%d masters / (%d x one node), events/s" % (masters, masters), best,
+                 "events/s", ">= 0.8 x %d x %.0f" % (masters, one), best / (masters * one),
+                 key="cluster_ratio_rate")
+        # Redis's capacity: CPU per event on one node over the cluster's, summed over its
+        # masters, with the same scorers: with a core per master, the cluster's rate is
+        # masters x this x one node's (on two cores the masters share what one node had)
+        for scorers in (1, masters):
+            node_cpu, cl_cpu = got[("node", scorers)][1], got[("cluster", scorers)][1]
+            ratio = node_cpu / cl_cpu if cl_cpu else 0
+            self.row(section, "Redis CPU per event, one node / %d masters summed, %d scorer%s"
+                     % (masters, scorers, "s" * (scorers > 1)), ratio, "",
+                     ">= 0.8 (capacity x masters)", ratio / 0.8,
+                     key="cluster_ratio_cpu_%d" % scorers)
+        busy = sum(v for k, v in got[("cluster", 1)][2].items() if k.startswith("redis-server-"))
+        self.row(section, "  the %d masters' CPU during the 1-scorer run (of %d cores)"
+                 % (masters, os.cpu_count()), busy, "cores", key="cluster_masters_busy")
+        self.results["cpus"] = os.cpu_count()
+
     # ------------------------------------------------------------------ report
     def machine(self):
         cpu = ""
@@ -1301,7 +1500,8 @@ class Bench:
         print("\nwritten to %s (%.0f s)" % (out, time.monotonic() - started))
 
 
-PARTS = ("raw", "normalise", "scaling", "alerts", "engine", "latency", "lag", "memory")
+PARTS = ("raw", "normalise", "scaling", "alerts", "engine", "latency", "lag", "memory",
+         "cluster")
 
 
 def main():
@@ -1326,6 +1526,9 @@ def main():
                     "(--smoke: 5,000)")
     ap.add_argument("--lag-seconds", type=float, default=45,
                     help="how long each consumer of the lag part runs at most (--smoke: 15)")
+    ap.add_argument("--cluster-events", type=int, default=200000,
+                    help="events of the Redis Cluster part, over a quarter as many "
+                    "locations (--smoke: 2,000)")
     ap.add_argument("--set", action="append", metavar="KEY=VALUE",
                     help="a configuration setting for every consumer the bench starts "
                     "(repeatable; for trying a setting, e.g. inflight.max.messages=50000)")
@@ -1345,7 +1548,8 @@ def main():
                           "lag_messages": lag, "lag_partitions": lag_partitions,
                           "lag_seconds_max": lag_seconds}
     # the latency and lag parts start fresh brokers of their own
-    topics = {"bench.raw": 16, "bench.alertfeed.events": 16, "bench.mem.nhse": 8,
+    topics = {"bench.raw": 16, "bench.alertfeed.events": 16, "bench.cl.raw": 24,
+              "bench.cl.events": 24, "bench.mem.nhse": 8,
               "bench.mem.ccg": 8, "bench.mem.ofsted": 4, "bench.mem.events": 16}
     for s in scales:
         parts = max(8, 2 * s)
@@ -1378,6 +1582,9 @@ def main():
             b.lag(lag, lag_partitions, lag_seconds)
         if "memory" in parts:
             b.redis_memory()
+        if "cluster" in parts:
+            b.cluster(2000 if args.smoke else args.cluster_events,
+                      1000 if args.smoke else max(1, args.cluster_events // 4))
         b.report(started)
         ok = True
     except (RuntimeError, Stopped, subprocess.SubprocessError, OSError) as e:

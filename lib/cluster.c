@@ -363,7 +363,7 @@ static cs_err_t cs_cluster_apply_slots(cs_redis_t *r, const cs_redis_t *via,
             assigned += cl->slot_node[s] < 0;
             cl->slot_node[s] = (int16_t)ranges[i].node;
         }
-    cl->stale = 0;
+    cl->stale = assigned < CS_SLOTS; /* not "connected" with a hole in the map */
     if (assigned < CS_SLOTS) {
         snprintf(errstr, errstr_size,
                  "redis cluster: %zu of %d slots have no master (the cluster is down or "
@@ -662,6 +662,10 @@ redisReply *cs_cluster_command(cs_redis_t *r, int argc, const char **argv,
         keylens[i] = lens[i];
     }
     int slot = cs_cmd_slot(argc < 4 ? argc : 4, keyargs, keylens);
+    if (slot >= 0 && cl->slot_node[slot] < 0) {
+        snprintf(errstr, errstr_size, "redis cluster: slot %d has no master", slot);
+        return NULL;
+    }
     cs_redis_t *node = cl->nodes[slot < 0 ? 0 : cl->slot_node[slot]];
     int asking = 0;
     for (int round = 0;; round++) {
@@ -723,7 +727,8 @@ cs_err_t cs_cluster_pipe_exec(cs_redis_t *r, cs_redis_pipe_t *p, char *errstr,
     cs_redis_t **ask = calloc(n, sizeof(*ask)); /* an ASK's target, for the next round */
     size_t *pending = malloc(n * sizeof(*pending));
     cs_sent_t *sent = malloc(2 * n * sizeof(*sent));
-    size_t *first = malloc((cl->nnodes + n + 1) * sizeof(*first));
+    size_t *first = malloc((cl->nnodes + 1) * sizeof(*first));
+    char *reload = NULL; /* per node: a function was missing there this round */
     if (!slot || !ask || !pending || !sent || !first) {
         free(slot), free(ask), free(pending), free(sent), free(first);
         return CS_ERR_NOMEM;
@@ -764,6 +769,27 @@ cs_err_t cs_cluster_pipe_exec(cs_redis_t *r, cs_redis_pipe_t *p, char *errstr,
         /* group by node (keeping the pipeline's order within a node), then send every
          * node its commands before reading any reply, so the masters work at once */
         size_t nnodes = cl->nnodes, nsent = 0;
+        size_t *grown = realloc(first, (nnodes + 1) * sizeof(*first));
+        if (!grown) {
+            err = CS_ERR_NOMEM;
+            break;
+        }
+        first = grown;
+        char *regrown = realloc(reload, nnodes + 1);
+        if (!regrown) {
+            err = CS_ERR_NOMEM;
+            break;
+        }
+        reload = regrown;
+        memset(reload, 0, nnodes + 1);
+        for (size_t j = 0; j < npending; j++)
+            if (!ask[pending[j]] && cl->slot_node[slot[pending[j]]] < 0) {
+                snprintf(errstr, errstr_size, "redis cluster: slot %d has no master",
+                         slot[pending[j]]);
+                err = CS_ERR_RETRY;
+            }
+        if (err)
+            break;
         for (size_t k = 0; k < nnodes; k++) {
             first[k] = nsent;
             cs_redis_t *node = cl->nodes[k];
@@ -832,13 +858,10 @@ cs_err_t cs_cluster_pipe_exec(cs_redis_t *r, cs_redis_pipe_t *p, char *errstr,
                 } else if (kind == CS_REDIRECT_MOVED) {
                     pending[npending++] = i;
                 } else if (cs_redis_missing_function(reply) && node->nlibs) {
-                    /* flushed, or a replica promoted without them: load and send again */
-                    missing = 1;
-                    cs_err_t lerr = cs_redis_load_libs(node, errstr, errstr_size);
-                    if (lerr)
-                        err = lerr;
-                    else
-                        pending[npending++] = i;
+                    /* flushed, or a replica promoted without them: loaded once this
+                     * node's replies are all read, then sent again */
+                    reload[k] = 1;
+                    pending[npending++] = i;
                 } else if (cs_redis_reply_retriable(reply)) {
                     snprintf(errstr, errstr_size, "redis %s:%d refuses for now: %.200s",
                              node->host, node->port, reply->str);
@@ -846,6 +869,13 @@ cs_err_t cs_cluster_pipe_exec(cs_redis_t *r, cs_redis_pipe_t *p, char *errstr,
                 }
             }
         }
+        for (size_t k = 0; k < nnodes && !err; k++)
+            if (reload[k]) {
+                missing = 1;
+                reload[k] = 0;
+                if (cl->nodes[k]->c)
+                    err = cs_redis_load_libs(cl->nodes[k], errstr, errstr_size);
+            }
         /* cs_cluster_node_at may have added nodes: the next round groups them too */
     }
     if (missing)
@@ -860,7 +890,7 @@ cs_err_t cs_cluster_pipe_exec(cs_redis_t *r, cs_redis_pipe_t *p, char *errstr,
     } else {
         p->nreplies = n;
     }
-    free(slot), free(ask), free(pending), free(sent), free(first);
+    free(slot), free(ask), free(pending), free(sent), free(first), free(reload);
     return err;
 }
 

@@ -144,7 +144,7 @@ class FeedMatchesModel(Checks):
         self.assertEqual(totals["duplicates"], len(events) - sum(len(x.seen) for x in model.subjects.values()))
         # the rank set orders subjects by score decayed to any common time
         now = T0 + 200 * DAY
-        ranked = [k.decode() for k in r.cmd("ZREVRANGE", "cs:rank:LOCATION", 0, 9)]
+        ranked = cstest.ranked(s, "LOCATION", 10)
         best = sorted((k for k in model.subjects if k.startswith("LOCATION:")),
                       key=lambda k: -model.decayed(k, now))[:10]
         self.assertEqual(ranked, best)
