@@ -4,6 +4,7 @@
 
 #include <inttypes.h>
 #include <math.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,19 +63,6 @@ struct cs_engine_batch {
 #define CS_ENGINE_AGAIN ((cs_err_t)1)
 /* A cluster master was lost after the calls, before a replica had them (make them again) */
 #define CS_ENGINE_LOST ((cs_err_t)3)
-
-cs_err_t cs_engine_check(const cs_scorer_t *scorer, const cs_redis_t *redis, char *errstr,
-                         size_t errstr_size)
-{
-    if (cs_scorer_computes(scorer) && cs_redis_is_cluster(redis)) {
-        snprintf(errstr, errstr_size,
-                 "config key 'state.engine': 'scorer' needs a single Redis node (its "
-                 "transactions span slots, which a Redis Cluster refuses); with "
-                 "redis.cluster.nodes use state.engine=redis");
-        return CS_ERR_CONFIG;
-    }
-    return CS_OK;
-}
 
 cs_engine_t *cs_engine_new(cs_scorer_t *scorer, cs_redis_t *redis,
                            cs_engine_waiting_cb *waiting, cs_engine_back_cb *back,
@@ -645,6 +633,134 @@ static cs_err_t cs_engine_check_exec_at(const cs_engine_txn_t *t, size_t from, s
     return CS_ERR_FATAL;
 }
 
+/* The conflict warning and the "keeps changing" check of both transaction forms */
+static const char *cs_engine_conflict(cs_engine_t *e, cs_engine_txn_t *t, int in_row)
+{
+    e->conflicts++;
+    if (!(*t->aborts)++ || *t->aborts % 100 == 0)
+        cs_log_warn("a state value changed while the batch was computed: reading it again",
+                    "{s:I}", "count", (json_int_t)*t->aborts);
+    return in_row > 3 ? "state values keep changing while the batch is computed" : NULL;
+}
+
+static void cs_engine_sha1_hex(const char *v, size_t len, char out[41])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    EVP_Digest(v, len, md, &mdlen, EVP_sha1(), NULL);
+    for (unsigned int i = 0; i < mdlen && i < 20; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+    out[40] = '\0';
+}
+
+/* On a Redis Cluster, where a transaction cannot hold keys of many slots: every key not
+ * yet written is read with its own GET (all at once, each to its master), computed, and
+ * each changed value written with layout 2's compare-and-set function, which writes it
+ * only if the key still holds the value it was computed from (its SHA-1), or still does
+ * not exist: the same fence as WATCH, per key. An entry whose value moved (reply 0) is
+ * read and computed again. A key of another type answers GET and the function with
+ * WRONGTYPE: the entry is refused (computing from that reply fails, as the function's call
+ * would). */
+static cs_err_t cs_engine_transact_cas(cs_engine_t *e, cs_engine_txn_t *t,
+                                       cs_backoff_t *backoff, int *waited, char *errstr,
+                                       size_t errstr_size)
+{
+    size_t n = t->n ? t->n : 1;
+    char *done = calloc(n, 1);
+    char(*sha)[41] = calloc(n, sizeof(*sha));
+    size_t *at = calloc(n, sizeof(*at)); /* the entry of each command */
+    cs_redis_pipe_t *rp = cs_redis_pipe_new(), *wp = cs_redis_pipe_new();
+    const char *cas = cs_scorer_cas_function(e->scorer);
+    cs_err_t rc = done && sha && at && rp && wp ? CS_OK : CS_ERR_NOMEM;
+    int in_row = 0;
+    while (!rc) {
+        cs_redis_pipe_reset(rp);
+        size_t nread = 0;
+        for (size_t c = 0; c < t->n && !rc; c++)
+            if (!done[c]) {
+                const char *get[] = {"GET", t->keys[c]};
+                rc = cs_redis_pipe_add(rp, 2, get, NULL);
+                at[nread++] = c;
+            }
+        if (rc || !nread)
+            break;
+        const char *why = NULL;
+        rc = cs_redis_pipe_exec(e->redis, rp, errstr, errstr_size);
+        if (rc == CS_ERR_RETRY) {
+            why = errstr;
+            rc = CS_OK;
+        } else if (!rc) {
+            cs_redis_pipe_reset(wp);
+            for (size_t j = 0; j < nread && !rc; j++) {
+                size_t c = at[j];
+                const redisReply *r = cs_redis_pipe_reply(rp, j);
+                if (r && r->type == REDIS_REPLY_STRING)
+                    cs_engine_sha1_hex(r->str, r->len, sha[c]);
+                else
+                    sha[c][0] = '\0';
+                t->compute(e, t->ctx, c, c + 1, rp, j);
+                if (!t->values[c]) {
+                    done[c] = 1; /* unchanged, or refused by the computation */
+                    continue;
+                }
+                const char *argv[] = {"FCALL", cas, "1", t->keys[c], sha[c],
+                                      (const char *)t->values[c]};
+                size_t lens[] = {5, strlen(cas), 1, strlen(t->keys[c]), strlen(sha[c]),
+                                 t->lens[c]};
+                rc = cs_redis_pipe_add(wp, 6, argv, lens);
+            }
+            size_t nwrite = cs_redis_pipe_count(wp);
+            if (!rc && nwrite) {
+                rc = cs_redis_pipe_exec(e->redis, wp, errstr, errstr_size);
+                if (rc == CS_ERR_RETRY) {
+                    why = errstr; /* nothing known of the writes: read them again */
+                    rc = CS_OK;
+                }
+            }
+            int moved = 0;
+            for (size_t j = 0, w = 0; !rc && !why && j < nread; j++) {
+                size_t c = at[j];
+                if (done[c])
+                    continue;
+                const redisReply *r = cs_redis_pipe_reply(wp, w++);
+                if (r && r->type == REDIS_REPLY_INTEGER) {
+                    done[c] = r->integer == 1;
+                    moved += r->integer != 1;
+                } else if (r && r->type == REDIS_REPLY_ERROR &&
+                           !strncmp(r->str, "WRONGTYPE", 9) && t->refused) {
+                    t->refused(t->ctx, c,
+                               "the state key holds another type: is this a namespace of "
+                               "another layout? rebuild into a new namespace");
+                    done[c] = 1;
+                } else {
+                    snprintf(errstr, errstr_size, "redis refused a state write: %.200s",
+                             r && r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+                    rc = CS_ERR_FATAL;
+                }
+            }
+            if (!rc && !why && moved)
+                why = cs_engine_conflict(e, t, ++in_row);
+            else if (!rc && !why)
+                in_row = 0;
+        }
+        if (rc || !why)
+            continue;
+        if (cs_engine_wait(e, backoff, why, !*waited)) {
+            rc = CS_ERR_RETRY;
+            break;
+        }
+        *waited = 1;
+        if (!cs_redis_connected(e->redis))
+            cs_redis_connect(e->redis, errstr, errstr_size);
+    }
+    cs_redis_pipe_destroy(rp);
+    cs_redis_pipe_destroy(wp);
+    free(at);
+    free(sha);
+    free(done);
+    return rc;
+}
+
 /* Chunk after chunk of CS_ENGINE_CHUNK keys: read them under WATCH, compute, write every
  * changed value in one MULTI/EXEC on the same connection — that write pipelined with the
  * next chunk's read. EXEC writes nothing if a watched value changed since it was read (a
@@ -658,6 +774,8 @@ static cs_err_t cs_engine_transact(cs_engine_t *e, cs_engine_txn_t *t,
                                    cs_backoff_t *backoff, int *waited, char *errstr,
                                    size_t errstr_size)
 {
+    if (cs_redis_is_cluster(e->redis))
+        return cs_engine_transact_cas(e, t, backoff, waited, errstr, errstr_size);
     enum { UNREAD, WRITING, DONE };
     size_t nchunks = (t->n + CS_ENGINE_CHUNK - 1) / CS_ENGINE_CHUNK;
     char *chunk = calloc(nchunks ? nchunks : 1, 1); /* UNREAD, WRITING or DONE */
@@ -703,16 +821,8 @@ static cs_err_t cs_engine_transact(cs_engine_t *e, cs_engine_txn_t *t,
                 chunk[pending] = w == CS_OK ? DONE : UNREAD;
                 pending = -1;
                 aborts_in_row = w == CS_OK ? 0 : aborts_in_row + 1;
-                if (w == CS_ENGINE_AGAIN) {
-                    /* a value moved under us: that chunk again */
-                    e->conflicts++;
-                    if (!(*t->aborts)++ || *t->aborts % 100 == 0)
-                        cs_log_warn("a state value changed while the batch was "
-                                    "computed: reading it again",
-                                    "{s:I}", "count", (json_int_t)*t->aborts);
-                    if (aborts_in_row > 3)
-                        why = "state values keep changing while the batch is computed";
-                }
+                if (w == CS_ENGINE_AGAIN) /* a value moved under us: that chunk again */
+                    why = cs_engine_conflict(e, t, aborts_in_row);
             }
             if (cur >= 0) {
                 const redisReply *watch = cs_redis_pipe_reply(p, nwrite);
@@ -803,19 +913,29 @@ static cs_err_t cs_engine_run_here(cs_engine_t *e, cs_engine_batch_t *b, char *e
         size_t nbad = 0;
         for (size_t c = 0; c < b->ncalls; c++)
             nbad += b->bad[c] != 0;
-        if (!cs_engine_systemic(e, b, nbad))
-            break;
-        cs_log_error(
-            "the state fails for every subject: waiting, then retrying the batch",
-            "{s:s, s:i}", "error", b->failure, "attempt", attempt + 1);
-        if (cs_engine_wait(e, &backoff, b->failure, !waited)) {
+        const char *why = b->failure;
+        if (!cs_engine_systemic(e, b, nbad)) {
+            if (!cs_redis_is_cluster(e->redis)) {
+                rc = b->positions ? cs_engine_write_positions(e, b, errstr, errstr_size)
+                                  : CS_OK;
+                break;
+            }
+            /* a master lost before its replica had the writes: the batch again */
+            if ((rc = cs_engine_settle_cluster(e, b, errstr, errstr_size)) != CS_ENGINE_LOST)
+                break;
+            rc = CS_OK;
+            why = errstr;
+        } else {
+            cs_log_error(
+                "the state fails for every subject: waiting, then retrying the batch",
+                "{s:s, s:i}", "error", b->failure, "attempt", attempt + 1);
+        }
+        if (cs_engine_wait(e, &backoff, why, !waited)) {
             rc = CS_ERR_RETRY;
             break;
         }
         waited = 1;
     }
-    if (!rc && b->positions)
-        rc = cs_engine_write_positions(e, b, errstr, errstr_size);
     if (rc == CS_OK && waited)
         rc = CS_ENGINE_AGAIN;
     return rc;

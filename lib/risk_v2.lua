@@ -618,5 +618,22 @@ local function ack(keys, args)
   return #pending - #keep
 end
 
+-- FCALL <cas> 1 <state> <expected> <value>: state.engine=scorer on a Redis Cluster, where a
+-- WATCH/MULTI transaction cannot hold keys of many slots (lib/engine.c). Writes <value>
+-- only if the key still holds what it was computed from: <expected> is the SHA-1 (hex)
+-- of the value read, "" for no key. 1: written; 0: the value moved (read it again). A
+-- key of another type fails (WRONGTYPE), as apply does.
+local function cas(keys, args)
+  local cur = redis.call('GET', keys[1])
+  if cur then
+    if args[1] == '' or redis.sha1hex(cur) ~= args[1] then return 0 end
+  elseif args[1] ~= '' then
+    return 0
+  end
+  redis.call('SET', keys[1], args[2])
+  return 1
+end
+
 redis.register_function(FN_NAME, apply)
 redis.register_function(ACK_NAME, ack)
+redis.register_function(CAS_NAME, cas)

@@ -84,14 +84,15 @@ cs_scorer_t *cs_scorer_new_layout(const cs_rules_t *rules, const char *ns, int l
     const char *v = layout == 2 ? "v2_" : "";
     snprintf(s->function, sizeof(s->function), "cs_apply_%s%s", v, rules->digest);
     snprintf(s->ack_function, sizeof(s->ack_function), "cs_ack_%s%s", v, rules->digest);
+    snprintf(s->cas_function, sizeof(s->cas_function), "cs_cas_%s%s", v, rules->digest);
 
     /* Every number the function uses comes from the rules file, written here as a Lua
      * table R in front of lib/risk_common.lua and lib/risk.lua (lib/risk_v2.lua). */
     cs_text_t t = {0};
     cs_text_add(&t, "#!lua name=caresignal_%s%s\n", v, rules->digest);
     cs_text_add(&t, "-- generated from rules version %s\n", rules->version);
-    cs_text_add(&t, "local FN_NAME = '%s'\nlocal ACK_NAME = '%s'\n", s->function,
-                s->ack_function);
+    cs_text_add(&t, "local FN_NAME = '%s'\nlocal ACK_NAME = '%s'\nlocal CAS_NAME = '%s'\n",
+                s->function, s->ack_function, s->cas_function);
     cs_text_add(&t, "local R = {\n  half_life = %.17g, hold = %lld, window = %lld,\n",
                 rules->half_life_ms, (long long)rules->hold_ms,
                 (long long)rules->window_ms);
@@ -136,6 +137,11 @@ const char *cs_scorer_library(const cs_scorer_t *s)
 const char *cs_scorer_function(const cs_scorer_t *s)
 {
     return s->function;
+}
+
+const char *cs_scorer_cas_function(const cs_scorer_t *s)
+{
+    return s->cas_function;
 }
 
 void cs_scorer_state_key(const cs_scorer_t *s, const char *subject_key, char *out,

@@ -13,6 +13,7 @@ struct cs_scorer {
     int computes; /* state.engine = scorer: the arithmetic here, Redis only stores */
     char function[64];
     char ack_function[64];
+    char cas_function[64]; /* layout 2: compare-and-set (the scorer engine on a cluster) */
     char *library;
 };
 

@@ -312,8 +312,6 @@ int main(int argc, char **argv)
     cs_redis_t *redis = cs_redis_new_from_config(&cfg);
     if (!redis)
         cs_cli_fail(&spec, "out of memory");
-    if (!top && !show && cs_engine_check(scorer, redis, errstr, sizeof(errstr)))
-        cs_cli_fail(&spec, "%s", errstr);
     cs_signals_install();
 
     int rc;

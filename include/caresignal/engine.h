@@ -53,15 +53,6 @@ typedef void(cs_engine_back_cb)(void *opaque);
 
 typedef struct cs_engine cs_engine_t;
 
-/**
- * Can \p scorer's engine write through \p redis? Computing in the scorer
- * (state.engine=scorer) needs one node: its WATCH / MULTI transactions hold keys of many
- * slots, which a Redis Cluster refuses (CROSSSLOT). @returns CS_OK or CS_ERR_CONFIG with
- * one line naming state.engine.
- */
-cs_err_t cs_engine_check(const cs_scorer_t *scorer, const cs_redis_t *redis, char *errstr,
-                         size_t errstr_size);
-
 /** \p scorer and \p redis are borrowed and must outlive the engine; callbacks optional
  *  (without one, the engine backs off from 100 ms to 5 s and never gives up). */
 cs_engine_t *cs_engine_new(cs_scorer_t *scorer, cs_redis_t *redis,

@@ -50,6 +50,10 @@ cs_err_t cs_scorer_namespace_layout(const cs_scorer_t *s, cs_redis_t *redis, int
 /** The Lua library text (for cs_redis_function_load) and the function's name. Borrowed.
  */
 const char *cs_scorer_library(const cs_scorer_t *s);
+/** Layout 2's compare-and-set function (FCALL <it> 1 <key> <SHA-1 hex of the value the
+ *  new one was computed from, "" for none> <new value>: 1 written, 0 the value moved), by
+ *  which the scorer engine writes on a Redis Cluster (lib/engine.c). */
+const char *cs_scorer_cas_function(const cs_scorer_t *s);
 const char *cs_scorer_function(const cs_scorer_t *s);
 
 /** An event to apply, with its own position on the events topic (not its origin). */

@@ -34,8 +34,6 @@ void replay_target_init(const replay_ctx_t *ctx, replay_target_t *t, const char 
         cs_scorer_set_compute(t->scorer, !strcmp(ctx->cfg->state_engine, "scorer"),
                               errstr, sizeof(errstr)))
         cs_cli_fail(ctx->spec, "%s", errstr);
-    if (cs_engine_check(t->scorer, redis, errstr, sizeof(errstr)))
-        cs_cli_fail(ctx->spec, "%s", errstr);
     t->redis = redis;
     if (ctx->execute && cs_redis_function_load(redis, cs_scorer_library(t->scorer),
                                                errstr, sizeof(errstr))) {
