@@ -6,7 +6,9 @@ cluster down for 20 s (paused, resumed, exact); the positions rule across master
 (docs/contract/redis-layout.md, "Positions on a cluster"); the library loaded again on a
 master that lost it; state.engine=scorer on a cluster; bad seed lists refused."""
 import json
+import re
 import time
+import urllib.request
 
 import cstest
 from cstest import wait_until
@@ -111,9 +113,21 @@ class ClusterReshard(FaultsMixin, Checks):
         def reshard(i):
             if i == 2:
                 job["p"] = r.reshard_async(masters[0], masters[1], 2000)
+        port = cstest.free_port()
         scorer, page, model = self.run_feed(make_feed(4000, seed=12), 250, reshard,
+                                            scorer_extra={"metrics.listen":
+                                                          "127.0.0.1:%d" % port},
                                             pager=False)
         self.assertEqual(job["p"].wait(180), 0)
+        # the redirections it followed are counted (a moving slot answers ASK, a moved
+        # one MOVED)
+        text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port,
+                                      timeout=10).read().decode()
+        got = {k: float(v) for k, v in re.findall(
+            r'^caresignal_redis_redirects_total\{kind="(\w+)"\} (\S+)$', text, re.M)}
+        self.assertEqual(set(got), {"moved", "ask"}, text[:2000])
+        self.assertGreater(got["moved"] + got["ask"], 0, got)
+        self.assertIn("caresignal_redis_unreplicated_total", text)
         self.check_exact(scorer, page, model)
         # the slots did move, and the scorer followed them
         owned = {port: 0 for port in masters}
