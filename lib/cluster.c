@@ -20,7 +20,8 @@
 typedef struct cs_range {
     unsigned start, end; /* inclusive */
     size_t node;
-    size_t replicas; /* the replicas CLUSTER SLOTS lists for it (it leaves out failed ones) */
+    size_t replicas; /* the replicas CLUSTER SLOTS lists for it (it leaves out failed
+                        ones) */
 } cs_range_t;
 
 struct cs_cluster {
@@ -46,7 +47,8 @@ static uint16_t cs_crc16(const char *buf, size_t len)
 {
     uint16_t crc = 0;
     for (size_t i = 0; i < len; i++)
-        crc = (uint16_t)((crc << 8) ^ cs_crc16_table[((crc >> 8) ^ (uint8_t)buf[i]) & 0xff]);
+        crc = (uint16_t)((crc << 8) ^
+                         cs_crc16_table[((crc >> 8) ^ (uint8_t)buf[i]) & 0xff]);
     return crc;
 }
 
@@ -98,9 +100,9 @@ const char *cs_cluster_slot_tag(unsigned slot)
 static int cs_cmd_keyless(const char *name, size_t len)
 {
     static const char *const names[] = {
-        "MULTI",  "EXEC",   "DISCARD", "UNWATCH", "PING",     "INFO",  "SCAN",
-        "FUNCTION", "CLUSTER", "ASKING", "AUTH",  "SELECT",   "DBSIZE", "WAIT",
-        "CONFIG", "CLIENT", "SCRIPT",  "TIME",    "READONLY", "HELLO", "ECHO"};
+        "MULTI",    "EXEC",    "DISCARD", "UNWATCH", "PING",     "INFO",   "SCAN",
+        "FUNCTION", "CLUSTER", "ASKING",  "AUTH",    "SELECT",   "DBSIZE", "WAIT",
+        "CONFIG",   "CLIENT",  "SCRIPT",  "TIME",    "READONLY", "HELLO",  "ECHO"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (strlen(names[i]) == len && !strncasecmp(name, names[i], len))
             return 1;
@@ -186,7 +188,8 @@ void cs_cluster_destroy(cs_cluster_t *cl)
 }
 
 /* "host:port" (IPv6 in brackets) into its parts; 0 on success */
-static int cs_split_addr(const char *addr, size_t len, char *host, size_t hsize, int *port)
+static int cs_split_addr(const char *addr, size_t len, char *host, size_t hsize,
+                         int *port)
 {
     char one[300];
     if (len >= sizeof(one))
@@ -276,8 +279,8 @@ static cs_err_t cs_cluster_apply_slots(cs_redis_t *r, const cs_redis_t *via,
             e->element[2]->type != REDIS_REPLY_ARRAY || e->element[2]->elements < 2)
             continue;
         const redisReply *m = e->element[2];
-        const char *host = m->element[0]->type == REDIS_REPLY_STRING ? m->element[0]->str
-                                                                     : "";
+        const char *host =
+            m->element[0]->type == REDIS_REPLY_STRING ? m->element[0]->str : "";
         if (!*host || !strcmp(host, "?"))
             host = via->host; /* an unknown endpoint: the node that answered */
         ranges[k].replicas = e->elements - 3;
@@ -317,8 +320,8 @@ static cs_err_t cs_cluster_apply_slots(cs_redis_t *r, const cs_redis_t *via,
         if (j == nmasters) {
             char host[256];
             int port;
-            if (cs_split_addr(sorted_addrs[i], strlen(sorted_addrs[i]), host, sizeof(host),
-                              &port)) {
+            if (cs_split_addr(sorted_addrs[i], strlen(sorted_addrs[i]), host,
+                              sizeof(host), &port)) {
                 snprintf(errstr, errstr_size, "redis cluster: a master at '%s'",
                          sorted_addrs[i]);
                 err = CS_ERR_REDIS;
@@ -383,7 +386,8 @@ static cs_err_t cs_cluster_read_slots(cs_redis_t *r, char *errstr, size_t errstr
     if (!cand)
         return CS_ERR_NOMEM;
     for (size_t i = 0; i < cl->nnodes; i++)
-        snprintf(cand[i], sizeof(cand[i]), strchr(cl->nodes[i]->host, ':') ? "[%s]:%d" : "%s:%d",
+        snprintf(cand[i], sizeof(cand[i]),
+                 strchr(cl->nodes[i]->host, ':') ? "[%s]:%d" : "%s:%d",
                  cl->nodes[i]->host, cl->nodes[i]->port);
     for (size_t i = 0; i < cl->nseeds; i++)
         snprintf(cand[cl->nnodes + i], sizeof(cand[0]), "%s", cl->seeds[i]);
@@ -403,7 +407,8 @@ static cs_err_t cs_cluster_read_slots(cs_redis_t *r, char *errstr, size_t errstr
         err = cs_redis_node_connect(probe, errstr, errstr_size);
         if (!err) {
             const char *argv[] = {"CLUSTER", "SLOTS"};
-            redisReply *reply = cs_redis_command(probe, 2, argv, NULL, errstr, errstr_size);
+            redisReply *reply =
+                cs_redis_command(probe, 2, argv, NULL, errstr, errstr_size);
             err = CS_ERR_RETRY;
             if (reply && reply->type == REDIS_REPLY_ARRAY) {
                 err = cs_cluster_apply_slots(r, probe, reply, errstr, errstr_size);
@@ -503,8 +508,8 @@ cs_err_t cs_cluster_function_load(cs_redis_t *r, const char *code, char *errstr,
         return cs_redis_connect(r, errstr, errstr_size); /* loads them */
     for (size_t i = 0; i < r->cl->nnodes; i++) {
         cs_redis_t *n = r->cl->nodes[i];
-        cs_err_t err = cs_redis_connected(n) ? cs_redis_load_libs(n, errstr, errstr_size)
-                                             : CS_OK;
+        cs_err_t err =
+            cs_redis_connected(n) ? cs_redis_load_libs(n, errstr, errstr_size) : CS_OK;
         if (err)
             return err;
     }
@@ -536,7 +541,8 @@ static cs_redirect_t cs_cluster_redirect(cs_redis_t *r, const redisReply *reply,
     int port;
     if (*end != ' ' || slot >= CS_SLOTS ||
         cs_split_addr(end + 1, strlen(end + 1), host, sizeof(host), &port)) {
-        snprintf(errstr, errstr_size, "redis cluster: cannot follow '%.200s'", reply->str);
+        snprintf(errstr, errstr_size, "redis cluster: cannot follow '%.200s'",
+                 reply->str);
         *err = CS_ERR_REDIS;
         return kind;
     }
@@ -557,7 +563,8 @@ static cs_redirect_t cs_cluster_redirect(cs_redis_t *r, const redisReply *reply,
 /* ------------------------------------------------------------------ one command */
 
 static redisReply *cs_cluster_scan(cs_redis_t *r, int argc, const char **argv,
-                                   const size_t *argvlen, char *errstr, size_t errstr_size)
+                                   const size_t *argvlen, char *errstr,
+                                   size_t errstr_size)
 {
     /* SCAN runs master by master; the cursor "<master>:<cursor>" says where it is */
     cs_cluster_t *cl = r->cl;
@@ -632,7 +639,8 @@ redisReply *cs_cluster_command(cs_redis_t *r, int argc, const char **argv,
         for (size_t i = 0; i < cl->nmasters; i++) {
             if (last)
                 freeReplyObject(last);
-            last = cs_redis_command(cl->nodes[i], argc, argv, argvlen, errstr, errstr_size);
+            last =
+                cs_redis_command(cl->nodes[i], argc, argv, argvlen, errstr, errstr_size);
             if (!last || last->type == REDIS_REPLY_ERROR)
                 break;
         }
@@ -647,7 +655,8 @@ redisReply *cs_cluster_command(cs_redis_t *r, int argc, const char **argv,
         for (int i = 1; i < argc; i++) {
             const char *one[] = {argv[0], argv[i]};
             size_t onelen[] = {lens[0], argvlen ? argvlen[i] : strlen(argv[i])};
-            redisReply *reply = cs_cluster_command(r, 2, one, onelen, errstr, errstr_size);
+            redisReply *reply =
+                cs_cluster_command(r, 2, one, onelen, errstr, errstr_size);
             if (!reply || reply->type != REDIS_REPLY_INTEGER)
                 return reply;
             sum += reply->integer;
@@ -676,10 +685,12 @@ redisReply *cs_cluster_command(cs_redis_t *r, int argc, const char **argv,
                 return NULL;
             freeReplyObject(ok);
         }
-        redisReply *reply = cs_redis_command(node, argc, argv, argvlen, errstr, errstr_size);
+        redisReply *reply =
+            cs_redis_command(node, argc, argv, argvlen, errstr, errstr_size);
         cs_redis_t *to = NULL;
         cs_err_t err;
-        cs_redirect_t kind = cs_cluster_redirect(r, reply, &to, errstr, errstr_size, &err);
+        cs_redirect_t kind =
+            cs_cluster_redirect(r, reply, &to, errstr, errstr_size, &err);
         if (kind == CS_REDIRECT_NONE || err || round + 1 == CS_MAX_ROUNDS) {
             if (err && reply) {
                 freeReplyObject(reply);
@@ -804,8 +815,8 @@ cs_err_t cs_cluster_pipe_exec(cs_redis_t *r, cs_redis_pipe_t *p, char *errstr,
                         err = CS_ERR_RETRY;
                 }
                 sent[nsent++] = (cs_sent_t){i, 0};
-                if (node->c &&
-                    redisAppendFormattedCommand(node->c, p->cmds[i], p->lens[i]) != REDIS_OK)
+                if (node->c && redisAppendFormattedCommand(node->c, p->cmds[i],
+                                                           p->lens[i]) != REDIS_OK)
                     err = CS_ERR_RETRY;
             }
         }
@@ -904,7 +915,8 @@ cs_err_t cs_redis_wait_replicas(cs_redis_t *r, char *errstr, size_t errstr_size)
     /* WAIT on each master that has a replica, all sent before any answer is read. Its
      * timeout is half the command timeout, so the socket never times out first. */
     char timeout[32];
-    snprintf(timeout, sizeof(timeout), "%d", r->timeout_ms / 2 > 0 ? r->timeout_ms / 2 : 1);
+    snprintf(timeout, sizeof(timeout), "%d",
+             r->timeout_ms / 2 > 0 ? r->timeout_ms / 2 : 1);
     char *waiting = calloc(cl->nmasters ? cl->nmasters : 1, 1);
     if (!waiting)
         return CS_ERR_NOMEM;
@@ -946,10 +958,11 @@ cs_err_t cs_redis_wait_replicas(cs_redis_t *r, char *errstr, size_t errstr_size)
              * whole stream), say so, and read the map again, which leaves out a failed
              * replica */
             if (!cl->lagging++ || cl->lagging % 1000 == 0)
-                cs_log_warn("redis cluster master without a replica keeping up: a fail-over "
-                            "now could lose its last writes",
-                            "{s:s, s:i, s:I}", "host", n->host, "port", n->port, "count",
-                            (json_int_t)cl->lagging);
+                cs_log_warn(
+                    "redis cluster master without a replica keeping up: a fail-over "
+                    "now could lose its last writes",
+                    "{s:s, s:i, s:I}", "host", n->host, "port", n->port, "count",
+                    (json_int_t)cl->lagging);
             cl->stale = 1;
         } else if (reply->type == REDIS_REPLY_ERROR) {
             snprintf(errstr, errstr_size, "redis %s:%d: WAIT: %.200s", n->host, n->port,

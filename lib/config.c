@@ -14,9 +14,9 @@
 #define P_R    CS_PROG_REDIS
 
 /*
- * The one table of configuration keys (docs/contract/configuration.md). Parsing, defaults, required
- * checks, --help and the README's key list all come from here; adding a key
- * means adding a row and a field in cs_config_t, nothing else.
+ * The one table of configuration keys (docs/contract/configuration.md). Parsing,
+ * defaults, required checks, --help and the README's key list all come from here; adding
+ * a key means adding a row and a field in cs_config_t, nothing else.
  */
 static const cs_config_key_t cs_keys[] = {
     {"redis.host", CS_CFG_STRING, "127.0.0.1", OFF(redis_host), 0, 0, NULL, P_R, 0, 0,
@@ -109,8 +109,8 @@ static const cs_config_key_t cs_keys[] = {
      "no retry of an alert starts later than this after its first attempt"},
     {"page.queue.max", CS_CFG_INT, "1000", OFF(page_queue_max), 1, 1000000, NULL,
      CS_PROG_PAGE, 0, 0, "alerts queued per route before consumption pauses"},
-    {"page.dedupe.wait.ms", CS_CFG_INT, "30000", OFF(page_dedupe_wait_ms), 0, 3600000, NULL,
-     CS_PROG_PAGE, 0, 0,
+    {"page.dedupe.wait.ms", CS_CFG_INT, "30000", OFF(page_dedupe_wait_ms), 0, 3600000,
+     NULL, CS_PROG_PAGE, 0, 0,
      "how long an alert waits for Redis to say whether it was paged before it is paged "
      "without de-duplication"},
     {"page.routes.file", CS_CFG_STRING, NULL, OFF(page_routes_file), 0, 0, NULL,
@@ -273,7 +273,8 @@ static int cs_config_check_nodes(const char *value)
             return -1;
         memcpy(one, at, n);
         one[n] = '\0';
-        if (cs_config_parse_listen(one, host, sizeof(host), &port) || !host[0] || port < 1)
+        if (cs_config_parse_listen(one, host, sizeof(host), &port) || !host[0] ||
+            port < 1)
             return -1;
         if (!at[n])
             return 0;
@@ -320,10 +321,11 @@ static cs_err_t cs_config_apply(cs_config_t *cfg, const cs_config_key_t *k,
         }
     }
     if (k->type == CS_CFG_NODES && cs_config_check_nodes(value)) {
-        cs_errf(errstr, errstr_size,
-                "config key '%s': expected host:port[,host:port...] (port 1-65535, an IPv6 "
-                "host in brackets), got '%s'",
-                k->name, value);
+        cs_errf(
+            errstr, errstr_size,
+            "config key '%s': expected host:port[,host:port...] (port 1-65535, an IPv6 "
+            "host in brackets), got '%s'",
+            k->name, value);
         return CS_ERR_CONFIG;
     }
     if (k->type == CS_CFG_CHOICE && !cs_choice_ok(k->choices, value)) {

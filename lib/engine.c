@@ -4,7 +4,6 @@
 
 #include <inttypes.h>
 #include <math.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,7 +60,8 @@ struct cs_engine_batch {
 /* Besides cs_err_t's codes, within this file: done, after waiting for Redis (the back
  * callback is due); a watched value moved (read again). */
 #define CS_ENGINE_AGAIN ((cs_err_t)1)
-/* A cluster master was lost after the calls, before a replica had them (make them again) */
+/* A cluster master was lost after the calls, before a replica had them (make them again)
+ */
 #define CS_ENGINE_LOST ((cs_err_t)3)
 
 cs_engine_t *cs_engine_new(cs_scorer_t *scorer, cs_redis_t *redis,
@@ -271,9 +271,10 @@ static cs_err_t cs_engine_add_ranks(cs_engine_t *e, const cs_engine_batch_t *b,
         return CS_ERR_NOMEM;
     }
     for (size_t c = 0; c < b->ncalls; c++)
-        shard_of[c] = (unsigned char)(shards > 1 ? cs_scorer_rank_shard(
-                                                       b->items[b->starts[c]].subject)
-                                                 : 0);
+        shard_of[c] =
+            (unsigned char)(shards > 1
+                                ? cs_scorer_rank_shard(b->items[b->starts[c]].subject)
+                                : 0);
     for (int set = 0; set < CS_SUBJECT_COUNT * shards && !rc; set++) {
         int kind = set / shards, shard = shards > 1 ? set % shards : -1;
         char key[256];
@@ -365,11 +366,12 @@ static cs_err_t cs_engine_add_positions(cs_engine_t *e, const cs_engine_batch_t 
             continue;
         for (size_t m = 0; m < shards; m++) {
             const char *tag = NULL;
-            if (cs_redis_is_cluster(e->redis) && !cs_redis_shard_tags(e->redis, m, &tag, 1))
+            if (cs_redis_is_cluster(e->redis) &&
+                !cs_redis_shard_tags(e->redis, m, &tag, 1))
                 continue;
             char key[512], val[32];
-            cs_scorer_pos_key_on(e->scorer, tag, events[i].topic, events[i].partition, key,
-                                 sizeof(key));
+            cs_scorer_pos_key_on(e->scorer, tag, events[i].topic, events[i].partition,
+                                 key, sizeof(key));
             snprintf(val, sizeof(val), "%" PRId64, events[i].offset + 1);
             const char *argv[] = {"SET", key, val};
             if (cs_redis_pipe_add(pipe, 3, argv, NULL))
@@ -413,8 +415,8 @@ static cs_err_t cs_engine_write_positions(cs_engine_t *e, const cs_engine_batch_
 static cs_err_t cs_engine_settle_cluster(cs_engine_t *e, cs_engine_batch_t *b,
                                          char *errstr, size_t errstr_size)
 {
-    cs_err_t rc = b->positions ? cs_engine_write_positions(e, b, errstr, errstr_size)
-                               : CS_OK;
+    cs_err_t rc =
+        b->positions ? cs_engine_write_positions(e, b, errstr, errstr_size) : CS_OK;
     if (rc)
         return rc;
     rc = cs_redis_wait_replicas(e->redis, errstr, errstr_size);
@@ -514,7 +516,8 @@ static cs_err_t cs_engine_run_calls(cs_engine_t *e, cs_engine_batch_t *b, char *
             (rc = cs_engine_check_positions(b->pipe, b->ncalls, errstr, errstr_size)))
             return rc;
         b->failure[0] = '\0';
-        if (!cs_engine_systemic(e, b, cs_engine_outcomes(e, b, 0, b->ncalls, b->pipe, 0))) {
+        if (!cs_engine_systemic(e, b,
+                                cs_engine_outcomes(e, b, 0, b->ncalls, b->pipe, 0))) {
             if (!cs_redis_is_cluster(e->redis))
                 return attempt ? CS_ENGINE_AGAIN : CS_OK;
             rc = cs_engine_settle_cluster(e, b, errstr, errstr_size);
@@ -638,40 +641,30 @@ static const char *cs_engine_conflict(cs_engine_t *e, cs_engine_txn_t *t, int in
 {
     e->conflicts++;
     if (!(*t->aborts)++ || *t->aborts % 100 == 0)
-        cs_log_warn("a state value changed while the batch was computed: reading it again",
-                    "{s:I}", "count", (json_int_t)*t->aborts);
+        cs_log_warn(
+            "a state value changed while the batch was computed: reading it again",
+            "{s:I}", "count", (json_int_t)*t->aborts);
     return in_row > 3 ? "state values keep changing while the batch is computed" : NULL;
-}
-
-static void cs_engine_sha1_hex(const char *v, size_t len, char out[41])
-{
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    EVP_Digest(v, len, md, &mdlen, EVP_sha1(), NULL);
-    for (unsigned int i = 0; i < mdlen && i < 20; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
-    out[40] = '\0';
 }
 
 /* On a Redis Cluster, where a transaction cannot hold keys of many slots: every key not
  * yet written is read with its own GET (all at once, each to its master), computed, and
  * each changed value written with layout 2's compare-and-set function, which writes it
- * only if the key still holds the value it was computed from (its SHA-1), or still does
- * not exist: the same fence as WATCH, per key. An entry whose value moved (reply 0) is
- * read and computed again. A key of another type answers GET and the function with
- * WRONGTYPE: the entry is refused (computing from that reply fails, as the function's call
- * would). */
+ * only if the key still holds the value it was computed from (sent along: hashing it
+ * instead cost Redis more than the bytes do), or still does not exist — the fence WATCH
+ * gives on one node, per key. An entry whose value moved (reply 0) is read and computed
+ * again. A key of another type answers GET and the function with WRONGTYPE: the entry is
+ * refused (computing from that reply fails, as the function's call would). */
 static cs_err_t cs_engine_transact_cas(cs_engine_t *e, cs_engine_txn_t *t,
                                        cs_backoff_t *backoff, int *waited, char *errstr,
                                        size_t errstr_size)
 {
     size_t n = t->n ? t->n : 1;
     char *done = calloc(n, 1);
-    char(*sha)[41] = calloc(n, sizeof(*sha));
     size_t *at = calloc(n, sizeof(*at)); /* the entry of each command */
     cs_redis_pipe_t *rp = cs_redis_pipe_new(), *wp = cs_redis_pipe_new();
     const char *cas = cs_scorer_cas_function(e->scorer);
-    cs_err_t rc = done && sha && at && rp && wp ? CS_OK : CS_ERR_NOMEM;
+    cs_err_t rc = done && at && rp && wp ? CS_OK : CS_ERR_NOMEM;
     int in_row = 0;
     while (!rc) {
         cs_redis_pipe_reset(rp);
@@ -694,19 +687,20 @@ static cs_err_t cs_engine_transact_cas(cs_engine_t *e, cs_engine_txn_t *t,
             for (size_t j = 0; j < nread && !rc; j++) {
                 size_t c = at[j];
                 const redisReply *r = cs_redis_pipe_reply(rp, j);
-                if (r && r->type == REDIS_REPLY_STRING)
-                    cs_engine_sha1_hex(r->str, r->len, sha[c]);
-                else
-                    sha[c][0] = '\0';
                 t->compute(e, t->ctx, c, c + 1, rp, j);
                 if (!t->values[c]) {
                     done[c] = 1; /* unchanged, or refused by the computation */
                     continue;
                 }
-                const char *argv[] = {"FCALL", cas, "1", t->keys[c], sha[c],
+                int had = r && r->type == REDIS_REPLY_STRING;
+                const char *argv[] = {"FCALL",
+                                      cas,
+                                      "1",
+                                      t->keys[c],
+                                      had ? r->str : "",
                                       (const char *)t->values[c]};
-                size_t lens[] = {5, strlen(cas), 1, strlen(t->keys[c]), strlen(sha[c]),
-                                 t->lens[c]};
+                size_t lens[] = {
+                    5, strlen(cas), 1, strlen(t->keys[c]), had ? r->len : 0, t->lens[c]};
                 rc = cs_redis_pipe_add(wp, 6, argv, lens);
             }
             size_t nwrite = cs_redis_pipe_count(wp);
@@ -734,7 +728,8 @@ static cs_err_t cs_engine_transact_cas(cs_engine_t *e, cs_engine_txn_t *t,
                     done[c] = 1;
                 } else {
                     snprintf(errstr, errstr_size, "redis refused a state write: %.200s",
-                             r && r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+                             r && r->type == REDIS_REPLY_ERROR ? r->str
+                                                               : "unexpected reply");
                     rc = CS_ERR_FATAL;
                 }
             }
@@ -756,7 +751,6 @@ static cs_err_t cs_engine_transact_cas(cs_engine_t *e, cs_engine_txn_t *t,
     cs_redis_pipe_destroy(rp);
     cs_redis_pipe_destroy(wp);
     free(at);
-    free(sha);
     free(done);
     return rc;
 }
@@ -921,7 +915,8 @@ static cs_err_t cs_engine_run_here(cs_engine_t *e, cs_engine_batch_t *b, char *e
                 break;
             }
             /* a master lost before its replica had the writes: the batch again */
-            if ((rc = cs_engine_settle_cluster(e, b, errstr, errstr_size)) != CS_ENGINE_LOST)
+            if ((rc = cs_engine_settle_cluster(e, b, errstr, errstr_size)) !=
+                CS_ENGINE_LOST)
                 break;
             rc = CS_OK;
             why = errstr;

@@ -294,9 +294,9 @@ cs_err_t cs_redis_pipe_add(cs_redis_pipe_t *p, int argc, const char **argv,
 
 int cs_redis_reply_retriable(const redisReply *reply)
 {
-    /* docs/contract/guarantees.md's retriable store errors: the server is loading, busy running a script,
-     * a replica or a master without its replicas, out of memory, unable to persist, or
-     * a cluster moving slots. None of them means the command was wrong. */
+    /* docs/contract/guarantees.md's retriable store errors: the server is loading, busy
+     * running a script, a replica or a master without its replicas, out of memory, unable
+     * to persist, or a cluster moving slots. None of them means the command was wrong. */
     static const char *const codes[] = {"LOADING",    "BUSY",       "READONLY",
                                         "MASTERDOWN", "TRYAGAIN",   "OOM",
                                         "MISCONF",    "NOREPLICAS", "CLUSTERDOWN"};

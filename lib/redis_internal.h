@@ -17,7 +17,7 @@ struct cs_redis {
     redisContext *c; /* one node: its connection; a cluster: NULL */
     char **libs;     /* Lua libraries to (re)load on every connect */
     size_t nlibs;
-    int was_down;    /* for logging the up/down transitions once */
+    int was_down;     /* for logging the up/down transitions once */
     cs_cluster_t *cl; /* a Redis Cluster: the nodes and the slot map; NULL: one node */
 };
 

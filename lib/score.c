@@ -91,7 +91,8 @@ cs_scorer_t *cs_scorer_new_layout(const cs_rules_t *rules, const char *ns, int l
     cs_text_t t = {0};
     cs_text_add(&t, "#!lua name=caresignal_%s%s\n", v, rules->digest);
     cs_text_add(&t, "-- generated from rules version %s\n", rules->version);
-    cs_text_add(&t, "local FN_NAME = '%s'\nlocal ACK_NAME = '%s'\nlocal CAS_NAME = '%s'\n",
+    cs_text_add(&t,
+                "local FN_NAME = '%s'\nlocal ACK_NAME = '%s'\nlocal CAS_NAME = '%s'\n",
                 s->function, s->ack_function, s->cas_function);
     cs_text_add(&t, "local R = {\n  half_life = %.17g, hold = %lld, window = %lld,\n",
                 rules->half_life_ms, (long long)rules->hold_ms,
@@ -207,7 +208,8 @@ cs_err_t cs_scorer_top(const cs_scorer_t *s, cs_redis_t *redis, cs_subject_kind_
                          r->type == REDIS_REPLY_ERROR ? r->str : "not a sorted set");
             err = r ? CS_ERR_REDIS : CS_ERR_RETRY;
         } else {
-            cs_ranked_t *grown = realloc(all, (nall + r->elements / 2 + 1) * sizeof(*grown));
+            cs_ranked_t *grown =
+                realloc(all, (nall + r->elements / 2 + 1) * sizeof(*grown));
             if (!grown) {
                 err = CS_ERR_NOMEM;
             } else {

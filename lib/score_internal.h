@@ -9,11 +9,12 @@
 struct cs_scorer {
     const cs_rules_t *rules;
     char ns[128];
-    int layout; /* the layout it writes (1 or 2) */
+    int layout;   /* the layout it writes (1 or 2) */
     int computes; /* state.engine = scorer: the arithmetic here, Redis only stores */
     char function[64];
     char ack_function[64];
-    char cas_function[64]; /* layout 2: compare-and-set (the scorer engine on a cluster) */
+    char
+        cas_function[64]; /* layout 2: compare-and-set (the scorer engine on a cluster) */
     char *library;
 };
 

@@ -108,18 +108,20 @@ static void cs_stage_metrics_init(cs_score_stage_t *s)
         "state writes not done because the value changed after it was read (state.engine="
         "scorer): another writer of the subject; read and computed again",
         NULL));
-    cs_metric_t *redirects = cs_metric(
-        CS_METRIC_COUNTER, "caresignal_redis_redirects_total",
-        "Redis Cluster redirections followed, by kind: moved (the slot map had changed: read "
-        "again) or ask (a slot being moved to another master)",
-        "kind");
+    cs_metric_t *redirects =
+        cs_metric(CS_METRIC_COUNTER, "caresignal_redis_redirects_total",
+                  "Redis Cluster redirections followed, by kind: moved (the slot map had "
+                  "changed: read "
+                  "again) or ask (a slot being moved to another master)",
+                  "kind");
     s->mx.redirects[0] = cs_metric_at(redirects, "moved");
     s->mx.redirects[1] = cs_metric_at(redirects, "ask");
-    s->mx.unreplicated = cs_metric_at(cs_metric(
-        CS_METRIC_COUNTER, "caresignal_redis_unreplicated_total",
-        "batches after which a Redis Cluster master's replica did not confirm the writes in "
-        "time (WAIT): a fail-over then could lose them",
-        NULL));
+    s->mx.unreplicated =
+        cs_metric_at(cs_metric(CS_METRIC_COUNTER, "caresignal_redis_unreplicated_total",
+                               "batches after which a Redis Cluster master's replica did "
+                               "not confirm the writes in "
+                               "time (WAIT): a fail-over then could lose them",
+                               NULL));
     s->mx.last_event =
         cs_metric_at(cs_metric(CS_METRIC_GAUGE, "caresignal_last_event_time_seconds",
                                "occurred_at of the last event applied", NULL));
@@ -186,7 +188,8 @@ static void *cs_stage_worker(void *arg)
         pthread_mutex_unlock(&s->mu);
         b->errstr[0] = '\0';
         int64_t t0 = cs_mono_ms();
-        long conflicts = cs_engine_conflicts(s->engine), moved0, ask0, lag0, moved, ask, lag;
+        long conflicts = cs_engine_conflicts(s->engine), moved0, ask0, lag0, moved, ask,
+             lag;
         cs_redis_cluster_counts(s->store, &moved0, &ask0, &lag0);
         if (b->kind == CS_JOB_APPLY)
             b->rc = cs_engine_execute(s->engine, b->eb, &b->res, b->errstr,
@@ -557,7 +560,8 @@ static size_t cs_stage_add_position_reads(cs_score_stage_t *s, cs_redis_pipe_t *
 /* The position a partition resumes from, out of its replies [from, to): on one node the
  * one value; on a cluster the lowest over the masters of each master's highest (a master
  * with none is left out: its lowest slot has just moved, or it holds nothing yet).
- * @returns 1 with *pos set, 0 when no position is recorded, -1 (errstr) on a bad reply. */
+ * @returns 1 with *pos set, 0 when no position is recorded, -1 (errstr) on a bad reply.
+ */
 static int cs_stage_position(const cs_redis_pipe_t *p, size_t from, size_t to,
                              const size_t *shard_of, size_t shards, int64_t *pos,
                              const rd_kafka_topic_partition_t *tp, char *errstr,
@@ -596,9 +600,10 @@ static int cs_stage_position(const cs_redis_pipe_t *p, size_t from, size_t to,
         found = 1;
     }
     if (found && missing)
-        cs_log_warn("no position on some redis cluster masters: resuming from the others'",
-                    "{s:s, s:i, s:i}", "topic", tp->topic, "partition", (int)tp->partition,
-                    "masters_without", (int)missing);
+        cs_log_warn(
+            "no position on some redis cluster masters: resuming from the others'",
+            "{s:s, s:i, s:i}", "topic", tp->topic, "partition", (int)tp->partition,
+            "masters_without", (int)missing);
     return found;
 }
 
@@ -619,9 +624,8 @@ static cs_err_t cs_stage_on_assign(void *opaque, rd_kafka_t *rk,
      * cluster's masters must be known before their keys can be named. */
     if (!cs_redis_connected(s->reader))
         err = cs_redis_connect_retry(s->reader, 60000, errstr, sizeof(errstr));
-    size_t per = cs_redis_is_cluster(s->reader)
-                     ? cs_redis_shards(s->reader) * CS_STAGE_TAGS
-                     : 1;
+    size_t per =
+        cs_redis_is_cluster(s->reader) ? cs_redis_shards(s->reader) * CS_STAGE_TAGS : 1;
     size_t *shard_of = calloc((size_t)(parts->cnt ? parts->cnt : 1) * (per ? per : 1),
                               sizeof(*shard_of));
     size_t *starts = calloc((size_t)parts->cnt + 1, sizeof(*starts));
@@ -633,8 +637,9 @@ static cs_err_t cs_stage_on_assign(void *opaque, rd_kafka_t *rk,
     for (int i = 0; !err && i < parts->cnt; i++)
         starts[i + 1] = starts[i] + cs_stage_add_position_reads(s, p, &parts->elems[i],
                                                                 shard_of, starts[i]);
-    while (!err && (err = cs_redis_pipe_exec(s->reader, p, errstr, sizeof(errstr))) ==
-                       CS_ERR_RETRY &&
+    while (!err &&
+           (err = cs_redis_pipe_exec(s->reader, p, errstr, sizeof(errstr))) ==
+               CS_ERR_RETRY &&
            cs_running() && cs_mono_ms() < deadline)
         cs_redis_connect_retry(s->reader, deadline - cs_mono_ms(), errstr,
                                sizeof(errstr));

@@ -132,8 +132,8 @@ static int run_top(const cs_config_t *cfg, const cs_cli_t *cli, cs_rules_t *rule
     }
     for (size_t i = 0; i < nids; i++)
         subjects[i] = ids[i];
-    cs_err_t err = cs_scorer_read(scorer, redis, subjects, nids, views, errstr,
-                                  sizeof(errstr));
+    cs_err_t err =
+        cs_scorer_read(scorer, redis, subjects, nids, views, errstr, sizeof(errstr));
     if (err) {
         cs_log_fatal("cannot read the state", "{s:s}", "error", errstr);
         return 1;
@@ -303,11 +303,10 @@ int main(int argc, char **argv)
     cs_registry_t *reg = cs_app_registry(&spec, &cfg);
     cs_rules_t *rules = cs_app_rules(&spec, &cfg);
     char errstr[512];
-    cs_scorer_t *scorer = cs_scorer_new_layout(rules, cfg.state_namespace, cfg.state_layout,
-                                               errstr, sizeof(errstr));
-    if (!scorer ||
-        cs_scorer_set_compute(scorer, !strcmp(cfg.state_engine, "scorer"), errstr,
-                              sizeof(errstr)))
+    cs_scorer_t *scorer = cs_scorer_new_layout(rules, cfg.state_namespace,
+                                               cfg.state_layout, errstr, sizeof(errstr));
+    if (!scorer || cs_scorer_set_compute(scorer, !strcmp(cfg.state_engine, "scorer"),
+                                         errstr, sizeof(errstr)))
         cs_cli_fail(&spec, "%s", errstr);
     cs_redis_t *redis = cs_redis_new_from_config(&cfg);
     if (!redis)

@@ -1,4 +1,5 @@
-/* caresignal configuration: one key table (docs/contract/configuration.md), properties files and --set. */
+/* caresignal configuration: one key table (docs/contract/configuration.md), properties
+ * files and --set. */
 #ifndef CARESIGNAL_CONFIG_H
 #define CARESIGNAL_CONFIG_H
 
@@ -52,7 +53,7 @@ typedef struct cs_config {
     char *redis_cluster_nodes; /* "host:port,..." seeds of a Redis Cluster, or NULL */
 
     char *state_namespace;
-    int state_layout; /* of a new namespace's risk state: 1 or 2 */
+    int state_layout;   /* of a new namespace's risk state: 1 or 2 */
     char *state_engine; /* "redis" or "scorer" (cs_scorer_set_compute) */
     char *rules_file;
     char *directory_file;

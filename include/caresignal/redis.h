@@ -119,8 +119,8 @@ redisReply *cs_redis_command(cs_redis_t *r, int argc, const char **argv,
 
 /**
  * @returns non-zero if \p reply is an error reply that means "try again later"
- * (docs/contract/guarantees.md): LOADING, BUSY, READONLY, MASTERDOWN, TRYAGAIN, OOM, MISCONF, NOREPLICAS,
- * CLUSTERDOWN.
+ * (docs/contract/guarantees.md): LOADING, BUSY, READONLY, MASTERDOWN, TRYAGAIN, OOM,
+ * MISCONF, NOREPLICAS, CLUSTERDOWN.
  */
 int cs_redis_reply_retriable(const redisReply *reply);
 

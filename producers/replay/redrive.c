@@ -76,7 +76,8 @@ static int redrivable(const cs_config_t *cfg, const char *origin, const char *re
            (!strcmp(origin, cfg->topic_events) && !strcmp(reason, CS_DL_STATE_ERROR));
 }
 
-/* --where error=CODE: one of docs/contract/reason-codes.md's codes, or the pager's UNDELIVERABLE. */
+/* --where error=CODE: one of docs/contract/reason-codes.md's codes, or the pager's
+ * UNDELIVERABLE. */
 static const char *where_code(const replay_ctx_t *ctx)
 {
     const char *w = cs_cli_get(ctx->cli, ctx->spec, "where");
@@ -112,8 +113,8 @@ static void set_key(const redrive_t *rd, const char *id, char *out, size_t size)
 /* Sends \p cmd ("SMISMEMBER" or "SADD") for the members \p ids[i] with \p pick[i] set
  * (all when NULL), one command per run of members in the same set. \p seen (SMISMEMBER):
  * each member's answer. */
-static int members_command(redrive_t *rd, const char *cmd, char ids[][48], const int *pick,
-                           int n, int *seen)
+static int members_command(redrive_t *rd, const char *cmd, char ids[][48],
+                           const int *pick, int n, int *seen)
 {
     char errstr[512];
     const char **argv = malloc(sizeof(*argv) * (size_t)(n + 2));
@@ -150,7 +151,8 @@ static int members_command(redrive_t *rd, const char *cmd, char ids[][48], const
     for (int c = 0; c < ncmds; c++) {
         const redisReply *r = cs_redis_pipe_reply(p, (size_t)c);
         if (!r || r->type == REDIS_REPLY_ERROR ||
-            (seen && r->type != REDIS_REPLY_ARRAY) || (!seen && r->type != REDIS_REPLY_INTEGER)) {
+            (seen && r->type != REDIS_REPLY_ARRAY) ||
+            (!seen && r->type != REDIS_REPLY_INTEGER)) {
             fprintf(stderr, "caresignal-replay: redis: %s: %s\n", cmd,
                     r && r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
             goto done;
@@ -185,7 +187,8 @@ static int record(redrive_t *rd, char ids[][48], const int *sent, int n)
 {
     int rc = members_command(rd, "SADD", ids, sent, n, NULL);
     if (rc)
-        fprintf(stderr, "caresignal-replay: redis: recording re-driven dead letters failed\n");
+        fprintf(stderr,
+                "caresignal-replay: redis: recording re-driven dead letters failed\n");
     return rc;
 }
 

@@ -23,13 +23,13 @@ static void test_slots_as_redis_computes_them(void **state)
     } cases[] = {
         {"foo", 12182},
         {"somekey", 11058},
-        {"foo{hash_tag}", 2515},   /* the tag alone */
-        {"{}abc", 5980},           /* an empty tag: the whole key */
-        {"a{}{b}", 15033},         /* the first '{' decides, and its tag is empty */
+        {"foo{hash_tag}", 2515}, /* the tag alone */
+        {"{}abc", 5980},         /* an empty tag: the whole key */
+        {"a{}{b}", 15033},       /* the first '{' decides, and its tag is empty */
         {"{user1000}.following", 3443},
         {"cs:{LOCATION:1-101669119}:state", 14717},
-        {"{", 4092},               /* no closing brace: the whole key */
-        {"x}{y}", 12222},          /* a '}' before the first '{' is not a tag's end */
+        {"{", 4092},      /* no closing brace: the whole key */
+        {"x}{y}", 12222}, /* a '}' before the first '{' is not a tag's end */
         {"", 0},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)

@@ -21,7 +21,8 @@ static void test_defaults(void **state)
     assert_string_equal(cfg.state_namespace, "cs");
     /* the source tree's file (resolved from wherever the test runs) */
     size_t rl = strlen(cfg.rules_file), dl = strlen("deploy/config/rules.json");
-    assert_true(rl >= dl && !strcmp(cfg.rules_file + rl - dl, "deploy/config/rules.json"));
+    assert_true(rl >= dl &&
+                !strcmp(cfg.rules_file + rl - dl, "deploy/config/rules.json"));
     assert_string_equal(cfg.topic_raw_nhse, "intel.raw.nhse");
     assert_string_equal(cfg.topic_raw_ofsted_send, "intel.raw.ofsted-send");
     assert_string_equal(cfg.topic_deadletter, "intel.deadletter");
@@ -57,7 +58,8 @@ static void test_set_values(void **state)
                                    "10.0.0.1:7000,[::1]:7001,redis-2.local:7002", errstr,
                                    sizeof(errstr)),
                      CS_OK);
-    assert_string_equal(cfg.redis_cluster_nodes, "10.0.0.1:7000,[::1]:7001,redis-2.local:7002");
+    assert_string_equal(cfg.redis_cluster_nodes,
+                        "10.0.0.1:7000,[::1]:7001,redis-2.local:7002");
     assert_null(cs_config_get_string(&cfg, "no.such.key"));
     cs_config_clear(&cfg);
 }
@@ -86,7 +88,8 @@ static void test_bad_values_name_the_key(void **state)
          "config key 'kafka.no.such.property': No such configuration property"},
         {"kafka.acks", "banana", "config key 'kafka.acks':"},
         {"kafka.", "x", "config key 'kafka.': missing property name"},
-        {"redis.cluster.nodes", "", "config key 'redis.cluster.nodes': expected host:port"},
+        {"redis.cluster.nodes", "",
+         "config key 'redis.cluster.nodes': expected host:port"},
         {"redis.cluster.nodes", "127.0.0.1", "config key 'redis.cluster.nodes'"},
         {"redis.cluster.nodes", "127.0.0.1:7000,", "config key 'redis.cluster.nodes'"},
         {"redis.cluster.nodes", "a:7000,,b:7001", "config key 'redis.cluster.nodes'"},
@@ -132,7 +135,8 @@ static const char *temp_file(const char *text)
     return path;
 }
 
-/* Every secret has a .file form (docs/contract/configuration.md): systemd credentials, Kubernetes secrets. */
+/* Every secret has a .file form (docs/contract/configuration.md): systemd credentials,
+ * Kubernetes secrets. */
 static void test_secret_file_forms(void **state)
 {
     (void)state;
