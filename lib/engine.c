@@ -636,6 +636,20 @@ static cs_err_t cs_engine_check_exec_at(const cs_engine_txn_t *t, size_t from, s
     return CS_ERR_FATAL;
 }
 
+/* A transaction's wait for Redis (a refusal, a dropped connection, values that keep
+ * moving): backs off, then reconnects if the connection is gone. @returns non-zero when
+ * the wait gave up (a stop, or the waiting callback). */
+static int cs_engine_wait_redis(cs_engine_t *e, cs_backoff_t *backoff, const char *why,
+                                int *waited, char *errstr, size_t errstr_size)
+{
+    if (cs_engine_wait(e, backoff, why, !*waited))
+        return 1;
+    *waited = 1;
+    if (!cs_redis_connected(e->redis))
+        cs_redis_connect(e->redis, errstr, errstr_size);
+    return 0;
+}
+
 /* The conflict warning and the "keeps changing" check of both transaction forms */
 static const char *cs_engine_conflict(cs_engine_t *e, cs_engine_txn_t *t, int in_row)
 {
@@ -738,15 +752,9 @@ static cs_err_t cs_engine_transact_cas(cs_engine_t *e, cs_engine_txn_t *t,
             else if (!rc && !why)
                 in_row = 0;
         }
-        if (rc || !why)
-            continue;
-        if (cs_engine_wait(e, backoff, why, !*waited)) {
+        if (!rc && why &&
+            cs_engine_wait_redis(e, backoff, why, waited, errstr, errstr_size))
             rc = CS_ERR_RETRY;
-            break;
-        }
-        *waited = 1;
-        if (!cs_redis_connected(e->redis))
-            cs_redis_connect(e->redis, errstr, errstr_size);
     }
     cs_redis_pipe_destroy(rp);
     cs_redis_pipe_destroy(wp);
@@ -848,13 +856,10 @@ static cs_err_t cs_engine_transact(cs_engine_t *e, cs_engine_txn_t *t,
             if (!cs_redis_pipe_add(p, 1, unwatch, NULL))
                 cs_redis_pipe_exec(e->redis, p, errstr, errstr_size);
         }
-        if (cs_engine_wait(e, backoff, why, !*waited)) {
+        if (cs_engine_wait_redis(e, backoff, why, waited, errstr, errstr_size)) {
             rc = CS_ERR_RETRY;
             break;
         }
-        *waited = 1;
-        if (!cs_redis_connected(e->redis))
-            cs_redis_connect(e->redis, errstr, errstr_size);
     }
     cs_redis_pipe_destroy(p);
     free(chunk);

@@ -468,9 +468,7 @@ class ClusterRedis:
                 out.append(e)
         return out
 
-    def hgetall(self, key):
-        r = self.cmd("HGETALL", key)
-        return {r[i].decode(): r[i + 1].decode() for i in range(0, len(r), 2)}
+    hgetall = Redis.hgetall  # through this cmd(): routed by the key
 
     def all_masters(self, *args):
         """One command on every master (FUNCTION LOAD, FLUSHALL, ...): {port: reply}."""
