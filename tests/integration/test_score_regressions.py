@@ -252,11 +252,20 @@ class ScoreRegressions(Checks):
         the scorer waits and retries, and applies everything once it answers again."""
         s = self.stack
         r = s.redis()
+        # Every event is on the topic before the scorer's first fetch, and the scorer
+        # cannot join its group (no coordinator) until the function is broken: its first
+        # batch holds every subject, so the failures "run on" (CS_ENGINE_SYSTEMIC_RUN)
+        # at once. (A first poll of one or two subjects' events would dead-letter them
+        # before that, by design: a test that let the poll decide flaked.)
+        events = make_feed(300, seed=30, subjects=20)
+        model = model_of(events)
+        produce_to(s.bootstrap, events, topic="it.sys")
+        s.fault("errors", "FindCoordinator", 1000, "COORDINATOR_NOT_AVAILABLE")
         scorer = s.program("caresignal-score", config_extra={
             "group.id": "score-sys", "state.namespace": "sys", "topic.events": "it.sys",
             "topic.alerts": "it.sys.alerts", "topic.deadletter": "it.sys.dlq"})
-        wait_until(lambda: any(l.get("msg") == "partitions assigned" for l in scorer.logs()),
-                   60, what="the scorer to join")
+        wait_until(lambda: any(l.get("msg") == "score started" for l in scorer.logs()),
+                   60, what="the scorer to load its library")
         fn = [l for l in scorer.logs() if l.get("msg") == "score started"][0]["function"]
         lib = "caresignal_" + fn[len("cs_apply_"):]
         listing = r.cmd("FUNCTION", "LIST", "LIBRARYNAME", lib, "WITHCODE")
@@ -265,9 +274,9 @@ class ScoreRegressions(Checks):
                   "redis.register_function('cs_ack_%s', function() return 0 end)\n") % (
                       lib, fn, fn[len("cs_apply_"):])
         r.cmd("FUNCTION", "LOAD", "REPLACE", broken)
-        events = make_feed(300, seed=30, subjects=20)
-        model = model_of(events)
-        produce_to(s.bootstrap, events, topic="it.sys")
+        s.fault("clear", "FindCoordinator")
+        wait_until(lambda: any(l.get("msg") == "partitions assigned" for l in scorer.logs()),
+                   60, what="the scorer to join")
         wait_until(lambda: "fails for every subject" in scorer.log_text(), 60,
                    what="the scorer to see the function fail for everyone")
         time.sleep(2)
