@@ -114,7 +114,7 @@ do_stop() {
 }
 
 start_redis() {
-  local port i
+  local port i pid answer
   mkdir -p "$dir/redis"
   for attempt in 1 2 3 4 5 6 7 8; do
     port=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40000 ))
@@ -123,14 +123,19 @@ start_redis() {
       --appendonly yes --appendfsync everysec --save "" --protected-mode yes \
       --logfile "$dir/redis.log" >/dev/null 2>&1 </dev/null &
     echo $! >"$dir/redis.pid"
+    pid=$(cat "$dir/redis.pid")
     for i in $(seq 1 100); do
-      if redis-cli -p "$port" ping >/dev/null 2>&1; then
+      # the server answering is ours: on a port another stack's node holds (a cluster's
+      # node restarted by a test), ours fails to bind and the other would answer PING
+      answer=$(redis-cli -p "$port" info server 2>/dev/null | tr -d '\r' |
+        sed -n 's/^process_id://p') || true
+      if [ "$answer" = "$pid" ]; then
         echo "$port" >"$dir/redis.port"
         return 0
       fi
       # alive, by pid: right after the fork the child may not have exec'd redis-server
       # yet, so its name cannot be checked here (under load that race is real)
-      kill -0 "$(cat "$dir/redis.pid")" 2>/dev/null || break
+      kill -0 "$pid" 2>/dev/null || break
       sleep 0.05
     done
     stop_one "$dir/redis.pid" redis-server
