@@ -3,7 +3,6 @@
  * master at once, replies put back in order, MOVED / ASK followed, and the retriable
  * refusals (TRYAGAIN, CLUSTERDOWN, LOADING, ...) handed to the caller's backoff.
  * docs/contract/redis-layout.md, "Redis Cluster", is the contract. */
-#include <ctype.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -20,12 +19,19 @@
 typedef struct cs_range {
     unsigned start, end; /* inclusive */
     size_t node;
+    const char *host; /* while the map is read: its master (borrowed from the reply) */
+    int port;
     size_t replicas; /* the replicas CLUSTER SLOTS lists for it (it leaves out failed
                         ones) */
 } cs_range_t;
 
+typedef struct cs_addr {
+    char host[256];
+    int port;
+} cs_addr_t;
+
 struct cs_cluster {
-    char **seeds; /* "host:port" as configured */
+    cs_addr_t *seeds; /* redis.cluster.nodes */
     size_t nseeds;
     cs_redis_t **nodes; /* the masters, by their lowest slot; then ASK / MOVED targets */
     size_t nnodes, nmasters;
@@ -151,6 +157,18 @@ static int cs_resp_args(const char *cmd, size_t size, const char **args, size_t 
 
 /* ------------------------------------------------------------------ nodes */
 
+/* "host:port" (IPv6 in brackets) into its parts; 0 on success */
+static int cs_split_addr(const char *addr, size_t len, char *host, size_t hsize,
+                         int *port)
+{
+    char one[300];
+    if (len >= sizeof(one))
+        return -1;
+    memcpy(one, addr, len);
+    one[len] = '\0';
+    return cs_config_parse_listen(one, host, hsize, port);
+}
+
 cs_cluster_t *cs_cluster_new(const char *nodes)
 {
     cs_cluster_t *cl = calloc(1, sizeof(*cl));
@@ -159,15 +177,16 @@ cs_cluster_t *cs_cluster_new(const char *nodes)
     memset(cl->slot_node, 0xff, sizeof(cl->slot_node));
     for (const char *at = nodes; at && *at;) {
         size_t n = strcspn(at, ",");
-        char **grown = realloc(cl->seeds, (cl->nseeds + 1) * sizeof(*grown));
-        if (!grown || !(grown[cl->nseeds] = strndup(at, n))) {
-            if (grown)
-                cl->seeds = grown;
+        cs_addr_t *grown = realloc(cl->seeds, (cl->nseeds + 1) * sizeof(*grown));
+        if (!grown) {
             cs_cluster_destroy(cl);
             return NULL;
         }
         cl->seeds = grown;
-        cl->nseeds++;
+        /* checked by the configuration (CS_CFG_NODES): a bad one is skipped here */
+        if (!cs_split_addr(at, n, grown[cl->nseeds].host, sizeof(grown->host),
+                           &grown[cl->nseeds].port))
+            cl->nseeds++;
         at += n + (at[n] == ',');
     }
     return cl;
@@ -179,24 +198,10 @@ void cs_cluster_destroy(cs_cluster_t *cl)
         return;
     for (size_t i = 0; i < cl->nnodes; i++)
         cs_redis_destroy(cl->nodes[i]);
-    for (size_t i = 0; i < cl->nseeds; i++)
-        free(cl->seeds[i]);
     free(cl->seeds);
     free(cl->nodes);
     free(cl->ranges);
     free(cl);
-}
-
-/* "host:port" (IPv6 in brackets) into its parts; 0 on success */
-static int cs_split_addr(const char *addr, size_t len, char *host, size_t hsize,
-                         int *port)
-{
-    char one[300];
-    if (len >= sizeof(one))
-        return -1;
-    memcpy(one, addr, len);
-    one[len] = '\0';
-    return cs_config_parse_listen(one, host, hsize, port);
 }
 
 /* A node handle that knows the libraries to load (not connected yet) */
@@ -217,15 +222,23 @@ static cs_redis_t *cs_cluster_node_new(const cs_redis_t *r, const char *host, in
     return n;
 }
 
+/* The index of the node at host:port among \p nodes (NULLs skipped), or -1 */
+static long cs_cluster_find(cs_redis_t *const *nodes, size_t n, const char *host,
+                            int port)
+{
+    for (size_t i = 0; i < n; i++)
+        if (nodes[i] && nodes[i]->port == port && !strcmp(nodes[i]->host, host))
+            return (long)i;
+    return -1;
+}
+
 /* The node at host:port, connected; added (as a redirection target) when new */
 static cs_redis_t *cs_cluster_node_at(cs_redis_t *r, const char *host, int port,
                                       char *errstr, size_t errstr_size)
 {
     cs_cluster_t *cl = r->cl;
-    cs_redis_t *n = NULL;
-    for (size_t i = 0; i < cl->nnodes && !n; i++)
-        if (cl->nodes[i]->port == port && !strcmp(cl->nodes[i]->host, host))
-            n = cl->nodes[i];
+    long i = cs_cluster_find(cl->nodes, cl->nnodes, host, port);
+    cs_redis_t *n = i < 0 ? NULL : cl->nodes[i];
     if (!n) {
         cs_redis_t **grown = realloc(cl->nodes, (cl->nnodes + 1) * sizeof(*grown));
         if (!grown || !(n = cs_cluster_node_new(r, host, port))) {
@@ -264,86 +277,55 @@ static cs_err_t cs_cluster_apply_slots(cs_redis_t *r, const cs_redis_t *via,
     cs_cluster_t *cl = r->cl;
     size_t nr = slots->elements;
     cs_range_t *ranges = calloc(nr ? nr : 1, sizeof(*ranges));
-    char(*addrs)[300] = calloc(nr ? nr : 1, sizeof(*addrs));
-    if (!ranges || !addrs) {
-        free(ranges);
-        free(addrs);
+    if (!ranges)
         return CS_ERR_NOMEM;
-    }
     size_t k = 0;
     for (size_t i = 0; i < nr; i++) {
         const redisReply *e = slots->element[i];
         if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 ||
             e->element[0]->type != REDIS_REPLY_INTEGER ||
             e->element[1]->type != REDIS_REPLY_INTEGER ||
-            e->element[2]->type != REDIS_REPLY_ARRAY || e->element[2]->elements < 2)
+            e->element[2]->type != REDIS_REPLY_ARRAY || e->element[2]->elements < 2 ||
+            e->element[2]->element[1]->type != REDIS_REPLY_INTEGER)
             continue;
         const redisReply *m = e->element[2];
         const char *host =
             m->element[0]->type == REDIS_REPLY_STRING ? m->element[0]->str : "";
         if (!*host || !strcmp(host, "?"))
             host = via->host; /* an unknown endpoint: the node that answered */
-        ranges[k].replicas = e->elements - 3;
-        ranges[k].start = (unsigned)e->element[0]->integer & (CS_SLOTS - 1);
-        ranges[k].end = (unsigned)e->element[1]->integer & (CS_SLOTS - 1);
-        snprintf(addrs[k], sizeof(addrs[k]), strchr(host, ':') ? "[%s]:%lld" : "%s:%lld",
-                 host, m->element[1]->integer);
+        ranges[k] = (cs_range_t){(unsigned)e->element[0]->integer & (CS_SLOTS - 1),
+                                 (unsigned)e->element[1]->integer & (CS_SLOTS - 1),
+                                 0,
+                                 host,
+                                 (int)m->element[1]->integer,
+                                 e->elements - 3};
         k++;
     }
     /* masters ordered by their lowest slot, so the order survives a fail-over */
-    for (size_t i = 0; i < k; i++)
-        ranges[i].node = i; /* remember the address through the sort */
-    char(*sorted_addrs)[300] = calloc(k ? k : 1, sizeof(*sorted_addrs));
-    if (!sorted_addrs) {
-        free(ranges);
-        free(addrs);
-        return CS_ERR_NOMEM;
-    }
     qsort(ranges, k, sizeof(*ranges), cs_range_cmp);
-    for (size_t i = 0; i < k; i++)
-        memcpy(sorted_addrs[i], addrs[ranges[i].node], sizeof(sorted_addrs[i]));
-    free(addrs);
-
     cs_redis_t **nodes = calloc(k ? k : 1, sizeof(*nodes));
     size_t nmasters = 0;
     cs_err_t err = nodes ? CS_OK : CS_ERR_NOMEM;
     for (size_t i = 0; !err && i < k; i++) {
-        size_t j = 0;
-        while (j < nmasters) {
-            char a[300];
-            snprintf(a, sizeof(a), strchr(nodes[j]->host, ':') ? "[%s]:%d" : "%s:%d",
-                     nodes[j]->host, nodes[j]->port);
-            if (!strcmp(a, sorted_addrs[i]))
-                break;
-            j++;
-        }
-        if (j == nmasters) {
-            char host[256];
-            int port;
-            if (cs_split_addr(sorted_addrs[i], strlen(sorted_addrs[i]), host,
-                              sizeof(host), &port)) {
-                snprintf(errstr, errstr_size, "redis cluster: a master at '%s'",
-                         sorted_addrs[i]);
-                err = CS_ERR_REDIS;
-                break;
-            }
-            /* keep a node we are connected to already */
-            cs_redis_t *old = NULL;
-            for (size_t o = 0; o < cl->nnodes && !old; o++)
-                if (cl->nodes[o] && cl->nodes[o]->port == port &&
-                    !strcmp(cl->nodes[o]->host, host)) {
-                    old = cl->nodes[o];
-                    cl->nodes[o] = NULL;
-                }
-            if (!old && !(old = cs_cluster_node_new(r, host, port))) {
+        long j = cs_cluster_find(nodes, nmasters, ranges[i].host, ranges[i].port);
+        if (j < 0) {
+            /* keep a node we are connected to already (taken out of the old list) */
+            long o =
+                cs_cluster_find(cl->nodes, cl->nnodes, ranges[i].host, ranges[i].port);
+            cs_redis_t *n = o < 0 ? cs_cluster_node_new(r, ranges[i].host, ranges[i].port)
+                                  : cl->nodes[o];
+            if (!n) {
                 err = CS_ERR_NOMEM;
                 break;
             }
-            nodes[nmasters++] = old;
+            if (o >= 0)
+                cl->nodes[o] = NULL;
+            j = (long)nmasters;
+            nodes[nmasters++] = n;
         }
-        ranges[i].node = j;
+        ranges[i].node = (size_t)j;
+        ranges[i].host = NULL; /* the reply is freed after this */
     }
-    free(sorted_addrs);
     if (err) {
         for (size_t i = 0; i < nmasters; i++)
             cs_redis_destroy(nodes[i]);
@@ -382,22 +364,19 @@ static cs_err_t cs_cluster_read_slots(cs_redis_t *r, char *errstr, size_t errstr
 {
     cs_cluster_t *cl = r->cl;
     size_t ncand = cl->nnodes + cl->nseeds;
-    char(*cand)[300] = calloc(ncand ? ncand : 1, sizeof(*cand));
+    cs_addr_t *cand = calloc(ncand ? ncand : 1, sizeof(*cand));
     if (!cand)
         return CS_ERR_NOMEM;
-    for (size_t i = 0; i < cl->nnodes; i++)
-        snprintf(cand[i], sizeof(cand[i]),
-                 strchr(cl->nodes[i]->host, ':') ? "[%s]:%d" : "%s:%d",
-                 cl->nodes[i]->host, cl->nodes[i]->port);
-    for (size_t i = 0; i < cl->nseeds; i++)
-        snprintf(cand[cl->nnodes + i], sizeof(cand[0]), "%s", cl->seeds[i]);
+    for (size_t i = 0; i < cl->nnodes; i++) {
+        snprintf(cand[i].host, sizeof(cand[i].host), "%s", cl->nodes[i]->host);
+        cand[i].port = cl->nodes[i]->port;
+    }
+    memcpy(cand + cl->nnodes, cl->seeds, cl->nseeds * sizeof(*cand));
     cs_err_t err = CS_ERR_RETRY;
     snprintf(errstr, errstr_size, "redis cluster: no seed node in redis.cluster.nodes");
     for (size_t i = 0; i < ncand; i++) {
-        char host[256];
-        int port;
-        if (cs_split_addr(cand[i], strlen(cand[i]), host, sizeof(host), &port))
-            continue;
+        const char *host = cand[i].host;
+        int port = cand[i].port;
         /* a connection of its own: the node list may be replaced under it */
         cs_redis_t *probe = cs_redis_new(host, port, r->password, r->timeout_ms);
         if (!probe) {
@@ -711,14 +690,16 @@ typedef struct cs_sent {
     int asking; /* the ASKING before a command sent after an ASK */
 } cs_sent_t;
 
-/* Drops a node whose stream is lost (its replies can no longer be matched) */
-static void cs_cluster_node_lost(cs_redis_t *n, char *errstr, size_t errstr_size)
+/* Sends everything appended to a node's connection, without reading: the masters then
+ * work while the next one is sent its share. @returns 0, or -1 (the connection dropped,
+ * \p errstr saying why). */
+static int cs_cluster_flush(cs_redis_t *n, char *errstr, size_t errstr_size)
 {
-    snprintf(errstr, errstr_size, "redis %s:%d: %s", n->host, n->port,
-             n->c && n->c->errstr[0] ? n->c->errstr : "connection lost");
-    if (n->c)
-        redisFree(n->c);
-    n->c = NULL;
+    int done = 0;
+    while (n->c && !done)
+        if (redisBufferWrite(n->c, &done) != REDIS_OK)
+            cs_redis_io_error(n, errstr, errstr_size);
+    return n->c ? 0 : -1;
 }
 
 cs_err_t cs_cluster_pipe_exec(cs_redis_t *r, cs_redis_pipe_t *p, char *errstr,
@@ -827,11 +808,7 @@ cs_err_t cs_cluster_pipe_exec(cs_redis_t *r, cs_redis_pipe_t *p, char *errstr,
             cs_redis_t *node = cl->nodes[k];
             if (first[k] == first[k + 1])
                 continue;
-            int done = 0;
-            while (node->c && !done)
-                if (redisBufferWrite(node->c, &done) != REDIS_OK)
-                    cs_cluster_node_lost(node, errstr, errstr_size);
-            if (!node->c)
+            if (cs_cluster_flush(node, errstr, errstr_size))
                 err = CS_ERR_RETRY;
         }
         npending = 0;
@@ -841,7 +818,7 @@ cs_err_t cs_cluster_pipe_exec(cs_redis_t *r, cs_redis_pipe_t *p, char *errstr,
                 void *got = NULL;
                 if (!node->c || redisGetReply(node->c, &got) != REDIS_OK || !got) {
                     if (node->c)
-                        cs_cluster_node_lost(node, errstr, errstr_size);
+                        cs_redis_io_error(node, errstr, errstr_size);
                     else if (!err)
                         snprintf(errstr, errstr_size, "redis %s:%d: not connected",
                                  node->host, node->port);
@@ -928,16 +905,8 @@ cs_err_t cs_redis_wait_replicas(cs_redis_t *r, char *errstr, size_t errstr_size)
         cs_redis_t *n = cl->nodes[m];
         if (!waiting[m])
             continue;
-        int done = 0;
-        if (!n->c || redisAppendCommand(n->c, "WAIT 1 %s", timeout) != REDIS_OK) {
-            waiting[m] = 0;
-            err = CS_ERR_RETRY;
-            continue;
-        }
-        while (n->c && !done)
-            if (redisBufferWrite(n->c, &done) != REDIS_OK)
-                cs_cluster_node_lost(n, errstr, errstr_size);
-        if (!n->c) {
+        if (!n->c || redisAppendCommand(n->c, "WAIT 1 %s", timeout) != REDIS_OK ||
+            cs_cluster_flush(n, errstr, errstr_size)) {
             waiting[m] = 0;
             err = CS_ERR_RETRY;
         }
@@ -948,27 +917,26 @@ cs_err_t cs_redis_wait_replicas(cs_redis_t *r, char *errstr, size_t errstr_size)
             continue;
         void *got = NULL;
         if (redisGetReply(n->c, &got) != REDIS_OK || !got) {
-            cs_cluster_node_lost(n, errstr, errstr_size);
-            err = CS_ERR_RETRY;
+            err = cs_redis_io_error(n, errstr, errstr_size);
             continue;
         }
         redisReply *reply = got;
-        if (reply->type == REDIS_REPLY_INTEGER && reply->integer < 1) {
-            /* its replica is down or far behind: go on (waiting for it would stop the
-             * whole stream), say so, and read the map again, which leaves out a failed
-             * replica */
+        if (cs_redis_reply_retriable(reply)) {
+            snprintf(errstr, errstr_size, "redis %s:%d: WAIT: %.200s", n->host, n->port,
+                     reply->str);
+            err = CS_ERR_RETRY;
+        } else if (reply->type != REDIS_REPLY_INTEGER || reply->integer < 1) {
+            /* no replica confirmed (down or far behind), or WAIT refused (an ACL): go on
+             * (waiting for it would stop the whole stream), say so with the answer, and
+             * read the map again, which leaves out a failed replica */
             if (!cl->lagging++ || cl->lagging % 1000 == 0)
                 cs_log_warn(
                     "redis cluster master without a replica keeping up: a fail-over "
                     "now could lose its last writes",
-                    "{s:s, s:i, s:I}", "host", n->host, "port", n->port, "count",
-                    (json_int_t)cl->lagging);
+                    "{s:s, s:i, s:s, s:I}", "host", n->host, "port", n->port, "answer",
+                    reply->type == REDIS_REPLY_ERROR ? reply->str : "no replica in time",
+                    "count", (json_int_t)cl->lagging);
             cl->stale = 1;
-        } else if (reply->type == REDIS_REPLY_ERROR) {
-            snprintf(errstr, errstr_size, "redis %s:%d: WAIT: %.200s", n->host, n->port,
-                     reply->str);
-            if (cs_redis_reply_retriable(reply))
-                err = CS_ERR_RETRY;
         }
         freeReplyObject(reply);
     }

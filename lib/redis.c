@@ -86,7 +86,7 @@ redisContext *cs_redis_context(cs_redis_t *r)
 }
 
 /* Drops the connection and says why; every I/O failure goes through here. */
-static cs_err_t cs_redis_io_error(cs_redis_t *r, char *errstr, size_t errstr_size)
+cs_err_t cs_redis_io_error(cs_redis_t *r, char *errstr, size_t errstr_size)
 {
     snprintf(errstr, errstr_size, "redis %s:%d: %s", r->host, r->port,
              r->c && r->c->errstr[0] ? r->c->errstr : "connection lost");

@@ -32,6 +32,8 @@ struct cs_redis_pipe {
 /* lib/redis.c, for the cluster's nodes */
 cs_err_t cs_redis_node_connect(cs_redis_t *r, char *errstr, size_t errstr_size);
 cs_err_t cs_redis_load_libs(cs_redis_t *r, char *errstr, size_t errstr_size);
+/* Drops a node's connection after an I/O failure, \p errstr saying why: CS_ERR_RETRY */
+cs_err_t cs_redis_io_error(cs_redis_t *r, char *errstr, size_t errstr_size);
 void cs_redis_pipe_free_replies(cs_redis_pipe_t *p);
 int cs_redis_missing_function(const redisReply *reply);
 

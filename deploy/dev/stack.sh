@@ -113,8 +113,28 @@ do_stop() {
   say "stopped"
 }
 
+# redis_answers PORT PID: waits (5 s at most) until the server answering on PORT is the
+# redis-server PID, started just now. It must be ours: on a port another stack's node
+# holds (a cluster's node restarted by a test), ours fails to bind and the other would
+# answer PING. By pid, not name: right after the fork the child may not have exec'd
+# redis-server yet (under load that race is real). (A signal's trap must not run in a
+# test of two command substitutions: bash 5.2 then fails to parse it.)
+redis_answers() {
+  local port=$1 pid=$2 i answer
+  for i in $(seq 1 100); do
+    answer=$(redis-cli -p "$port" info server 2>/dev/null | tr -d '\r' |
+      sed -n 's/^process_id://p') || true
+    if [ "$answer" = "$pid" ]; then
+      return 0
+    fi
+    kill -0 "$pid" 2>/dev/null || return 1
+    sleep 0.05
+  done
+  return 1
+}
+
 start_redis() {
-  local port i pid answer
+  local port
   mkdir -p "$dir/redis"
   for attempt in 1 2 3 4 5 6 7 8; do
     port=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40000 ))
@@ -123,21 +143,10 @@ start_redis() {
       --appendonly yes --appendfsync everysec --save "" --protected-mode yes \
       --logfile "$dir/redis.log" >/dev/null 2>&1 </dev/null &
     echo $! >"$dir/redis.pid"
-    pid=$(cat "$dir/redis.pid")
-    for i in $(seq 1 100); do
-      # the server answering is ours: on a port another stack's node holds (a cluster's
-      # node restarted by a test), ours fails to bind and the other would answer PING
-      answer=$(redis-cli -p "$port" info server 2>/dev/null | tr -d '\r' |
-        sed -n 's/^process_id://p') || true
-      if [ "$answer" = "$pid" ]; then
-        echo "$port" >"$dir/redis.port"
-        return 0
-      fi
-      # alive, by pid: right after the fork the child may not have exec'd redis-server
-      # yet, so its name cannot be checked here (under load that race is real)
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.05
-    done
+    if redis_answers "$port" "$(cat "$dir/redis.pid")"; then
+      echo "$port" >"$dir/redis.port"
+      return 0
+    fi
     stop_one "$dir/redis.pid" redis-server
   done
   echo "stack: redis-server did not start (see $dir/redis.log)" >&2
@@ -183,7 +192,7 @@ stop_cluster_nodes() {
 # start_cluster_node: one cluster node on a free port, none of $ports nor the cluster
 # bus port (PORT + 10000) of one; appends the port to $ports.
 start_cluster_node() {
-  local port p i taken pid answer
+  local port p taken
   for _ in 1 2 3 4 5 6 7 8; do
     # PORT + 10000, the node's cluster bus, must be a port too
     port=$(( 20000 + (RANDOM * 32768 + RANDOM) % 35000 ))
@@ -204,20 +213,10 @@ start_cluster_node() {
       --appendonly yes --appendfsync everysec --save "" --protected-mode yes \
       --logfile "$dir/redis-$port.log" >/dev/null 2>&1 </dev/null &
     echo $! >"$dir/redis-$port.pid"
-    pid=$(cat "$dir/redis-$port.pid")
-    for i in $(seq 1 100); do
-      # the server answering is ours, not another stack's on a port it just took (and a
-      # signal's trap must not run in a test of two command substitutions: bash 5.2 then
-      # fails to parse it)
-      answer=$(redis-cli -p "$port" info server 2>/dev/null | tr -d '\r' |
-        sed -n 's/^process_id://p') || true
-      if [ "$answer" = "$pid" ]; then
-        ports+=("$port")
-        return 0
-      fi
-      kill -0 "$pid" 2>/dev/null || break # by pid: see start_redis
-      sleep 0.05
-    done
+    if redis_answers "$port" "$(cat "$dir/redis-$port.pid")"; then
+      ports+=("$port")
+      return 0
+    fi
     stop_one "$dir/redis-$port.pid" redis-server
     rm -rf "$dir/redis-$port"
   done
