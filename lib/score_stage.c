@@ -567,11 +567,21 @@ static int cs_stage_position(const cs_redis_pipe_t *p, size_t from, size_t to,
                              const rd_kafka_topic_partition_t *tp, char *errstr,
                              size_t errstr_size)
 {
-    int64_t best[64];
-    size_t nshards = shards < 64 ? shards : 64;
-    for (size_t m = 0; m < nshards; m++)
-        best[m] = -1;
-    for (size_t i = from; i < to; i++) {
+    /* the reads are master by master: each master's highest, the lowest of those */
+    int found = 0;
+    size_t with = 0;
+    int64_t best = -1;
+    for (size_t i = from; i <= to; i++) {
+        if (i > from && (i == to || shard_of[i] != shard_of[i - 1])) {
+            if (best >= 0) {
+                *pos = found && *pos < best ? *pos : best;
+                found = 1;
+                with++;
+            }
+            best = -1;
+        }
+        if (i == to)
+            break;
         const redisReply *r = cs_redis_pipe_reply(p, i);
         char *end = NULL;
         int64_t v = r && r->type == REDIS_REPLY_STRING ? strtoll(r->str, &end, 10) : -1;
@@ -584,26 +594,13 @@ static int cs_stage_position(const cs_redis_pipe_t *p, size_t from, size_t to,
                      r && r->type == REDIS_REPLY_ERROR ? r->str : "not an offset");
             return -1;
         }
-        size_t m = shard_of[i] < nshards ? shard_of[i] : 0;
-        if (v > best[m])
-            best[m] = v;
+        best = v > best ? v : best;
     }
-    int found = 0;
-    size_t missing = 0;
-    for (size_t m = 0; m < nshards; m++) {
-        if (best[m] < 0) {
-            missing++;
-            continue;
-        }
-        if (!found || best[m] < *pos)
-            *pos = best[m];
-        found = 1;
-    }
-    if (found && missing)
+    if (found && with < shards)
         cs_log_warn(
             "no position on some redis cluster masters: resuming from the others'",
             "{s:s, s:i, s:i}", "topic", tp->topic, "partition", (int)tp->partition,
-            "masters_without", (int)missing);
+            "masters_without", (int)(shards - with));
     return found;
 }
 
@@ -620,29 +617,49 @@ static cs_err_t cs_stage_on_assign(void *opaque, rd_kafka_t *rk,
     char errstr[512];
     cs_err_t err = CS_OK;
     int64_t deadline = cs_mono_ms() + 60000;
-    /* Redis may be restarting: wait for it (a while; the group waits for us too). A
-     * cluster's masters must be known before their keys can be named. */
-    if (!cs_redis_connected(s->reader))
-        err = cs_redis_connect_retry(s->reader, 60000, errstr, sizeof(errstr));
-    size_t per =
-        cs_redis_is_cluster(s->reader) ? cs_redis_shards(s->reader) * CS_STAGE_TAGS : 1;
-    size_t *shard_of = calloc((size_t)(parts->cnt ? parts->cnt : 1) * (per ? per : 1),
-                              sizeof(*shard_of));
-    size_t *starts = calloc((size_t)parts->cnt + 1, sizeof(*starts));
+    size_t *shard_of = NULL, *starts = NULL;
     cs_redis_pipe_t *p = cs_redis_pipe_new();
-    if (!err && (!shard_of || !starts || !p)) {
-        snprintf(errstr, sizeof(errstr), "out of memory");
-        err = CS_ERR_NOMEM;
+    cs_backoff_t backoff;
+    cs_backoff_init(&backoff, CS_BACKOFF_STORE_INITIAL_MS, CS_BACKOFF_STORE_MAX_MS);
+    /* Redis may be restarting or loading its data: wait for it (a while; the group waits
+     * for us too). The reads are named again after every wait: a cluster's masters must
+     * be known before their keys can be named, and a fail-over changes them. */
+    for (;;) {
+        if (!p) {
+            err = CS_ERR_NOMEM;
+            break;
+        }
+        if (!cs_redis_connected(s->reader))
+            err = cs_redis_connect_retry(s->reader, deadline - cs_mono_ms(), errstr,
+                                         sizeof(errstr));
+        if (!err) {
+            size_t per = cs_redis_is_cluster(s->reader)
+                             ? cs_redis_shards(s->reader) * CS_STAGE_TAGS
+                             : 1;
+            free(shard_of);
+            free(starts);
+            shard_of = calloc((size_t)(parts->cnt ? parts->cnt : 1) * (per ? per : 1),
+                              sizeof(*shard_of));
+            starts = calloc((size_t)parts->cnt + 1, sizeof(*starts));
+            cs_redis_pipe_reset(p);
+            if (!shard_of || !starts) {
+                err = CS_ERR_NOMEM;
+                break;
+            }
+            for (int i = 0; i < parts->cnt; i++)
+                starts[i + 1] =
+                    starts[i] + cs_stage_add_position_reads(s, p, &parts->elems[i],
+                                                            shard_of, starts[i]);
+            err = cs_redis_pipe_exec(s->reader, p, errstr, sizeof(errstr));
+        }
+        /* LOADING, BUSY: Redis answers, not yet; a lost connection: connect again */
+        if (err != CS_ERR_RETRY || !cs_running() || cs_mono_ms() >= deadline)
+            break;
+        cs_backoff_sleep(&backoff);
+        err = CS_OK;
     }
-    for (int i = 0; !err && i < parts->cnt; i++)
-        starts[i + 1] = starts[i] + cs_stage_add_position_reads(s, p, &parts->elems[i],
-                                                                shard_of, starts[i]);
-    while (!err &&
-           (err = cs_redis_pipe_exec(s->reader, p, errstr, sizeof(errstr))) ==
-               CS_ERR_RETRY &&
-           cs_running() && cs_mono_ms() < deadline)
-        cs_redis_connect_retry(s->reader, deadline - cs_mono_ms(), errstr,
-                               sizeof(errstr));
+    if (err == CS_ERR_NOMEM)
+        snprintf(errstr, sizeof(errstr), "out of memory");
     for (int i = 0; !err && i < parts->cnt; i++) {
         rd_kafka_topic_partition_t *tp = &parts->elems[i];
         int64_t committed = tp->offset, pos = -1;

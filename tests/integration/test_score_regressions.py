@@ -290,6 +290,50 @@ class ScoreRegressions(Checks):
         r.close()
 
 
+class PositionsWaitForABusyRedis(Checks):
+    """Found by the fault suite's long run: a Redis still loading its AOF answered the
+    positions read at assignment with LOADING, and the scorer gave up at once ("cannot
+    read positions from redis: no safe place to resume", exit 1) instead of waiting, as
+    the read had before the cluster change. Here Redis answers BUSY (a script running,
+    busy-reply-threshold lowered) while the scorer takes its partitions: it waits, then
+    scores everything."""
+
+    def test_regression_positions_read_waits_for_a_busy_redis(self):
+        s = self.stack
+        r = s.redis()
+        r.cmd("CONFIG", "SET", "busy-reply-threshold", "100")
+        events = make_feed(300, seed=31, subjects=20)
+        model = model_of(events)
+        produce_to(s.bootstrap, events, topic="it.busy")
+        # the group's join is held until Redis is busy, so the positions read meets it
+        s.fault("errors", "FindCoordinator", 1000, "COORDINATOR_NOT_AVAILABLE")
+        scorer = s.program("caresignal-score", config_extra={
+            "group.id": "score-busy", "state.namespace": "busy", "topic.events": "it.busy",
+            "topic.alerts": "it.busy.alerts", "topic.deadletter": "it.busy.dlq"})
+        wait_until(lambda: any(l.get("msg") == "score started" for l in scorer.logs()),
+                   60, what="the scorer to load its library")
+        busy = subprocess.Popen(
+            ["redis-cli", "-p", str(s.redis_port), "EVAL",
+             "local t = redis.call('TIME') local e = t[1] + 5 "
+             "while tonumber(redis.call('TIME')[1]) < e do end return 1", "0"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_until(lambda: b"BUSY" in subprocess.run(
+                ["redis-cli", "-p", str(s.redis_port), "PING"], capture_output=True).stdout,
+                10, what="Redis to answer BUSY")
+            s.fault("clear", "FindCoordinator")
+            wait_until(lambda: busy.poll() is not None, 30, what="the script to end")
+        finally:
+            busy.kill()
+            busy.wait()
+        wait_until(lambda: applied(s, "busy", model) == total(model), 90, interval=0.5,
+                   what="every event applied once Redis answers")
+        self.assertEqual(scorer.stop(), 0)
+        self.assertFalse([l for l in scorer.logs() if l.get("level") == "fatal"])
+        self.assert_state_matches_model(model, ns="busy")
+        r.close()
+
+
 class OffsetResetKeepsTheResumeRule(Checks):
     """An offset reset on one partition re-assigned the other partitions at their committed
     offset, not at the lower of the Redis position and the committed offset: after a Redis
